@@ -1,0 +1,14 @@
+"""Timelines in, timelines out: the only room that knows file formats.
+
+``read_cuts(path)`` returns a :class:`Timeline` whatever the editor; ``write_timeline`` puts a
+score track back in the input's own format. One reader/writer module per family.
+"""
+from __future__ import annotations
+
+from .model import Edit, Marker, Scene, ScoreTrack, Shot, Timeline, VideoTrack, build_timeline
+from .io import read_cuts, read_edit, write_timeline
+
+__all__ = [
+    "Edit", "Marker", "Scene", "ScoreTrack", "Shot", "Timeline", "VideoTrack",
+    "build_timeline", "read_cuts", "read_edit", "write_timeline",
+]

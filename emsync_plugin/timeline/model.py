@@ -1,0 +1,212 @@
+"""The one shape every stage above the readers sees: a ``Timeline`` of ``Scene`` s.
+
+Readers (one module per file family) turn an editor's file into ``Shot`` s per enabled video
+track and call :func:`build_timeline`, which owns the rules for what a cut is:
+
+* a cut is an edit point on the picture: the union of the edit points of all enabled video
+  tracks (a gap's edges count, a track that ends early cuts where it ends);
+* a transition or mix cuts at its midpoint (readers move the shot boundary there);
+* times are seconds from the timeline's start, snapped to the timeline's frame grid.
+
+Frames appear only at the edges (readers and writers), converted with the exact rate.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+# Two edit points closer than this (in frames) are one cut.
+_SAME_FRAME = 0.5
+
+
+@dataclass(frozen=True)
+class Shot:
+    """One item of one video track, in seconds from the timeline's start.
+
+    ``media`` is ``None`` for a gap. ``source_start``/``source_end`` are seconds into the
+    media file (its own time, not the timeline's).
+    """
+
+    start: float
+    end: float
+    media: str | None = None
+    source_start: float | None = None
+    source_end: float | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class VideoTrack:
+    """One video track as a reader found it, shots in timeline order."""
+
+    name: str
+    shots: tuple[Shot, ...]
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A named point on the timeline (OTIO marker, Kdenlive guide or clip marker, EDL locator)."""
+
+    time: float
+    name: str
+    comment: str = ""
+    origin: str = ""  # where it was read from, e.g. "guide", "clip marker: Shot 3"
+
+
+@dataclass(frozen=True)
+class Scene:
+    """The picture between two cuts; ``index`` counts from 1 as ``emsync cuts`` prints it."""
+
+    index: int
+    start: float
+    end: float
+    media: str | None = None
+    source_start: float | None = None
+    source_end: float | None = None
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """What emsync knows about an editor's timeline."""
+
+    name: str
+    rate: float
+    start: float  # seconds of the global start timecode (01:00:00:00 -> 3600.0)
+    duration: float
+    cuts: tuple[float, ...]
+    scenes: tuple[Scene, ...]
+    path: Path | None = None
+    format: str = ""  # reader family: "otio", "kdenlive", "fcp_xml", "fcpx_xml", "cmx_3600", "video"
+    markers: tuple[Marker, ...] = field(default_factory=tuple)
+
+    def frames(self, seconds: float) -> int:
+        """Nearest frame number of a time in seconds."""
+        return int(round(seconds * self.rate))
+
+    def to_json(self) -> dict:
+        """The object ``emsync cuts --json`` prints (the bridges parse only this)."""
+        return {
+            "timeline": self.name,
+            "rate": self.rate,
+            "start": self.start,
+            "duration": self.duration,
+            "cuts": list(self.cuts),
+            "scenes": [
+                {
+                    "index": s.index,
+                    "start": s.start,
+                    "end": s.end,
+                    "media": s.media,
+                    "source_start": s.source_start,
+                    "source_end": s.source_end,
+                }
+                for s in self.scenes
+            ],
+            "markers": [asdict(m) for m in self.markers],
+        }
+
+
+@dataclass(frozen=True)
+class Edit:
+    """What a reader returns: the file's video tracks before cuts are derived from them.
+
+    ``duration`` is the whole timeline's length (audio included) in seconds.
+    """
+
+    name: str
+    rate: float
+    start: float
+    duration: float
+    tracks: tuple[VideoTrack, ...]  # bottom (V1) to top
+    markers: tuple[Marker, ...] = ()
+    path: Path | None = None
+    format: str = ""
+
+
+@dataclass(frozen=True)
+class ScoreTrack:
+    """What a writer puts back on the timeline: one audio clip from the timeline's start."""
+
+    wav: Path  # absolute path of the rendered score
+    midi: Path  # absolute path of the MIDI beside it
+    duration: float  # seconds; the clip covers the whole timeline
+    metadata: dict  # stored under metadata["emsync"] (or the format's equivalent)
+    name: str = "EMSYNC Score"
+
+
+def snap(seconds: float, rate: float) -> float:
+    """Snap a time to the frame grid of ``rate`` (frame-exact rounding)."""
+    return round(round(seconds * rate) / rate, 9)
+
+
+def build_timeline(
+    name: str,
+    rate: float,
+    tracks: Sequence[Sequence[Shot]],
+    *,
+    start: float = 0.0,
+    duration: float | None = None,
+    markers: Iterable[Marker] = (),
+    path: Path | None = None,
+    format: str = "",
+) -> Timeline:
+    """Turn the shots of the enabled video tracks into cuts and scenes.
+
+    ``tracks`` are ordered bottom to top (as OTIO, Kdenlive and FCP number them): where two
+    tracks overlap, the top one is what the viewer sees and gives the scene its media.
+    ``duration`` defaults to the end of the last shot; pass the whole timeline's length (audio
+    included) when it is known.
+    """
+    shots = [s for track in tracks for s in track if s.end - s.start > 0]
+    end = max((s.end for s in shots), default=0.0)
+    duration = snap(duration if duration is not None else end, rate)
+    half = _SAME_FRAME / rate
+
+    points: list[float] = []
+    for shot in shots:
+        for t in (shot.start, shot.end):
+            t = snap(t, rate)
+            if half < t < duration - half:
+                points.append(t)
+    points.sort()
+    cuts: list[float] = []
+    for t in points:
+        if not cuts or t - cuts[-1] > half:
+            cuts.append(t)
+
+    bounds = [0.0, *cuts, duration]
+    scenes = []
+    for i, (a, b) in enumerate(zip(bounds, bounds[1:]), start=1):
+        shot = _visible_shot(tracks, (a + b) / 2)
+        if shot is None or shot.media is None:
+            scenes.append(Scene(i, a, b))
+            continue
+        src0 = None if shot.source_start is None else round(shot.source_start + (a - shot.start), 9)
+        src1 = None if shot.source_start is None else round(shot.source_start + (b - shot.start), 9)
+        scenes.append(Scene(i, a, b, shot.media, src0, src1))
+    return Timeline(
+        name=name,
+        rate=rate,
+        start=start,
+        duration=duration,
+        cuts=tuple(cuts),
+        scenes=tuple(scenes),
+        path=path,
+        format=format,
+        markers=tuple(sorted(markers, key=lambda m: m.time)),
+    )
+
+
+def _visible_shot(tracks: Sequence[Sequence[Shot]], t: float) -> Shot | None:
+    """The shot the viewer sees at time ``t``: the topmost non-gap one covering it."""
+    for track in reversed(tracks):
+        for shot in track:
+            if shot.media is not None and shot.start <= t < shot.end:
+                return shot
+    return None
