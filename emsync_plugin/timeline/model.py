@@ -12,6 +12,7 @@ Frames appear only at the edges (readers and writers), converted with the exact 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -142,7 +143,7 @@ class ScoreTrack:
 
 def snap(seconds: float, rate: float) -> float:
     """Snap a time to the frame grid of ``rate`` (frame-exact rounding)."""
-    return round(round(seconds * rate) / rate, 9)
+    return round(math.floor(seconds * rate + 0.5 + 1e-9) / rate, 9)  # halves round up
 
 
 def build_timeline(

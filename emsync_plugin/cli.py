@@ -1,0 +1,166 @@
+"""The ``emsync`` command: ``cuts``, ``score`` and ``demo``.
+
+Errors a user can cause print one line naming the file and the fix, and exit with status 2
+(a traceback only with ``--debug``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__, progress
+from .errors import EmsyncError
+
+logger = logging.getLogger(__name__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args)
+    try:
+        return args.func(args)
+    except EmsyncError as exc:
+        if args.debug:
+            raise
+        print(f"emsync: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("emsync: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    common.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+
+    p = argparse.ArgumentParser(
+        prog="emsync", parents=[common],
+        description="Score a video edit: chords on the cuts, mood from the scenes.",
+    )
+    p.add_argument("--version", action="version", version=f"emsync {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def timeline_args(sp):
+        sp.add_argument("timeline", type=Path, help="timeline file (.otio .otioz .otiod .kdenlive .xml .fcpxml .edl) or a video file")
+        sp.add_argument("--track", help="take cuts from one video track (number like 2 / V2, or its name); default: all enabled")
+        sp.add_argument("--rate", type=float, help="frame rate of an EDL (EDLs do not store it; default: inferred)")
+
+    c = sub.add_parser("cuts", parents=[common], help="print a timeline's cut points and scenes")
+    timeline_args(c)
+    c.add_argument("--json", action="store_true", help="print one JSON object (for scripts and the editor bridges)")
+    c.set_defaults(func=_cmd_cuts)
+
+    s = sub.add_parser("score", parents=[common], help="generate a score and put it back on the timeline")
+    timeline_args(s)
+    s.add_argument("-o", "--output", type=Path, help="scored timeline to write (default: <name>.emsync.<ext> beside the input)")
+    s.add_argument("--in-place", action="store_true", help="overwrite the input timeline (a timestamped backup is kept)")
+    s.add_argument("--engine", default="baseline", help="music generator (default: baseline)")
+    s.add_argument("--valence", type=float, help="mood from -1 (sad, dark) to 1 (happy, bright) for the whole timeline")
+    s.add_argument("--arousal", type=float, help="energy from -1 (calm) to 1 (excited, tense) for the whole timeline")
+    s.add_argument("--seed", type=int, default=0, help="random seed (same seed, same score)")
+    s.add_argument("--loudness", type=float, default=-16.0, help="loudness target in LUFS (default -16)")
+    s.add_argument("--fade", type=float, default=3.0, help="fade-out at the end in seconds (default 3)")
+    s.add_argument("--no-timeline", action="store_true", help="write only the WAV, MIDI and JSON sidecar")
+    s.set_defaults(func=_cmd_score)
+
+    d = sub.add_parser("demo", parents=[common], help="score the bundled sample in every write-back format")
+    d.add_argument("folder", nargs="?", type=Path, default=Path("emsync-demo"), help="where to write (default ./emsync-demo)")
+    d.set_defaults(func=_cmd_demo)
+    return p
+
+
+def _configure_logging(args) -> None:
+    level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("emsync: %(message)s" if not args.debug else "%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("emsync_plugin")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _cmd_cuts(args) -> int:
+    from .timeline import read_cuts
+
+    timeline = read_cuts(args.timeline, track=args.track, rate=args.rate)
+    if args.json:
+        print(json.dumps(timeline.to_json(), indent=2))
+    else:
+        print(format_table(timeline))
+    return 0
+
+
+def format_table(timeline) -> str:
+    """The human-readable table ``emsync cuts`` prints."""
+    tc = lambda s: _timecode(timeline.start + s, timeline.rate)  # noqa: E731
+    lines = [
+        f"{timeline.name}: {len(timeline.cuts)} cuts, {len(timeline.scenes)} scenes, "
+        f"{timeline.duration:.3f} s at {timeline.rate:.3f} fps, starts {tc(0)}",
+        f"{'#':>3}  {'start':>11}  {'end':>11}  {'record in':>11}  {'length':>8}  media (source range)",
+    ]
+    for s in timeline.scenes:
+        media = Path(s.media).name if s.media else "(gap / no media)"
+        src = f" ({s.source_start:.3f}-{s.source_end:.3f} s)" if s.source_start is not None else ""
+        lines.append(
+            f"{s.index:>3}  {s.start:>10.3f}s  {s.end:>10.3f}s  {tc(s.start):>11}  {s.duration:>7.3f}s  {media}{src}"
+        )
+    return "\n".join(lines)
+
+
+def _timecode(seconds: float, rate: float) -> str:
+    fps = int(round(rate))
+    frames = int(round(seconds * rate))
+    ff, total = frames % fps, frames // fps
+    return f"{total // 3600:02d}:{total // 60 % 60:02d}:{total % 60:02d}:{ff:02d}"
+
+
+def _cmd_score(args) -> int:
+    from .pipeline import ScoreOptions, score
+
+    options = ScoreOptions(
+        output=args.output, engine=args.engine, valence=args.valence, arousal=args.arousal,
+        track=args.track, rate=args.rate, in_place=args.in_place, seed=args.seed,
+        loudness=args.loudness, fade=args.fade, write_timeline=not args.no_timeline,
+    )
+    result = _run_with_bar(lambda cb: score(args.timeline, options, cb))
+    _print_result(result)
+    return 0
+
+
+def _run_with_bar(job):
+    with progress.bar(total=100, desc="emsync", unit="%") as bar:
+        def cb(stage: str, fraction: float) -> None:
+            bar.set_description(stage)
+            bar.update(max(0, int(fraction * 100) - bar.n))
+        return job(cb)
+
+
+def _print_result(result) -> None:
+    if result.output:
+        print(f"scored timeline: {result.output}")
+    print(f"score audio:     {result.wav}  ({result.lufs:.1f} LUFS)")
+    print(f"score MIDI:      {result.midi}")
+    print(f"settings:        {result.sidecar}")
+
+
+def _cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    folder = args.folder
+    results = run_demo(folder, progress_factory=_run_with_bar)
+    print(f"\nThe bundled sample, scored in {len(results)} formats, is in {folder.resolve()}:")
+    for fmt, result in results.items():
+        print(f"  {fmt:<10} {result.output}")
+    first = next(iter(results.values()))
+    print(f"\nListen to {first.wav}\nor open {results.get('kdenlive', first).output} in Kdenlive "
+          f"(or any other file above in its editor) to see the new 'EMSYNC Score' track.")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

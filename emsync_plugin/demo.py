@@ -1,0 +1,60 @@
+"""``emsync demo``: score the bundled sample in every format emsync writes back to.
+
+The sample (``emsync_plugin/data/sample``: a 48 s video of seven different scenes, made by
+``scripts/make_sample.py``, with its edit as ``.otio`` and ``.kdenlive``) is copied into the
+demo folder; FCP 7 XML and FCPXML copies of the edit are made from the OTIO with the OTIO
+adapters (as an editor's export would be), and each is scored.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import opentimelineio as otio
+
+from .errors import EmsyncError
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_FILES = ("sample.mp4", "sample.otio", "sample.kdenlive")
+
+
+def sample_dir() -> Path:
+    """The bundled sample's folder inside the installed package."""
+    return Path(str(resources.files("emsync_plugin") / "data" / "sample"))
+
+
+def copy_sample(folder: Path) -> dict[str, Path]:
+    """Copy the sample into ``folder`` and add FCP 7 XML and FCPXML exports of its edit."""
+    folder.mkdir(parents=True, exist_ok=True)
+    src = sample_dir()
+    for name in SAMPLE_FILES:
+        if not (src / name).exists():
+            raise EmsyncError(f"the bundled sample is incomplete: {name} is missing", path=src,
+                              hint="reinstall emsync (pip install --force-reinstall .)")
+        shutil.copy2(src / name, folder / name)
+    timeline = otio.adapters.read_from_file(str(folder / "sample.otio"))
+    for clip in timeline.find_clips():
+        ref = clip.media_reference
+        if isinstance(ref, otio.schema.ExternalReference) and "://" not in ref.target_url:
+            ref.target_url = otio.url_utils.url_from_filepath(str((folder / ref.target_url).resolve()))
+    files = {"otio": folder / "sample.otio", "kdenlive": folder / "sample.kdenlive"}
+    for fmt, name, adapter in (("fcp7 xml", "sample.xml", "fcp_xml"), ("fcpxml", "sample.fcpxml", "fcpx_xml")):
+        otio.adapters.write_to_file(timeline, str(folder / name), adapter_name=adapter)
+        files[fmt] = folder / name
+    return files
+
+
+def run_demo(folder: Path, progress_factory=None) -> dict:
+    """Score the sample in each format; returns ``{format: ScoreResult}``."""
+    from .pipeline import ScoreOptions, score
+
+    files = copy_sample(Path(folder))
+    results = {}
+    for fmt, path in files.items():
+        logger.info("scoring the sample as %s: %s", fmt, path.name)
+        job = lambda cb, p=path: score(p, ScoreOptions(), cb)  # noqa: E731
+        results[fmt] = progress_factory(job) if progress_factory else job(None)
+    return results

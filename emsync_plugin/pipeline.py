@@ -1,0 +1,208 @@
+"""The one place that chains the stages; the CLI, the Resolve script and the panel all call it.
+
+    read cuts -> scene moods -> generate MIDI -> render audio -> write timeline (+ sidecar)
+
+Each stage is a plain function of the previous one's result, so any of them can be swapped
+(the learned generator and the emotion model plug in here).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from . import __version__, fileio
+from .errors import OptionsError, TimelineError
+from .music.baseline import BaselineOptions, Mood, arrange
+from .music.render import RenderOptions, render_midi, write_midi
+from .timeline import ScoreTrack, Timeline, read_cuts, write_timeline
+from .timeline.io import KDENLIVE_SUFFIXES, MIN_DURATION, VIDEO_SUFFIXES
+from .timeline.otio_io import ADAPTERS
+
+logger = logging.getLogger(__name__)
+
+ENGINES = ("baseline",)
+Progress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """Everything ``score`` needs besides the timeline; validated before any work starts."""
+
+    output: Path | None = None  # scored timeline; default beside the input: <stem>.emsync<suffix>
+    engine: str = "baseline"
+    valence: float | None = None  # -1..1, for the whole timeline (overrides the estimate)
+    arousal: float | None = None
+    track: str | None = None  # video track that gives the cuts; default all enabled ones
+    rate: float | None = None  # EDLs only: they carry no rate
+    in_place: bool = False  # overwrite the input, keeping a timestamped backup
+    seed: int = 0
+    loudness: float = -16.0  # LUFS
+    fade: float = 3.0  # seconds
+    write_timeline: bool = True  # False: only WAV + MIDI + sidecar (the Resolve bridge imports them itself)
+
+    def __post_init__(self):
+        if self.engine not in ENGINES:
+            raise OptionsError(f"unknown engine {self.engine!r}", hint=f"choose one of: {', '.join(ENGINES)}")
+        for name in ("valence", "arousal"):
+            value = getattr(self, name)
+            if value is not None and not (-1.0 <= value <= 1.0 and math.isfinite(value)):
+                raise OptionsError(f"--{name} {value} is out of range", hint="use a value from -1 to 1")
+        if self.rate is not None and not (0 < self.rate <= 240):
+            raise OptionsError(f"--rate {self.rate} is not a frame rate", hint="use e.g. 24, 25, 29.97 or 30")
+        if not (-70.0 <= self.loudness <= 0.0):
+            raise OptionsError(f"--loudness {self.loudness} LUFS is out of range", hint="use -70 to 0 (default -16)")
+        if not (0.0 <= self.fade <= 30.0):
+            raise OptionsError(f"--fade {self.fade} s is out of range", hint="use 0 to 30 seconds (default 3)")
+        if self.output is not None:
+            object.__setattr__(self, "output", Path(self.output))
+
+
+@dataclass(frozen=True)
+class SceneMood:
+    """The mood that conditions one scene's music."""
+
+    index: int
+    start: float
+    end: float
+    valence: float
+    arousal: float
+    source: str  # "cli" | "default" (later: "faces", "cues", "marker")
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    timeline: Timeline
+    output: Path | None  # the scored timeline written (None with write_timeline=False)
+    wav: Path
+    midi: Path
+    sidecar: Path
+    lufs: float
+    moods: tuple[SceneMood, ...] = field(default_factory=tuple)
+
+
+def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Progress | None = None) -> ScoreResult:
+    """Score the timeline at ``path``: read its cuts, write music on them, put it back."""
+    report = progress or (lambda stage, fraction: None)
+    path = Path(path)
+    report("reading cuts", 0.0)
+    timeline = read_cuts(path, track=options.track, rate=options.rate, min_duration=MIN_DURATION)
+    out = output_path(path, timeline, options)
+    logger.info("%s: %d cuts, %.2f s at %.3f fps", path.name, len(timeline.cuts), timeline.duration, timeline.rate)
+
+    report("estimating moods", 0.15)
+    moods = estimate_moods(timeline, options)
+
+    report("generating music", 0.3)
+    midi = generate(timeline, moods, options)
+
+    base = out.with_suffix("") if out.suffix else out
+    wav_path = base.with_name(base.name + ".wav").resolve()
+    midi_path = base.with_name(base.name + ".mid").resolve()
+    sidecar = base.with_name(base.name + ".json").resolve()
+    write_midi(midi, midi_path)
+
+    report("rendering audio", 0.5)
+    rendered = render_midi(midi, wav_path, timeline.duration, RenderOptions(loudness=options.loudness, fade=options.fade))
+
+    settings = {
+        "version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "source": str(path.resolve()),
+        "engine": options.engine,
+        "seed": options.seed,
+        "wav": str(wav_path),
+        "midi": str(midi_path),
+        "sidecar": str(sidecar),
+        "loudness": options.loudness,
+        "lufs": None if not math.isfinite(rendered.lufs) else round(rendered.lufs, 2),
+        "fade": options.fade,
+        "rate": timeline.rate,
+        "duration": timeline.duration,
+        "cuts": list(timeline.cuts),
+        "scenes": [asdict(m) for m in moods],
+    }
+    fileio.write_text(sidecar, json.dumps(settings, indent=2) + "\n")
+
+    written = None
+    if options.write_timeline:
+        report("writing timeline", 0.85)
+        if out.exists() and (options.in_place or not _written_by_us(out)):
+            fileio.backup(out)
+        written = write_timeline(
+            timeline, out, ScoreTrack(wav=wav_path, midi=midi_path, duration=timeline.duration, metadata=settings)
+        )
+    report("done", 1.0)
+    return ScoreResult(timeline, written, wav_path, midi_path, sidecar, rendered.lufs, tuple(moods))
+
+
+def output_path(path: Path, timeline: Timeline, options: ScoreOptions) -> Path:
+    """Where the scored timeline goes; refuses to overwrite the input without ``in_place``."""
+    suffix = path.suffix.lower()
+    if options.in_place:
+        if options.output is not None and options.output.resolve() != path.resolve():
+            raise OptionsError("--in-place and -o name different files", hint="use one of them")
+        if timeline.format in ("cmx_3600", "video"):
+            raise OptionsError(f"{path.name} cannot take a score track in place", hint="write an OTIO timeline with -o NAME.otio")
+        return path
+    if options.output is not None:
+        out = options.output
+    else:
+        out_suffix = ".otio" if timeline.format in ("cmx_3600", "video") else path.suffix
+        out = path.with_name(f"{path.stem}.emsync{out_suffix}")
+    if out.resolve() == path.resolve():
+        raise OptionsError(
+            f"{path} is the input timeline", hint="pass --in-place to overwrite it (a timestamped backup is kept) or choose another -o"
+        )
+    _check_output_format(path, timeline, out)
+    return out
+
+
+def _check_output_format(path: Path, timeline: Timeline, out: Path) -> None:
+    out_suffix = out.suffix.lower()
+    if timeline.format == "kdenlive":
+        ok = out_suffix in KDENLIVE_SUFFIXES
+        want = ".kdenlive"
+    elif timeline.format == "video":
+        ok, want = False, "(none)"
+    else:
+        ok = out_suffix in ADAPTERS and out_suffix != ".edl"
+        want = ".otio, .otioz, .otiod, .xml or .fcpxml"
+    if not ok:
+        raise OptionsError(
+            f"cannot write a {timeline.format} timeline as {out.name}", hint=f"name the output with one of: {want}"
+        )
+
+
+def _written_by_us(out: Path) -> bool:
+    try:
+        if out.is_dir():
+            return True
+        with out.open("rb") as f:
+            return b"EMSYNC Score" in f.read()
+    except OSError:
+        return False
+
+
+def estimate_moods(timeline: Timeline, options: ScoreOptions) -> list[SceneMood]:
+    """Valence/arousal per scene. Until the emotion model lands: the CLI's values, else neutral-warm."""
+    source = "cli" if options.valence is not None or options.arousal is not None else "default"
+    valence = options.valence if options.valence is not None else 0.3
+    arousal = options.arousal if options.arousal is not None else 0.0
+    return [SceneMood(s.index, s.start, s.end, valence, arousal, source) for s in timeline.scenes]
+
+
+def generate(timeline: Timeline, moods: Sequence[SceneMood], options: ScoreOptions):
+    """MIDI for the timeline's cuts and moods with the chosen engine."""
+    if options.engine == "baseline":
+        return arrange(
+            timeline.cuts,
+            timeline.duration,
+            [Mood(m.start, m.end, m.valence, m.arousal) for m in moods],
+            BaselineOptions(seed=options.seed),
+        )
+    raise OptionsError(f"unknown engine {options.engine!r}")  # unreachable: validated in ScoreOptions

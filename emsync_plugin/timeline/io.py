@@ -1,0 +1,119 @@
+"""Choose the reader or writer for a file, and check the file before anyone parses it."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..errors import TimelineError
+from . import otio_io
+from .model import Edit, ScoreTrack, Timeline, VideoTrack, build_timeline
+
+logger = logging.getLogger(__name__)
+
+KDENLIVE_SUFFIXES = (".kdenlive", ".mlt")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mxf", ".mts", ".mpg", ".mpeg")
+SUPPORTED = tuple(otio_io.ADAPTERS) + KDENLIVE_SUFFIXES + VIDEO_SUFFIXES
+MIN_DURATION = 1.0  # seconds; shorter timelines cannot carry a score
+
+
+def read_edit(path: str | Path, *, rate: float | None = None) -> Edit:
+    """Read the tracks of any supported timeline (or shots of a bare video file)."""
+    path = Path(path)
+    suffix = _check_file(path)
+    if suffix in KDENLIVE_SUFFIXES or (suffix == ".xml" and _is_mlt(path)):
+        from . import kdenlive
+
+        return kdenlive.read(path)
+    if suffix in VIDEO_SUFFIXES:
+        from . import video
+
+        return video.read(path)
+    return otio_io.read(path, rate=rate)
+
+
+def read_cuts(
+    path: str | Path, *, track: str | None = None, rate: float | None = None, min_duration: float = 0.0
+) -> Timeline:
+    """Read a timeline's cut points and scenes.
+
+    ``track`` picks one video track by number (``2``, ``V2``) or name; by default the edit
+    points of all enabled video tracks count.
+    """
+    edit = read_edit(path, rate=rate)
+    tracks = select_tracks(edit, track)
+    timeline = build_timeline(
+        edit.name, edit.rate, [t.shots for t in tracks], start=edit.start,
+        duration=edit.duration or None, markers=edit.markers, path=edit.path, format=edit.format,
+    )
+    if timeline.duration < min_duration:
+        raise TimelineError(
+            f"is only {timeline.duration:.2f} s long",
+            path=path,
+            hint=f"a score needs a timeline of at least {min_duration:g} s; check that the right sequence was exported",
+        )
+    return timeline
+
+
+def select_tracks(edit: Edit, track: str | None) -> list[VideoTrack]:
+    """The video tracks whose edit points count."""
+    if not edit.tracks:
+        raise TimelineError(
+            "has no video track", path=edit.path,
+            hint="emsync takes cuts from the picture: export the timeline with its video tracks",
+        )
+    if track is None:
+        chosen = [t for t in edit.tracks if t.enabled]
+        if not chosen:
+            raise TimelineError(
+                "has no enabled video track", path=edit.path, hint="enable a video track or pick one with --track",
+            )
+        return chosen
+    key = track.strip()
+    number = key[1:] if key[:1] in "Vv" and key[1:].isdigit() else key
+    if number.isdigit() and 1 <= int(number) <= len(edit.tracks):
+        return [edit.tracks[int(number) - 1]]
+    named = [t for t in edit.tracks if t.name == key]
+    if named:
+        return named[:1]
+    names = ", ".join(f"V{i} ({t.name})" for i, t in enumerate(edit.tracks, start=1))
+    raise TimelineError(f"has no video track {track!r}", path=edit.path, hint=f"pick one of: {names}")
+
+
+def write_timeline(timeline: Timeline, out: str | Path, score: ScoreTrack) -> Path:
+    """Write ``timeline``'s source file with the score track to ``out`` (format from ``out``'s suffix)."""
+    out = Path(out)
+    source = timeline.path
+    if source is None:
+        raise TimelineError("this timeline was not read from a file; nothing to write back", path=out)
+    if timeline.format == "kdenlive":
+        from . import kdenlive
+
+        return kdenlive.write(source, out, score)
+    if timeline.format == "video":
+        raise TimelineError("a bare video file has no timeline to write back to", path=source,
+                            hint="write an OTIO timeline instead (-o NAME.otio)")
+    return otio_io.write(source, out, score, rate=timeline.rate if timeline.format == "cmx_3600" else None)
+
+
+def _check_file(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise TimelineError("no such file", path=path, hint="check the path (export the timeline from your editor first)")
+    if suffix not in SUPPORTED:
+        raise TimelineError(
+            f"unsupported file type {suffix or '(no extension)'!r}",
+            path=path,
+            hint="export the timeline as .otio, .kdenlive, FCP 7 .xml, .fcpxml or .edl, or pass a video file",
+        )
+    if path.is_file() and path.stat().st_size == 0:
+        raise TimelineError("is empty", path=path, hint="re-export the timeline from your editor")
+    if path.is_dir() and suffix != ".otiod":
+        raise TimelineError("is a folder, not a timeline file", path=path, hint="pass the timeline file itself")
+    return suffix
+
+
+def _is_mlt(path: Path) -> bool:
+    """A Kdenlive/MLT document saved with an .xml suffix (FCP 7 XML starts with <xmeml>)."""
+    with path.open("rb") as f:
+        head = f.read(2048)
+    return b"<mlt" in head

@@ -1,0 +1,330 @@
+"""Timelines read and written through OpenTimelineIO and its adapter packages.
+
+Families: OTIO JSON (``.otio``), its bundles (``.otioz``, ``.otiod``), Final Cut Pro 7 XML
+(``.xml``: Premiere, Resolve, Hiero, Kdenlive exports; adapter ``otio-fcp-adapter``), FCPXML
+(``.fcpxml``; ``otio-fcpx-xml-adapter``) and CMX 3600 EDL (``.edl``; ``otio-cmx3600-adapter``).
+Every reader returns an :class:`~emsync_plugin.timeline.model.Edit`; nothing above this room
+sees an OTIO object.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import opentimelineio as otio
+
+from .. import fileio
+from ..errors import TimelineError
+from .model import Edit, Marker, ScoreTrack, Shot, VideoTrack
+
+logger = logging.getLogger(__name__)
+
+#: file suffix -> (OTIO adapter name, family name used in ``Timeline.format``)
+ADAPTERS = {
+    ".otio": ("otio_json", "otio"),
+    ".otioz": ("otioz", "otioz"),
+    ".otiod": ("otiod", "otiod"),
+    ".xml": ("fcp_xml", "fcp_xml"),
+    ".fcpxml": ("fcpx_xml", "fcpx_xml"),
+    ".edl": ("cmx_3600", "cmx_3600"),
+}
+
+#: Frame rates an EDL may be in, smallest first (EDLs do not say).
+EDL_RATES = (24.0, 25.0, 30.0, 48.0, 50.0, 60.0)
+_TIMECODE = re.compile(r"\b(\d{2}):(\d{2}):(\d{2})([:;.])(\d{2})\b")
+_EVENT = re.compile(
+    r"^\s*\d+\s+\S+\s+\S+\s+\S+(?:\s+\d+)?\s+"
+    r"(\S+)\s+(\S+)\s+(\d{2}:\d{2}:\d{2}[:;.]\d{2})\s+(\S+)\s*$"
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def read(path: Path, *, rate: float | None = None) -> Edit:
+    """Read any OTIO-family timeline file into an :class:`Edit`."""
+    adapter, family = ADAPTERS[path.suffix.lower()]
+    kwargs = {}
+    start = None
+    if family == "cmx_3600":
+        rate, start = _edl_rate_and_start(path, rate)
+        kwargs["rate"] = rate
+    timeline = _load(path, adapter, **kwargs)
+    return _to_edit(timeline, path, family, rate=rate, start=start)
+
+
+def _load(path: Path, adapter: str, **kwargs) -> otio.schema.Timeline:
+    try:
+        result = otio.adapters.read_from_file(str(path), adapter_name=adapter, **kwargs)
+    except TimelineError:
+        raise
+    except Exception as exc:  # adapters raise anything from ValueError to KeyError
+        raise TimelineError(
+            f"cannot read this {_describe(adapter)} file ({type(exc).__name__}: {exc})",
+            path=path,
+            hint=f"check that it is a complete {_describe(adapter)} export; re-export it from the editor",
+        ) from exc
+    if isinstance(result, otio.schema.Timeline):
+        return result
+    timelines = [t for t in _walk_timelines(result)]
+    if not timelines:
+        raise TimelineError("holds no timeline", path=path, hint="export a sequence/project, not a bin")
+    if len(timelines) > 1:
+        logger.info("%s holds %d timelines; using the first, %r", path, len(timelines), timelines[0].name)
+    return timelines[0]
+
+
+def _walk_timelines(obj):
+    if isinstance(obj, otio.schema.Timeline):
+        yield obj
+    elif isinstance(obj, otio.schema.SerializableCollection):
+        for child in obj:
+            yield from _walk_timelines(child)
+
+
+def _describe(adapter: str) -> str:
+    return {
+        "otio_json": "OpenTimelineIO",
+        "otioz": "OTIOZ bundle",
+        "otiod": "OTIOD bundle",
+        "fcp_xml": "Final Cut Pro 7 XML",
+        "fcpx_xml": "FCPXML",
+        "cmx_3600": "CMX 3600 EDL",
+    }[adapter]
+
+
+def _to_edit(timeline: otio.schema.Timeline, path: Path, family: str, *, rate=None, start=None) -> Edit:
+    rate = rate or _timeline_rate(timeline)
+    if rate is None:
+        raise TimelineError("has no clips to take a frame rate from", path=path, hint="export a timeline that has video on it")
+    if start is None:
+        gst = timeline.global_start_time
+        start = gst.to_seconds() if gst is not None else 0.0
+    duration = timeline.duration().to_seconds() if len(timeline.tracks) else 0.0
+    tracks = []
+    for i, track in enumerate(timeline.video_tracks(), start=1):
+        shots = tuple(_track_shots(track, 0.0, path))
+        tracks.append(VideoTrack(name=track.name or f"V{i}", shots=shots, enabled=track.enabled))
+    markers = _markers(timeline)
+    return Edit(
+        name=timeline.name or path.stem,
+        rate=rate,
+        start=start,
+        duration=duration,
+        tracks=tuple(tracks),
+        markers=tuple(markers),
+        path=path,
+        format=family,
+    )
+
+
+def _timeline_rate(timeline: otio.schema.Timeline) -> float | None:
+    if timeline.global_start_time is not None:
+        return float(timeline.global_start_time.rate)
+    for clip in timeline.find_clips():
+        return float(clip.trimmed_range().duration.rate)
+    return None
+
+
+def _track_shots(track: otio.schema.Track, offset: float, path: Path) -> list[Shot]:
+    """Shots of one track in seconds, transitions moved to their midpoints, nested stacks flattened."""
+    shots: list[Shot] = []
+    items = list(track)
+    for item in items:
+        if isinstance(item, otio.schema.Transition):
+            continue
+        rng = item.range_in_parent()
+        a = offset + rng.start_time.to_seconds()
+        b = a + rng.duration.to_seconds()
+        if isinstance(item, otio.schema.Stack):
+            shots.extend(_stack_shots(item, a, b, path))
+        elif isinstance(item, otio.schema.Clip) and item.enabled:
+            media, src = _media(item, path)
+            src0 = item.trimmed_range().start_time.to_seconds() if src else None
+            shots.append(Shot(a, b, media, src0, None if src0 is None else src0 + (b - a), item.name or ""))
+        else:  # gaps and disabled clips: the picture below shows through
+            shots.append(Shot(a, b, None, name=getattr(item, "name", "") or ""))
+    # a transition cuts at its midpoint: move the boundary between its neighbours there
+    for i, item in enumerate(items):
+        if not isinstance(item, otio.schema.Transition):
+            continue
+        before = sum(1 for x in items[:i] if not isinstance(x, otio.schema.Transition))
+        if before == 0 or before >= len(shots):
+            continue
+        left, right = shots[before - 1], shots[before]
+        edit = left.end
+        mid = edit + (item.out_offset.to_seconds() - item.in_offset.to_seconds()) / 2
+        shots[before - 1] = _retime(left, left.start, mid)
+        shots[before] = _retime(right, mid, right.end)
+    return shots
+
+
+def _retime(shot: Shot, start: float, end: float) -> Shot:
+    src0 = None if shot.source_start is None else shot.source_start + (start - shot.start)
+    return Shot(start, end, shot.media, src0, None if src0 is None else src0 + (end - start), shot.name)
+
+
+def _stack_shots(stack: otio.schema.Stack, a: float, b: float, path: Path) -> list[Shot]:
+    """A compound clip: its own picture edits, seen through its trimmed range."""
+    inner_start = stack.trimmed_range().start_time.to_seconds()
+    video = [t for t in stack if isinstance(t, otio.schema.Track) and t.kind == otio.schema.TrackKind.Video]
+    if not video:
+        return [Shot(a, b, None, name=stack.name or "")]
+    # flatten: the top track wins where tracks overlap (same rule as the timeline's own tracks)
+    layers = [_track_shots(t, a - inner_start, path) for t in video]
+    cuts = sorted({a, b, *(t for layer in layers for s in layer for t in (s.start, s.end) if a < t < b)})
+    out = []
+    for s0, s1 in zip(cuts, cuts[1:]):
+        mid = (s0 + s1) / 2
+        top = next(
+            (s for layer in reversed(layers) for s in layer if s.media is not None and s.start <= mid < s.end),
+            None,
+        )
+        out.append(_retime(top, s0, s1) if top else Shot(s0, s1, None, name=stack.name or ""))
+    return out
+
+
+def _media(clip: otio.schema.Clip, path: Path) -> tuple[str | None, bool]:
+    ref = clip.media_reference
+    if isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
+        url = ref.target_url
+        if url.startswith("file:"):
+            local = Path(otio.url_utils.filepath_from_url(url))
+        elif "://" in url:
+            return url, True
+        else:
+            local = Path(url.replace("\\", "/")) if re.match(r"^[A-Za-z]:\\", url) is None else Path(url)
+        if not local.is_absolute() and not re.match(r"^[A-Za-z]:", str(local)):
+            local = (path.parent / local).resolve()
+        return str(local), True
+    if isinstance(ref, otio.schema.ImageSequenceReference):
+        return ref.target_url_base, True
+    return None, False
+
+
+def _markers(timeline: otio.schema.Timeline) -> list[Marker]:
+    out = [
+        Marker(m.marked_range.start_time.to_seconds(), m.name or "", _comment(m), "timeline")
+        for m in timeline.tracks.markers
+    ]
+    for track in timeline.tracks:
+        for m in track.markers:
+            out.append(Marker(m.marked_range.start_time.to_seconds(), m.name or "", _comment(m), f"track {track.name}"))
+        for item in track:
+            if isinstance(item, otio.schema.Transition) or not getattr(item, "markers", None):
+                continue
+            placed = item.range_in_parent()
+            trimmed = item.trimmed_range()
+            for m in item.markers:
+                t = m.marked_range.start_time - trimmed.start_time
+                if t < otio.opentime.RationalTime(0, t.rate) or t >= trimmed.duration:
+                    continue  # marker on a part of the clip that was trimmed away
+                out.append(
+                    Marker((placed.start_time + t).to_seconds(), m.name or "", _comment(m), f"clip marker: {item.name}")
+                )
+    return out
+
+
+def _comment(marker) -> str:
+    comment = getattr(marker, "comment", "") or ""
+    if not comment:
+        for value in marker.metadata.values():
+            if isinstance(value, dict) and isinstance(value.get("comment"), str):
+                return value["comment"]
+    return comment
+
+
+def _edl_rate_and_start(path: Path, rate: float | None) -> tuple[float, float]:
+    """An EDL's rate (``--rate`` or inferred from its frame fields) and its first record time."""
+    text = path.read_text(errors="replace")
+    frames = [int(m.group(5)) for m in _TIMECODE.finditer(text)]
+    drop = any(m.group(4) == ";" for m in _TIMECODE.finditer(text))
+    if rate is None:
+        if not frames:
+            raise TimelineError("has no timecodes", path=path, hint="check it is a CMX 3600 EDL")
+        top = max(frames)
+        fits = [r for r in EDL_RATES if top < r]
+        if not fits:
+            raise TimelineError(
+                f"has a frame field of {top}, which fits no standard frame rate",
+                path=path,
+                hint="pass the EDL's rate with --rate (e.g. --rate 25)",
+            )
+        rate = fits[0]
+        if drop and rate == 30.0:
+            rate = 30000 / 1001
+        logger.info("%s: EDLs carry no frame rate; inferred %.3f fps from its timecodes (use --rate to set it)", path.name, rate)
+    elif frames and max(frames) >= round(rate):
+        raise TimelineError(
+            f"has a frame field of {max(frames)}, impossible at {rate:g} fps",
+            path=path,
+            hint="pass the EDL's real rate with --rate",
+        )
+    start = None
+    for line in text.splitlines():
+        m = _EVENT.match(line)
+        if m:
+            tc = m.group(3)
+            try:
+                t = otio.opentime.from_timecode(tc, rate).to_seconds()
+            except Exception:
+                continue
+            start = t if start is None else min(start, t)
+    return rate, (start or 0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+
+
+def write(source: Path, out: Path, score: ScoreTrack, *, rate: float | None = None) -> Path:
+    """Write ``source`` with a score track to ``out`` in the family ``out``'s suffix names.
+
+    An existing "EMSYNC Score" track is replaced, so re-running on an edited timeline updates
+    the score. Every other track is written back as read.
+    """
+    in_adapter, in_family = ADAPTERS[source.suffix.lower()]
+    out_adapter, _ = ADAPTERS[out.suffix.lower()]
+    with tempfile.TemporaryDirectory(prefix="emsync-") as tmp:
+        kwargs = {}
+        if in_family == "cmx_3600":
+            kwargs["rate"] = _edl_rate_and_start(source, rate)[0]
+        elif in_family == "otioz":
+            kwargs["extract_to_directory"] = str(Path(tmp) / "bundle")
+        elif in_family == "otiod":
+            kwargs["absolute_media_reference_paths"] = True
+        timeline = _load(source, in_adapter, **kwargs)
+        timeline_rate = rate or _timeline_rate(timeline) or 24.0
+        add_score_track(timeline, score, timeline_rate)
+        write_kwargs = {}
+        if out_adapter in ("otioz", "otiod"):
+            write_kwargs["media_policy"] = "MissingIfNotFile"
+        with fileio.atomic_path(out) as tmp_out:
+            tmp_out.unlink()  # adapters create the file (or the .otiod folder) themselves
+            otio.adapters.write_to_file(timeline, str(tmp_out), adapter_name=out_adapter, **write_kwargs)
+    logger.info("wrote %s", out)
+    return out
+
+
+def add_score_track(timeline: otio.schema.Timeline, score: ScoreTrack, rate: float) -> otio.schema.Track:
+    """Replace or add the audio track named ``score.name`` holding one clip of ``score.wav``."""
+    for track in list(timeline.tracks):
+        if track.kind == otio.schema.TrackKind.Audio and track.name == score.name:
+            timeline.tracks.remove(track)
+    frames = int(round(score.duration * rate))
+    rng = otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(frames, rate))
+    ref = otio.schema.ExternalReference(
+        target_url=otio.url_utils.url_from_filepath(str(score.wav)), available_range=rng
+    )
+    meta = json.loads(json.dumps(score.metadata, default=str))
+    clip = otio.schema.Clip(name=score.wav.name, media_reference=ref, source_range=rng, metadata={"emsync": meta})
+    track = otio.schema.Track(name=score.name, kind=otio.schema.TrackKind.Audio, metadata={"emsync": meta})
+    track.append(clip)
+    timeline.tracks.append(track)
+    timeline.metadata["emsync"] = meta
+    return track
