@@ -36,6 +36,11 @@ class Shot:
     source_end: float | None = None
     name: str = ""
 
+    @property
+    def is_gap(self) -> bool:
+        """No picture of this track here (a gap, a disabled clip): the track below shows."""
+        return self.media is None and self.source_start is None
+
 
 @dataclass(frozen=True)
 class VideoTrack:
@@ -164,10 +169,11 @@ def build_timeline(
     ``duration`` defaults to the end of the last shot; pass the whole timeline's length (audio
     included) when it is known.
     """
+    half = _SAME_FRAME / rate
+    tracks = [merge_through_edits(track, half) for track in tracks]
     shots = [s for track in tracks for s in track if s.end - s.start > 0]
     end = max((s.end for s in shots), default=0.0)
     duration = snap(duration if duration is not None else end, rate)
-    half = _SAME_FRAME / rate
 
     points: list[float] = []
     for shot in shots:
@@ -185,7 +191,7 @@ def build_timeline(
     scenes = []
     for i, (a, b) in enumerate(zip(bounds, bounds[1:]), start=1):
         shot = _visible_shot(tracks, (a + b) / 2)
-        if shot is None or shot.media is None:
+        if shot is None or shot.media is None:  # black, or a clip whose media the file does not name
             scenes.append(Scene(i, a, b))
             continue
         src0 = None if shot.source_start is None else round(shot.source_start + (a - shot.start), 9)
@@ -204,10 +210,34 @@ def build_timeline(
     )
 
 
+def merge_through_edits(track: Sequence[Shot], tolerance: float) -> list[Shot]:
+    """Join edit points nobody can see: gap after gap, and a clip continued by its next frames.
+
+    A "through edit" (the same media split in two with contiguous source frames) does not
+    change the picture, so it is not a cut.
+    """
+    out: list[Shot] = []
+    for shot in track:
+        prev = out[-1] if out else None
+        if prev is not None and abs(prev.end - shot.start) <= tolerance:
+            both_gaps = prev.is_gap and shot.is_gap
+            same_clip = (
+                not prev.is_gap and not shot.is_gap
+                and (prev.media, prev.name) == (shot.media, shot.name)
+                and prev.source_end is not None and shot.source_start is not None
+                and abs(prev.source_end - shot.source_start) <= tolerance
+            )
+            if both_gaps or same_clip:
+                out[-1] = Shot(prev.start, shot.end, prev.media, prev.source_start, shot.source_end, prev.name)
+                continue
+        out.append(shot)
+    return out
+
+
 def _visible_shot(tracks: Sequence[Sequence[Shot]], t: float) -> Shot | None:
     """The shot the viewer sees at time ``t``: the topmost non-gap one covering it."""
     for track in reversed(tracks):
         for shot in track:
-            if shot.media is not None and shot.start <= t < shot.end:
+            if not shot.is_gap and shot.start <= t < shot.end:
                 return shot
     return None

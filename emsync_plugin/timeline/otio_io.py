@@ -144,9 +144,9 @@ def _track_shots(track: otio.schema.Track, offset: float, path: Path) -> list[Sh
         if isinstance(item, otio.schema.Stack):
             shots.extend(_stack_shots(item, a, b, path))
         elif isinstance(item, otio.schema.Clip) and item.enabled:
-            media, src = _media(item, path)
-            src0 = item.trimmed_range().start_time.to_seconds() if src else None
-            shots.append(Shot(a, b, media, src0, None if src0 is None else src0 + (b - a), item.name or ""))
+            media = _media(item, path)
+            src0 = item.trimmed_range().start_time.to_seconds()
+            shots.append(Shot(a, b, media, src0, src0 + (b - a), item.name or ""))
         else:  # gaps and disabled clips: the picture below shows through
             shots.append(Shot(a, b, None, name=getattr(item, "name", "") or ""))
     # a transition cuts at its midpoint: move the boundary between its neighbours there
@@ -182,29 +182,30 @@ def _stack_shots(stack: otio.schema.Stack, a: float, b: float, path: Path) -> li
     for s0, s1 in zip(cuts, cuts[1:]):
         mid = (s0 + s1) / 2
         top = next(
-            (s for layer in reversed(layers) for s in layer if s.media is not None and s.start <= mid < s.end),
+            (s for layer in reversed(layers) for s in layer if not s.is_gap and s.start <= mid < s.end),
             None,
         )
         out.append(_retime(top, s0, s1) if top else Shot(s0, s1, None, name=stack.name or ""))
     return out
 
 
-def _media(clip: otio.schema.Clip, path: Path) -> tuple[str | None, bool]:
+def _media(clip: otio.schema.Clip, path: Path) -> str | None:
+    """Absolute path (or URL) of a clip's media, None where the file does not name it."""
     ref = clip.media_reference
     if isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
         url = ref.target_url
         if url.startswith("file:"):
             local = Path(otio.url_utils.filepath_from_url(url))
         elif "://" in url:
-            return url, True
+            return url
         else:
             local = Path(url.replace("\\", "/")) if re.match(r"^[A-Za-z]:\\", url) is None else Path(url)
         if not local.is_absolute() and not re.match(r"^[A-Za-z]:", str(local)):
             local = (path.parent / local).resolve()
-        return str(local), True
+        return str(local)
     if isinstance(ref, otio.schema.ImageSequenceReference):
-        return ref.target_url_base, True
-    return None, False
+        return ref.target_url_base
+    return None
 
 
 def _markers(timeline: otio.schema.Timeline) -> list[Marker]:

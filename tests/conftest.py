@@ -1,0 +1,41 @@
+"""Shared test set-up: fixtures' location, and no test may pass while logging an ERROR."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("EMSYNC_NO_PROGRESS", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _find_fixtures() -> Path:
+    env = os.environ.get("EMSYNC_FIXTURES")
+    candidates = [Path(env)] if env else []
+    candidates += [REPO.parent / "shared" / "fixtures", REPO / "tests" / "fixtures"]
+    for c in candidates:
+        if (c / "edl").is_dir():
+            return c
+    raise RuntimeError(f"shared fixtures not found (looked in {candidates}); set EMSYNC_FIXTURES")
+
+
+FIXTURES = _find_fixtures()
+
+
+@pytest.fixture
+def fixtures() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture(autouse=True)
+def fail_on_error_logs(caplog):
+    """A test that logs at ERROR (or worse) fails, even if its assertions pass."""
+    caplog.set_level(logging.INFO)
+    yield
+    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
+    if errors:
+        pytest.fail("ERROR logged during the test: " + "; ".join(f"{r.name}: {r.getMessage()}" for r in errors))
