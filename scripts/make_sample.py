@@ -315,7 +315,7 @@ def sound_dark(n: int) -> Sound:
         return (0.060 * np.sin(2 * np.pi * f * t) + 0.028 * np.sin(2 * np.pi * 2 * f * t + 0.5)
                 + 0.012 * np.sin(2 * np.pi * 3 * f * t + 1.1))
 
-    return _stereo(swell * hum(55.0) + rumble, swell * hum(55.25) + rumble)
+    return _stereo(swell * hum(55.0) + rumble, swell * hum(55.25) + rumble) * 0.5
 
 
 def sound_bright(n: int) -> Sound:
@@ -329,23 +329,23 @@ def sound_bright(n: int) -> Sound:
             break
         m = min(n - s0, int(0.2 * SR))
         tt = t[:m]
-        burst = rng.normal(0, 1, m) * np.exp(-tt / 0.045) * 0.45
+        burst = rng.normal(0, 1, m) * np.exp(-tt / 0.07) * 0.6
         pan = 0.75 if k % 2 else 0.25
         left[s0:s0 + m] += burst * (1 - pan) * 2
         right[s0:s0 + m] += burst * pan * 2
         if k % 2 == 0:  # kick on the beat
             phase = 2 * np.pi * np.cumsum(50 + 110 * np.exp(-tt / 0.03)) / SR
-            kick = np.sin(phase) * np.exp(-tt / 0.11) * 0.8
+            kick = np.sin(phase) * np.exp(-tt / 0.14) * 1.2
             left[s0:s0 + m] += kick
             right[s0:s0 + m] += kick
-    sound = _stereo(left, right)
-    return sound / np.abs(sound).max() * 0.89
+    sound = np.tanh(1.2 * _stereo(left, right))  # loud: soft-clipped like a limiter
+    return (sound / np.abs(sound).max() * 0.93).astype(np.float32)
 
 
 def sound_face(n: int) -> Sound:
     t = _t(n)
     attack = np.minimum(1.0, t / 0.6)
-    pad = sum(0.045 * np.sin(2 * np.pi * f * t) + 0.012 * np.sin(4 * np.pi * f * t)
+    pad = sum(0.03 * np.sin(2 * np.pi * f * t) + 0.012 * np.sin(4 * np.pi * f * t)
               for f in (261.63, 329.63, 392.00, 523.25))
     pad = pad * attack * (1 + 0.08 * np.sin(2 * np.pi * 0.5 * t))
     notes = (523.25, 659.26, 783.99, 1046.50, 783.99, 659.26)
@@ -357,7 +357,7 @@ def sound_face(n: int) -> Sound:
         tt = t[:m]
         f = notes[k % len(notes)]
         pluck = (np.sin(2 * np.pi * f * tt) + 0.3 * np.sin(4 * np.pi * f * tt)) * np.exp(-tt / 0.25)
-        pluck *= 0.09 * np.minimum(1.0, tt / 0.004)
+        pluck *= 0.05 * np.minimum(1.0, tt / 0.004)
         pan = 0.35 + 0.3 * (k % 3) / 2
         left[s0:s0 + m] += pluck * (1 - pan) * 2
         right[s0:s0 + m] += pluck * pan * 2

@@ -28,6 +28,8 @@ def read_edit(path: str | Path, *, rate: float | None = None) -> Edit:
         from . import video
 
         return video.read(path)
+    if suffix in (".xml", ".fcpxml"):
+        check_xml(path)
     return otio_io.read(path, rate=rate)
 
 
@@ -110,6 +112,31 @@ def _check_file(path: Path) -> str:
     if path.is_dir() and suffix != ".otiod":
         raise TimelineError("is a folder, not a timeline file", path=path, hint="pass the timeline file itself")
     return suffix
+
+
+def check_xml(path: Path) -> None:
+    """Refuse XML entity tricks (billion laughs, external entities) and say where XML is broken.
+
+    The OTIO adapters parse with the standard library; every XML file goes through defusedxml
+    first, so nothing they parse can expand entities.
+    """
+    import defusedxml
+    import defusedxml.ElementTree as DET
+
+    try:
+        DET.parse(str(path), forbid_dtd=False, forbid_entities=True, forbid_external=True)
+    except (defusedxml.EntitiesForbidden, defusedxml.ExternalReferenceForbidden, defusedxml.DTDForbidden) as exc:
+        raise TimelineError(
+            f"refused: the file declares XML entities ({type(exc).__name__})",
+            path=path,
+            hint="editors do not write these; re-export the timeline from the editor",
+        ) from exc
+    except DET.ParseError as exc:
+        raise TimelineError(
+            f"is not well-formed XML ({exc}); it may be truncated",
+            path=path,
+            hint="re-export the timeline from the editor",
+        ) from exc
 
 
 def _is_mlt(path: Path) -> bool:
