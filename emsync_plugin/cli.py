@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    args.debug = args.debug or args.top_debug
+    args.quiet = args.quiet or args.top_quiet
     _configure_logging(args)
     try:
         return args.func(args)
@@ -31,17 +33,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("emsync: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `emsync cuts x.otio | head`
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
+    # --debug/--quiet work before or after the command (merged in main())
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     common.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
 
-    p = argparse.ArgumentParser(
-        prog="emsync", parents=[common],
-        description="Score a video edit: chords on the cuts, mood from the scenes.",
-    )
+    p = argparse.ArgumentParser(prog="emsync", description="Score a video edit: chords on the cuts, mood from the scenes.")
+    p.add_argument("--debug", dest="top_debug", action="store_true", help="show tracebacks and debug logs")
+    p.add_argument("-q", "--quiet", dest="top_quiet", action="store_true", help="only warnings and errors")
     p.add_argument("--version", action="version", version=f"emsync {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -104,7 +111,7 @@ def format_table(timeline) -> str:
         f"{'#':>3}  {'start':>11}  {'end':>11}  {'record in':>11}  {'length':>8}  media (source range)",
     ]
     for s in timeline.scenes:
-        media = Path(s.media).name if s.media else "(gap / no media)"
+        media = Path(s.media).name if s.media else "(black, or no media file)"
         src = f" ({s.source_start:.3f}-{s.source_end:.3f} s)" if s.source_start is not None else ""
         lines.append(
             f"{s.index:>3}  {s.start:>10.3f}s  {s.end:>10.3f}s  {tc(s.start):>11}  {s.duration:>7.3f}s  {media}{src}"

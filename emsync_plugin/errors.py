@@ -24,7 +24,8 @@ class EmsyncError(Exception):
     def _format(self) -> str:
         text = f"{self.path}: {self.reason}" if self.path is not None else self.reason
         if self.hint:
-            text += f". {self.hint.rstrip('.')}."
+            hint = self.hint.rstrip(".")
+            text += f". {hint[:1].upper()}{hint[1:]}."
         else:
             text += "."
         return " ".join(text.split())  # always one line

@@ -35,6 +35,7 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        _set_mode(tmp_path, target)
         if tmp_path.is_dir():  # e.g. an .otiod bundle written by an adapter
             if target.exists():
                 shutil.rmtree(target) if target.is_dir() else target.unlink()
@@ -47,6 +48,19 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
         else:
             tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _set_mode(tmp: Path, target: Path) -> None:
+    """mkstemp makes private files; give the result the target's mode, or the umask's default."""
+    if not tmp.exists() or tmp.is_dir():
+        return
+    if target.exists():
+        mode = target.stat().st_mode & 0o777
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(tmp, mode)
 
 
 def write_bytes(target: str | Path, data: bytes) -> Path:

@@ -42,6 +42,7 @@ import argparse
 import colorsys
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -99,7 +100,7 @@ class SourceShot:
     picture: str
     sound: str
     material: str
-    face: bool = False
+    face: bool | None = False  # None: a face in profile that a detector may or may not find
     speech: bool = False
 
 
@@ -137,7 +138,7 @@ SHOTS: tuple[SourceShot, ...] = (
         "speech", 210, "speech", "medium", "neutral",
         "man with a camera on a tripod (black and white), slow push-in",
         "a synthetic voice speaking one sentence over faint room tone",
-        "skimage.data.camera() + espeak-ng", speech=True,
+        "skimage.data.camera() + espeak-ng", face=None, speech=True,
     ),
 )
 
@@ -470,7 +471,7 @@ def encode(path: Path, sound: Sound) -> str:
     """Write sample.mp4; return the video encoder used."""
     codec = pick_video_codec()
     total = sum(s.frames for s in SHOTS)
-    container = av.open(str(path), "w", options={"movflags": "+faststart"})
+    container = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
     container.flags |= int(av.container.Flags.bitexact.value)
     vstream = container.add_stream(codec, rate=FPS)
     vstream.width, vstream.height, vstream.pix_fmt = W, H, "yuv420p"
@@ -609,6 +610,11 @@ def facts(scenes: list[EditScene], codec: str, speech: bool) -> dict:
         }
 
     return {
+        "notes": (
+            "Times in seconds: start/end/cuts/markers from the timeline start, source_* and "
+            "source_shots in sample.mp4's own time. face: true = a frontal face fills the "
+            "picture, false = none, null = a face in profile a detector may or may not find."
+        ),
         "timeline": TIMELINE_NAME,
         "rate": FPS,
         "start": TIMELINE_START_FRAMES / FPS,
@@ -716,7 +722,13 @@ def main(argv: list[str] | None = None) -> int:
 
     speech = _espeak(SPEECH_TEXT)
     sound = make_sound(speech)
-    codec = encode(out / MEDIA_NAME, sound)
+    # write beside the target and rename, so a half-written sample.mp4 never exists
+    part = out / (MEDIA_NAME + ".part")
+    try:
+        codec = encode(part, sound)
+        os.replace(part, out / MEDIA_NAME)
+    finally:
+        part.unlink(missing_ok=True)
     scenes = edit_scenes()
     write_otio(out / "sample.otio", scenes)
     (out / "sample.json").write_text(

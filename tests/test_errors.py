@@ -138,4 +138,4 @@ def test_error_family():
     for cls in (TimelineError, MediaError, OptionsError):
         assert issubclass(cls, EmsyncError)
     e = TimelineError("is broken", path="/x/a.otio", hint="fix it")
-    assert str(e) == "/x/a.otio: is broken. fix it."
+    assert str(e) == "/x/a.otio: is broken. Fix it."

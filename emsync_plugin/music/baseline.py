@@ -154,10 +154,14 @@ def clean_cuts(cuts: Sequence[float], duration: float) -> list[float]:
     Cuts within :data:`SAME_CUT` of each other, of 0 or of the end are merged or dropped (the
     chord at 0 or the end covers them); a cut outside the timeline is dropped with a warning.
     """
+    try:
+        times = [float(c) for c in cuts]
+    except (TypeError, ValueError) as exc:
+        raise OptionsError(f"cut times must be numbers ({exc})") from exc
+    if not all(math.isfinite(t) for t in times):
+        raise OptionsError(f"cut times must be finite numbers, not {[t for t in times if not math.isfinite(t)]}")
     kept: list[float] = []
-    for raw in sorted(float(c) for c in cuts):
-        if not math.isfinite(raw):
-            raise OptionsError(f"cut times must be finite numbers, not {raw!r}")
+    for raw in sorted(times):
         if raw < -SAME_CUT or raw > duration + SAME_CUT:
             logger.warning("cut at %.3f s lies outside the timeline (0 .. %.3f s); ignored", raw, duration)
             continue

@@ -164,7 +164,7 @@ def _synth_midirenderer(midi: bytes, soundfont: Path) -> tuple[np.ndarray, int]:
             raise
         raise RenderError(f"the synthesizer crashed on this SoundFont or score ({exc})", path=soundfont,
                           hint="Use a valid SoundFont 2 (.sf2) file, not SoundFont 3") from exc
-    audio, rate = soundfile.read(io.BytesIO(wav), dtype="float64", always_2d=True)
+    audio, rate = soundfile.read(io.BytesIO(wav), dtype="float32", always_2d=True)
     return audio, int(rate)
 
 
@@ -183,7 +183,7 @@ def _synth_fluidsynth(midi: bytes, soundfont: Path, rate: int) -> tuple[np.ndarr
             detail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
             raise RenderError(f"fluidsynth failed ({detail[0]})", path=soundfont,
                               hint="Check the SoundFont, or use the midirenderer synth")
-        audio, got = soundfile.read(str(wav), dtype="float64", always_2d=True)
+        audio, got = soundfile.read(str(wav), dtype="float32", always_2d=True)
     return audio, int(got)
 
 
@@ -193,7 +193,7 @@ def _resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
     from scipy.signal import resample_poly
 
     ratio = Fraction(target, rate)
-    return resample_poly(audio, ratio.numerator, ratio.denominator, axis=0)
+    return resample_poly(audio, ratio.numerator, ratio.denominator, axis=0).astype(np.float32)
 
 
 def _fit(audio: np.ndarray, samples: int) -> np.ndarray:
@@ -204,11 +204,11 @@ def _fit(audio: np.ndarray, samples: int) -> np.ndarray:
         audio = audio[:, :2]
     if len(audio) >= samples:
         return np.ascontiguousarray(audio[:samples])
-    return np.concatenate([audio, np.zeros((samples - len(audio), 2))])
+    return np.concatenate([audio, np.zeros((samples - len(audio), 2), dtype=audio.dtype)])
 
 
 def fade_out(audio: np.ndarray, samples: int) -> np.ndarray:
-    """Fade the last ``samples`` frames of ``audio`` with a raised cosine ending at exactly 0."""
+    """Fade the last ``samples`` frames of ``audio`` (in place) with a raised cosine ending at exactly 0."""
     samples = min(samples, len(audio))
     if samples <= 0:
         return audio
@@ -217,8 +217,7 @@ def fade_out(audio: np.ndarray, samples: int) -> np.ndarray:
     else:
         curve = 0.5 * (1.0 + np.cos(np.pi * np.arange(samples) / (samples - 1)))
         curve[-1] = 0.0
-    audio = audio.copy()
-    audio[-samples:] *= curve[:, None]
+    audio[-samples:] *= curve[:, None].astype(audio.dtype)
     return audio
 
 
@@ -250,7 +249,7 @@ def limit(audio: np.ndarray, ceiling: float, rate: int) -> np.ndarray:
     half = max(1, int(_LIMITER_WINDOW * rate))
     gain = minimum_filter1d(need, size=2 * half + 1, mode="nearest")
     gain = uniform_filter1d(gain, size=half | 1, mode="nearest")
-    out = audio * np.minimum(gain, need)[:, None]
+    out = audio * np.minimum(gain, need)[:, None].astype(audio.dtype)
     return np.clip(out, -ceiling, ceiling)
 
 
@@ -262,7 +261,7 @@ def _normalise(audio: np.ndarray, rate: int, target: float, ceiling_db: float) -
     ceiling = 10.0 ** (ceiling_db / 20.0)
     limited = False
     for _ in range(_LIMITER_PASSES):
-        audio = audio * 10.0 ** ((target - lufs) / 20.0)
+        audio = audio * np.float32(10.0 ** ((target - lufs) / 20.0))
         if np.max(np.abs(audio)) > ceiling:
             audio = limit(audio, ceiling, rate)
             limited = True

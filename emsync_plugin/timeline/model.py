@@ -194,8 +194,8 @@ def build_timeline(
         if shot is None or shot.media is None:  # black, or a clip whose media the file does not name
             scenes.append(Scene(i, a, b))
             continue
-        src0 = None if shot.source_start is None else round(shot.source_start + (a - shot.start), 9)
-        src1 = None if shot.source_start is None else round(shot.source_start + (b - shot.start), 9)
+        src0 = None if shot.source_start is None else round(shot.source_start + (a - shot.start), 6) + 0.0
+        src1 = None if shot.source_start is None else round(shot.source_start + (b - shot.start), 6) + 0.0
         scenes.append(Scene(i, a, b, shot.media, src0, src1))
     return Timeline(
         name=name,
