@@ -164,7 +164,9 @@ class EmsyncPanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.horizontalHeader().setSectionResizeMode(len(TABLE_COLUMNS) - 1, QHeaderView.Stretch)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeToContents)
+        header.setStretchLastSection(True)
 
         settings = QGroupBox("Score settings")
         form = QFormLayout(settings)
@@ -202,7 +204,7 @@ class EmsyncPanel(QWidget):
         self.folder_button = QPushButton("Show folder")
         self.folder_button.clicked.connect(self.show_folder)
         after = QHBoxLayout()
-        after.addWidget(self.result_label, 1)
+        after.addStretch(1)
         after.addWidget(self.folder_button)
         after.addWidget(self.open_button)
 
@@ -212,6 +214,7 @@ class EmsyncPanel(QWidget):
         layout.addWidget(self.table, 1)
         layout.addWidget(settings)
         layout.addLayout(run)
+        layout.addWidget(self.result_label)
         layout.addLayout(after)
         self.resize(720, 560)
 
@@ -345,7 +348,6 @@ class EmsyncPanel(QWidget):
                 if col == 4 and scene.media:
                     item.setToolTip(str(scene.media))
                 self.table.setItem(row, col, item)
-        self.table.resizeColumnsToContents()
         self.loaded.emit(timeline)
 
     @Slot()

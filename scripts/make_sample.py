@@ -196,7 +196,10 @@ def _ken_burns(img: Image.Image, box0, box1) -> Callable[[int, int], Frame]:
 
 def picture_dark() -> Callable[[int, int], Frame]:
     src = skdata.hubble_deep_field().astype(np.float32)
-    dim = (src * 0.38 * np.array([0.85, 0.9, 1.0], np.float32)).clip(0, 255)
+    # a deep navy floor rather than black: near-black pixels have an unstable hue, and the
+    # hue jump at a keyframe would look like a cut to a content-based shot detector
+    navy = np.array([8, 12, 30], np.float32)
+    dim = (navy + src * 0.35 * np.array([0.85, 0.9, 1.0], np.float32)).clip(0, 255)
     img = _pil(dim).filter(ImageFilter.GaussianBlur(0.8))
     return _ken_burns(img, (100, 160, 900, 610), (250, 262.5, 730, 532.5))
 

@@ -551,7 +551,12 @@ class FakeTimeline:
                     if item._start > cursor:
                         out.append(otio.schema.Gap(source_range=_range(0, item._start - cursor, rate)))
                     path = item._mpi.GetClipProperty("File Path") if item._mpi else ""
-                    ref = otio.schema.ExternalReference(target_url=otio.url_utils.url_from_filepath(path)) if path else None
+                    ref = None
+                    if path:  # the media's extent: the fake knows only what the timeline uses of it
+                        ref = otio.schema.ExternalReference(
+                            target_url=otio.url_utils.url_from_filepath(path),
+                            available_range=_range(0, item._source_start + item._frames, rate),
+                        )
                     out.append(otio.schema.Clip(name=item._name, media_reference=ref,
                                                 source_range=_range(item._source_start, item._frames, rate)))
                     cursor = item._start + item._frames

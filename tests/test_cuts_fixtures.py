@@ -168,7 +168,7 @@ def test_track_selection(fixtures):
     v4 = read_cuts(path, track="V4")
     assert [round(c * 30) for c in v4.cuts] == [956, 1165, 1246]
     assert read_cuts(path, track="4").cuts == v4.cuts
-    with pytest.raises(TimelineError, match="V9.*pick one of"):
+    with pytest.raises(TimelineError, match="V9.*Pick one of: V1, V2, V3, V4"):
         read_cuts(path, track="V9")
 
 

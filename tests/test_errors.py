@@ -32,7 +32,7 @@ def assert_one_line_error(code, err, name, *words):
     assert len(lines) == 1, err
     assert name in lines[0]
     for w in words:
-        assert w in lines[0], lines[0]
+        assert w.lower() in lines[0].lower(), lines[0]
     assert "Traceback" not in err
 
 

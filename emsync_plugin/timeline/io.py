@@ -77,7 +77,9 @@ def select_tracks(edit: Edit, track: str | None) -> list[VideoTrack]:
     named = [t for t in edit.tracks if t.name == key]
     if named:
         return named[:1]
-    names = ", ".join(f"V{i} ({t.name})" for i, t in enumerate(edit.tracks, start=1))
+    names = ", ".join(
+        f"V{i}" if t.name == f"V{i}" else f"V{i} ({t.name})" for i, t in enumerate(edit.tracks, start=1)
+    )
     raise TimelineError(f"has no video track {track!r}", path=edit.path, hint=f"pick one of: {names}")
 
 

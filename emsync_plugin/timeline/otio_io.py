@@ -296,8 +296,8 @@ def write(source: Path, out: Path, score: ScoreTrack, *, rate: float | None = No
         edl_start = None
         if in_family == "cmx_3600":
             kwargs["rate"], edl_start = _edl_rate_and_start(source, rate)
-        elif in_family == "otioz":
-            kwargs["extract_to_directory"] = str(Path(tmp) / "bundle")
+        elif in_family == "otioz":  # unpack, so the media inside can be bundled again
+            kwargs["extract_to_directory"] = tmp
         elif in_family == "otiod":
             kwargs["absolute_media_reference_paths"] = True
         timeline = _load(source, in_adapter, **kwargs)
