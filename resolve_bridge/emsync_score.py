@@ -390,7 +390,8 @@ def export_timeline(resolve, timeline, folder: Path) -> Path:
             logger.info("exported %s as %s", timeline.GetName(), target)
             return target
         tried.append(const)
-        target.unlink(missing_ok=True)
+        if target.exists():
+            target.unlink()
     raise BridgeError(
         f"Resolve could not export the timeline {timeline.GetName()!r} ({', '.join(tried) or 'no export format'}) "
         f"to {folder}. Check that the folder is writable and the timeline is not empty"

@@ -77,8 +77,9 @@ SPEECH_TEXT = (
 )
 SPEECH_OFFSET_S = 1.0  # where the speech starts inside its shot
 VIDEO_CRF = 27
-MPEG4_QSCALE = 6
+MPEG4_BITRATE = 300_000
 AUDIO_BITRATE = 112_000
+MAX_MEDIA_BYTES = 3_000_000  # the package ships it; demo copies add FCP exports beside it
 
 Frame = np.ndarray  # (H, W, 3) uint8
 Sound = np.ndarray  # (2, n) float32 in [-1, 1]
@@ -482,10 +483,10 @@ def encode(path: Path, sound: Sound) -> str:
     vstream.codec_context.gop_size = 4 * FPS  # a keyframe at least every 4 s (x264 adds one at each shot cut)
     if codec == "libx264":
         vstream.options = {"crf": str(VIDEO_CRF), "preset": "slow", "keyint_min": str(FPS)}
-    else:
-        vstream.codec_context.qscale = MPEG4_QSCALE
-        vstream.options = {"qscale": str(MPEG4_QSCALE)}
-        vstream.codec_context.flags |= av.codec.context.Flags.qscale
+    else:  # MPEG-4 part 2: a mean bit rate keeps the file inside the size budget
+        vstream.bit_rate = MPEG4_BITRATE
+        vstream.codec_context.max_b_frames = 2
+        vstream.options = {"mbd": "rd", "trellis": "1"}
     vstream.codec_context.flags |= av.codec.context.Flags.bitexact
     astream = container.add_stream("aac", rate=SR, layout="stereo")
     astream.bit_rate = AUDIO_BITRATE
@@ -695,6 +696,9 @@ def verify(out: Path, codec: str) -> None:
     assert abs(duration - total / FPS) < 0.1, duration
     log.info("sample.mp4: %s + %s, %d frames, %.3f s", v.codec_context.name,
              a.codec_context.name, frames, duration)
+    size = (out / MEDIA_NAME).stat().st_size
+    if size >= MAX_MEDIA_BYTES:
+        log.warning("sample.mp4 is %.2f MB, over the %.0f MB budget", size / 1e6, MAX_MEDIA_BYTES / 1e6)
 
     timeline = otio.adapters.read_from_file(str(out / "sample.otio"))
     assert timeline.name == TIMELINE_NAME

@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 def _find_fixtures() -> Path:
     env = os.environ.get("EMSYNC_FIXTURES")
     candidates = [Path(env)] if env else []
-    candidates += [REPO.parent / "shared" / "fixtures", REPO / "tests" / "fixtures"]
+    # a copy of shared/fixtures (real editor files, see SOURCES.md there) ships with the tests
+    candidates += [REPO / "tests" / "fixtures", REPO.parent / "shared" / "fixtures"]
     for c in candidates:
         if (c / "edl").is_dir():
             return c

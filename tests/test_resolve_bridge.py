@@ -315,6 +315,27 @@ def test_real_pipeline_scores_the_fake_timeline(resolve):
     assert stored["cuts"] == 3 and Path(stored["midi"]).is_file()
 
 
+def test_a_different_resolve_python_scores_in_a_subprocess(resolve, monkeypatch):
+    """Resolve's Python cannot load emsync's compiled packages: the recorded interpreter scores."""
+    repo = str(Path(script.__file__).resolve().parents[1])
+    monkeypatch.setattr(script, "EMSYNC_PYTHON", sys.executable)
+    monkeypatch.setattr(script, "EMSYNC_PYTHON_VERSION", (2, 7))  # not this interpreter
+    monkeypatch.setattr(script, "EMSYNC_PATHS", [repo])
+    assert script._pipeline() is None
+    ui = RecordingUI()
+
+    assert script.main(resolve, ui, script.BridgeOptions(seed=4)) == 0, ui.errors
+
+    (item,) = _timeline(resolve).GetItemListInTrack("audio", 2)
+    assert item.GetStart() == START and item.GetDuration() == LENGTH
+    assert ui.stages and ui.stages[-1][1] == 1.0  # progress came through the pipe
+
+    monkeypatch.setattr(script, "EMSYNC_PYTHON", str(Path(repo) / "no-such-python"))
+    ui = RecordingUI()
+    assert script.main(resolve, ui) == 2
+    assert "emsync is not importable from Resolve's Python" in ui.errors[0]
+
+
 # ---------------------------------------------------------------------------------------------
 # the installer
 
