@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--loudness", type=float, default=-16.0, help="loudness target in LUFS (default -16)")
     s.add_argument("--fade", type=float, default=3.0, help="fade-out at the end in seconds (default 3)")
     s.add_argument("--no-timeline", action="store_true", help="write only the WAV, MIDI and JSON sidecar")
+    s.add_argument("--report", type=Path, metavar="PNG", help="also draw the cuts, moods and piano roll to this picture")
     s.set_defaults(func=_cmd_score)
 
     d = sub.add_parser("demo", parents=[common], help="score the bundled sample in every write-back format")
@@ -132,7 +133,7 @@ def _cmd_score(args) -> int:
     options = ScoreOptions(
         output=args.output, engine=args.engine, valence=args.valence, arousal=args.arousal,
         track=args.track, rate=args.rate, in_place=args.in_place, seed=args.seed,
-        loudness=args.loudness, fade=args.fade, write_timeline=not args.no_timeline,
+        loudness=args.loudness, fade=args.fade, write_timeline=not args.no_timeline, report=args.report,
     )
     result = _run_with_bar(lambda cb: score(args.timeline, options, cb))
     _print_result(result)
@@ -153,6 +154,8 @@ def _print_result(result) -> None:
     print(f"score audio:     {result.wav}  ({result.lufs:.1f} LUFS)")
     print(f"score MIDI:      {result.midi}")
     print(f"settings:        {result.sidecar}")
+    if result.report:
+        print(f"picture:         {result.report}")
 
 
 def _cmd_demo(args) -> int:

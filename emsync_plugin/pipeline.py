@@ -44,6 +44,7 @@ class ScoreOptions:
     loudness: float = -16.0  # LUFS
     fade: float = 3.0  # seconds
     write_timeline: bool = True  # False: only WAV + MIDI + sidecar (the Resolve bridge imports them itself)
+    report: Path | None = None  # also draw cuts, moods and piano roll to this PNG
 
     def __post_init__(self):
         if self.engine not in ENGINES:
@@ -58,8 +59,9 @@ class ScoreOptions:
             raise OptionsError(f"--loudness {self.loudness} LUFS is out of range", hint="use -70 to 0 (default -16)")
         if not (0.0 <= self.fade <= 30.0):
             raise OptionsError(f"--fade {self.fade} s is out of range", hint="use 0 to 30 seconds (default 3)")
-        if self.output is not None:
-            object.__setattr__(self, "output", Path(self.output))
+        for name in ("output", "report"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class ScoreResult:
     sidecar: Path
     lufs: float
     moods: tuple[SceneMood, ...] = field(default_factory=tuple)
+    report: Path | None = None  # the PNG, when asked for
 
 
 def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Progress | None = None) -> ScoreResult:
@@ -136,8 +139,13 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
         written = write_timeline(
             timeline, out, ScoreTrack(wav=wav_path, midi=midi_path, duration=timeline.duration, metadata=settings)
         )
+    picture = None
+    if options.report is not None:
+        from .report import draw_report
+
+        picture = draw_report(timeline, moods, midi, options.report)
     report("done", 1.0)
-    return ScoreResult(timeline, written, wav_path, midi_path, sidecar, rendered.lufs, tuple(moods))
+    return ScoreResult(timeline, written, wav_path, midi_path, sidecar, rendered.lufs, tuple(moods), picture)
 
 
 def output_path(path: Path, timeline: Timeline, options: ScoreOptions) -> Path:

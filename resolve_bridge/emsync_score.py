@@ -627,7 +627,7 @@ def generate(resolve, ui: ConsoleUI, options: BridgeOptions | None = None):
     """The whole flow; returns (track index, settings) or None when the user cancelled."""
     project, timeline = current_timeline(resolve)
     existing = find_score_track(timeline)
-    if existing is not None and timeline.GetIsTrackLocked("audio", existing):
+    if existing is not None and _call(timeline, "GetIsTrackLocked", "audio", existing):
         raise BridgeError(f"The audio track A{existing} '{TRACK_NAME}' is locked. Unlock it and run EMSYNC Score again")
     if options is None:
         options = ui.ask_options(BridgeOptions.from_settings(read_settings(timeline)), engines())
