@@ -848,15 +848,15 @@ def _track_tractor(tractor_id: str, playlists: Sequence[str], *, audio: bool, na
     for pid in playlists:
         ET.SubElement(tractor, "track", {"hide": "video" if audio else "audio", "producer": pid})
     if audio:
-        for service, fprops in _AUDIO_FILTERS:
-            tractor.append(_element("filter", {"id": ids.new("filter")}, [*fprops[:-1], ("mlt_service", service), *fprops[-1:]]))
+        for fprops in _AUDIO_FILTERS:
+            tractor.append(_element("filter", {"id": ids.new("filter")}, fprops))
     return tractor
 
 
-_AUDIO_FILTERS = (
-    ("volume", [("window", "75"), ("max_gain", "20dB"), ("internal_added", _INTERNAL), ("disable", "1")]),
-    ("panner", [("channel", "-1"), ("internal_added", _INTERNAL), ("start", "0.5"), ("disable", "1")]),
-    ("audiolevel", [("iec_scale", "0"), ("internal_added", _INTERNAL), ("dbpeak", "1"), ("disable", "1")]),
+_AUDIO_FILTERS = (  # the disabled volume/panner/level filters Kdenlive puts on every audio track
+    [("window", "75"), ("max_gain", "20dB"), ("mlt_service", "volume"), ("internal_added", _INTERNAL), ("disable", "1")],
+    [("channel", "-1"), ("mlt_service", "panner"), ("internal_added", _INTERNAL), ("start", "0.5"), ("disable", "1")],
+    [("iec_scale", "0"), ("mlt_service", "audiolevel"), ("internal_added", _INTERNAL), ("dbpeak", "1"), ("disable", "1")],
 )
 
 
@@ -1023,7 +1023,7 @@ def write(source: str | Path, out: str | Path, score: ScoreTrack, *, sequence: s
         _insert(root, list(root).index(first), instance, unit, 0)
         _insert(first, len(first), entry, unit, 1)
         for name, value in (("kdenlive:audio_track", "1"), ("kdenlive:track_name", score.name), (SCORE_PROPERTY, payload)):
-            _set_prop(track, name, value)
+            _set_prop(track, name, value, unit, 1)
         for sub in track.iterfind("track"):
             sub.set("hide", "video")
         track.set("out", clock(frames - 1, rate))
@@ -1031,7 +1031,7 @@ def write(source: str | Path, out: str | Path, score: ScoreTrack, *, sequence: s
         has_mix = any(_prop(t, "mlt_service") == "mix" and _int_or_none(_prop(t, "b_track")) == index
                       for t in tractor.iterfind("transition"))
         if not has_mix:
-            _insert(tractor, _first_transition(tractor), _audio_mix(ids.new("transition"), index), unit)
+            _insert(tractor, _first_transition(tractor), _audio_mix(ids.new("transition"), index), unit, 1)
         for extra in existing[1:]:  # duplicates left by other tools: keep only the first
             logger.warning("%s: removing a second %r track", source, score.name)
             _remove_track(project, tractor, extra.index, unit)
@@ -1051,13 +1051,13 @@ def write(source: str | Path, out: str | Path, score: ScoreTrack, *, sequence: s
             and project.by_id[black.get("producer")].tag not in ("tractor", "playlist") else 0
         _shift_tracks(project, tractor, index, +1)
         position = list(tractor).index(black) + 1 if index == 1 else _first_track(tractor)
-        _insert(tractor, position, ET.Element("track", {"producer": track.get("id")}), unit)
-        _insert(tractor, _first_transition(tractor), _audio_mix(ids.new("transition"), index), unit)
+        _insert(tractor, position, ET.Element("track", {"producer": track.get("id")}), unit, 1)
+        _insert(tractor, _first_transition(tractor), _audio_mix(ids.new("transition"), index), unit, 1)
         if _has_prop(tractor, "kdenlive:sequenceproperties.hasAudio"):
-            _set_prop(tractor, "kdenlive:sequenceproperties.hasAudio", "1")
+            _set_prop(tractor, "kdenlive:sequenceproperties.hasAudio", "1", unit, 1)
         logger.info("%s: added the %r audio track", out, score.name)
     _extend_outs(project, tractor, frames)
-    _drop_orphans(project, keep={bin_clip, instance}, unit=unit)
+    _drop_orphans(project, keep={bin_clip, instance}, name=score.name)
 
     text = _serialize(root)
     if out.exists() and out.resolve() == source.resolve():
@@ -1130,10 +1130,11 @@ def _extend_outs(project: _Project, tractor: ET.Element, frames: int) -> None:
             element.set("out", clock(frames - 1, project.rate))
 
 
-def _drop_orphans(project: _Project, keep: set[ET.Element], unit: str) -> None:
-    """Remove what earlier score writes left unused: score clips, and tracks taken out.
+def _drop_orphans(project: _Project, keep: set[ET.Element], name: str) -> None:
+    """Remove what earlier score writes left unused: score clips and score tracks taken out.
 
-    Only elements carrying emsync's property (and the playlists of such a track) are touched.
+    Only unused producers/chains carrying emsync's property, unused audio track tractors
+    carrying it or named ``name``, and the playlists of those tractors are removed.
     """
     root = project.root
     changed = True
@@ -1147,12 +1148,16 @@ def _drop_orphans(project: _Project, keep: set[ET.Element], unit: str) -> None:
             if element.tag in ("producer", "chain") and ours:
                 for e in [e for e in project.main_bin.iterfind("entry") if e.get("producer") == element.get("id")]:
                     _remove(project.main_bin, e)
-            elif element.tag == "tractor" and ours:
-                pass
-            elif element.tag == "playlist" and element is not project.main_bin and _prop(element, "kdenlive:audio_track") == "1" \
-                    and any(_has_prop(project.by_id.get(c.get("producer", ""), ET.Element("x")), SCORE_PROPERTY)
-                            for c in element.iterfind("entry")):
-                pass
+            elif element.tag == "tractor" and _prop(element, "kdenlive:audio_track") == "1" and (
+                    ours or _prop(element, "kdenlive:track_name") == name):
+                subs = {t.get("producer") for t in element.iterfind("track")}
+                _remove(root, element)
+                still = _referenced(root)
+                for sub in list(root):
+                    if sub.tag == "playlist" and sub.get("id") in subs and sub.get("id") not in still:
+                        _remove(root, sub)
+                changed = True
+                continue
             else:
                 continue
             _remove(root, element)
@@ -1316,8 +1321,8 @@ def write_project(
         ET.SubElement(sequence, "track", {"producer": producer})
     sequence.append(_audio_mix(ids.new("transition"), 1))
     sequence.append(_video_blend(ids.new("transition"), 2))
-    for service, fprops in _AUDIO_FILTERS[:2]:
-        sequence.append(_element("filter", {"id": ids.new("filter")}, [*fprops[:-1], ("mlt_service", service), *fprops[-1:]]))
+    for fprops in _AUDIO_FILTERS[:2]:
+        sequence.append(_element("filter", {"id": ids.new("filter")}, fprops))
 
     main_bin = _element("playlist", {"id": "main_bin"}, [
         ("kdenlive:folder.-1.2", "Sequences"),
