@@ -15,6 +15,7 @@ from pathlib import Path
 import opentimelineio as otio
 
 from .errors import EmsyncError
+from .timeline.otio_io import set_fcpxml_tc_start
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ def copy_sample(folder: Path) -> dict[str, Path]:
     for fmt, name, adapter in (("fcp7 xml", "sample.xml", "fcp_xml"), ("fcpxml", "sample.fcpxml", "fcpx_xml")):
         otio.adapters.write_to_file(timeline, str(folder / name), adapter_name=adapter)
         files[fmt] = folder / name
+    start = timeline.global_start_time
+    set_fcpxml_tc_start(folder / "sample.fcpxml", start.to_seconds(), start.rate)  # the adapter drops it
     return files
 
 
@@ -55,6 +58,8 @@ def run_demo(folder: Path, progress_factory=None) -> dict:
     results = {}
     for fmt, path in files.items():
         logger.info("scoring the sample as %s: %s", fmt, path.name)
-        job = lambda cb, p=path: score(p, ScoreOptions(), cb)  # noqa: E731
+        # one name per format, so each timeline keeps its own WAV and MIDI
+        out = path.with_name(f"{path.stem}-{path.suffix[1:]}.emsync{path.suffix}")
+        job = lambda cb, p=path, o=out: score(p, ScoreOptions(output=o, report=o.with_suffix(".png")), cb)  # noqa: E731
         results[fmt] = progress_factory(job) if progress_factory else job(None)
     return results

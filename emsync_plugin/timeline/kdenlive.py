@@ -403,6 +403,14 @@ class _Project:
             return _prop(tractor, "kdenlive:clipname") or self.path.stem
         return self.path.stem
 
+    def is_black(self, element_id: str) -> bool:
+        """Whether a timeline's track is Kdenlive's black background (not a real track)."""
+        element = self.by_id.get(element_id)
+        if element is None:
+            return False
+        return element_id == _BLACK or _prop(element, "kdenlive:playlistid") == _BLACK or \
+            element.tag in ("producer", "chain")
+
     def tracks(self, tractor: ET.Element) -> list[_Track]:
         """The Kdenlive tracks of a timeline tractor, bottom to top (black track skipped)."""
         result: list[_Track] = []
@@ -431,7 +439,7 @@ class _Project:
                         mixes.append((self.frames(tr.get("in"), f"transition {tr.get('id')}"),
                                       self.frames(tr.get("out"), f"transition {tr.get('id')}")))
             elif element.tag == "playlist":
-                if pid == _BLACK or _prop(element, "kdenlive:playlistid") == _BLACK:
+                if self.is_black(pid):
                     continue
                 audio = _prop(element, "kdenlive:audio_track") == "1" or trk.get("hide") == "video"
                 hide = trk.get("hide", "") or element.get("hide", "")
@@ -568,6 +576,8 @@ class _Project:
         """An absolute path for a resource, relative ones taken from the project's root."""
         if resource.startswith("file://"):
             resource = resource[len("file://"):]
+        if resource.startswith("$CURRENTPATH"):  # archived projects
+            resource = str(self.path.parent.absolute()) + resource[len("$CURRENTPATH"):]
         if os.path.isabs(resource) or re.match(r"^[A-Za-z]:[\\/]", resource):
             return resource
         return os.path.normpath(os.path.join(self.base, resource))
@@ -906,10 +916,7 @@ def _shift_tracks(project: _Project, tractor: ET.Element, at: int, delta: int) -
                 if p.get("name") == name and (new := bump(p.text, at)) is not None:
                     p.text = new
     first_kdenlive = max(at - 1, 0)  # Kdenlive's track positions skip the black track
-    holders = [(tractor, "kdenlive:sequenceproperties.")]
-    if project.main_bin is not None and not _prop(tractor, "kdenlive:uuid"):
-        holders.append((project.main_bin, "kdenlive:docproperties."))
-    for holder, prefix in holders:
+    for holder, prefix in _holders(project, tractor):
         for key in ("activeTrack", "audioTarget", "videoTarget"):
             for p in holder.iterfind("property"):
                 if p.get("name") == prefix + key and (new := bump(p.text, first_kdenlive)) is not None:
@@ -926,6 +933,14 @@ def _shift_tracks(project: _Project, tractor: ET.Element, at: int, delta: int) -
             if p.get("name") in (prefix + "tracksCount", prefix + "tracks"):
                 if (number := _int_or_none(p.text)) is not None:
                     p.text = str(number + delta)
+
+
+def _holders(project: _Project, tractor: ET.Element) -> list[tuple[ET.Element, str]]:
+    """Where Kdenlive keeps the groups/targets of ``tractor``: the sequence, or the document."""
+    holders = [(tractor, "kdenlive:sequenceproperties.")]
+    if project.main_bin is not None and not _prop(tractor, "kdenlive:uuid"):
+        holders.append((project.main_bin, "kdenlive:docproperties."))
+    return holders
 
 
 def _shift_groups(node: object, first: int, delta: int) -> bool:
@@ -998,7 +1013,7 @@ def write(source: str | Path, out: str | Path, score: ScoreTrack, *, sequence: s
     length = max(frames, _wav_frames(wav, rate))
     common = dict(name=score.name, clip_type="1", audio_index=0, video_index=-1, extra=[(SCORE_PROPERTY, payload)])
 
-    if root.get("root", "") in ("", "$CURRENTPATH") and out.parent.absolute() != source.parent.absolute():
+    if not root.get("root") and out.parent.absolute() != source.parent.absolute():
         root.set("root", str(source.parent.absolute()))  # keep relative media paths valid
 
     # The clip in the bin.
@@ -1032,9 +1047,9 @@ def write(source: str | Path, out: str | Path, score: ScoreTrack, *, sequence: s
                       for t in tractor.iterfind("transition"))
         if not has_mix:
             _insert(tractor, _first_transition(tractor), _audio_mix(ids.new("transition"), index), unit, 1)
-        for extra in existing[1:]:  # duplicates left by other tools: keep only the first
+        for extra in sorted(existing[1:], key=lambda t: -t.index):  # duplicates: keep the first
             logger.warning("%s: removing a second %r track", source, score.name)
-            _remove_track(project, tractor, extra.index, unit)
+            _remove_track(project, tractor, extra.index)
         logger.info("%s: replaced the content of the %r track", out, score.name)
     else:
         playlist_ids = [ids.new("playlist"), ids.new("playlist")]
@@ -1046,9 +1061,8 @@ def write(source: str | Path, out: str | Path, score: ScoreTrack, *, sequence: s
         for offset, element in enumerate([instance, *playlists, track]):
             _insert(root, at + offset, element, unit, 0)
         track_refs = tractor.findall("track")
-        black = track_refs[0] if track_refs else None
-        index = 1 if black is not None and project.by_id.get(black.get("producer", "")) is not None \
-            and project.by_id[black.get("producer")].tag not in ("tractor", "playlist") else 0
+        black = track_refs[0] if track_refs and project.is_black(track_refs[0].get("producer", "")) else None
+        index = 1 if black is not None else 0  # the bottom audio track, just above the black track
         _shift_tracks(project, tractor, index, +1)
         position = list(tractor).index(black) + 1 if index == 1 else _first_track(tractor)
         _insert(tractor, position, ET.Element("track", {"producer": track.get("id")}), unit, 1)
@@ -1079,37 +1093,45 @@ def _first_track(tractor: ET.Element) -> int:
     return next((i for i, c in enumerate(children) if c.tag == "track"), len(children))
 
 
-def _remove_track(project: _Project, tractor: ET.Element, index: int, unit: str) -> None:
+def _remove_track(project: _Project, tractor: ET.Element, index: int) -> None:
     """Take track ``index`` out of ``tractor`` (its own elements stay until orphan cleanup)."""
     refs = tractor.findall("track")
     _remove(tractor, refs[index])
     for tr in list(tractor.iterfind("transition")):
         if _int_or_none(_prop(tr, "b_track")) == index or _int_or_none(_prop(tr, "a_track")) == index:
             _remove(tractor, tr)
-    for holder in (tractor, project.main_bin):
-        for p in (holder.iterfind("property") if holder is not None else ()):
-            if p.get("name", "").endswith(".groups") and (p.text or "").strip():
+    for holder, prefix in _holders(project, tractor):
+        for p in holder.iterfind("property"):
+            if p.get("name") == prefix + "groups" and (p.text or "").strip():
                 try:
                     groups = json.loads(p.text)
                 except json.JSONDecodeError:
                     continue
                 pruned = _prune_groups(groups, index - 1)
-                p.text = json.dumps(pruned if pruned is not None else [], indent=4) + "\n"
+                if pruned != groups:
+                    p.text = json.dumps(pruned, indent=4) + "\n"
     _shift_tracks(project, tractor, index + 1, -1)
 
 
 def _prune_groups(node: object, track: int) -> object:
-    """Group tree without the leaves on Kdenlive track position ``track``."""
-    if isinstance(node, list):
-        return [n for n in (_prune_groups(i, track) for i in node) if n is not None]
-    if isinstance(node, dict):
-        if node.get("type") == "Leaf":
-            return None if str(node.get("data", "")).partition(":")[0] == str(track) else node
-        children = [n for n in (_prune_groups(c, track) for c in node.get("children", []) or []) if n is not None]
+    """Kdenlive's group list without the leaves on track position ``track``.
+
+    A group left with one member is dissolved (a lone clip is not a group).
+    """
+    def prune(item: object) -> object:
+        if not isinstance(item, dict):
+            return item
+        if item.get("type") == "Leaf":
+            return None if str(item.get("data", "")).partition(":")[0] == str(track) else item
+        children = [c for c in (prune(c) for c in item.get("children", []) or []) if c is not None]
         if len(children) < 2:
             return children[0] if children else None
-        return {**node, "children": children}
-    return node
+        return {**item, "children": children}
+
+    if not isinstance(node, list):
+        return node
+    kept = [prune(group) for group in node]
+    return [g for g in kept if isinstance(g, dict) and g.get("type") != "Leaf"]
 
 
 def _extend_outs(project: _Project, tractor: ET.Element, frames: int) -> None:
@@ -1202,7 +1224,8 @@ def write_project(
     The sequence ``name`` has one video track (V1) and one audio track (A1) holding ``clips``
     back to back; each clip is ``(media, source_in, source_out)`` in seconds of an audio+video
     file, its picture on V1 and its sound on A1 (grouped as Kdenlive groups a split clip).
-    ``guides`` become the sequence's guides (``Marker.name`` is the guide's text).
+    ``guides`` become the sequence's guides (``Marker.name`` is the guide's text). Relative
+    media paths are taken from the current directory, like any path.
 
     Media inside the project's folder (or below it) are written relative to that folder and
     the ``<mlt>`` element gets no ``root`` attribute: Kdenlive and melt then resolve them
@@ -1225,7 +1248,7 @@ def write_project(
         if first < 0 or stop <= first:
             raise OptionsError(f"clip {media}: impossible range {start}-{end} s", path=path,
                                hint="Give source_in < source_out, both >= 0")
-        absolute = Path(os.path.abspath(folder / media if not os.path.isabs(media) else media))
+        absolute = Path(os.path.abspath(media))
         rel = os.path.relpath(absolute, folder)
         resource = Path(rel).as_posix() if not rel.startswith("..") else absolute.as_posix()
         placed.append((absolute, resource, first, stop - first))

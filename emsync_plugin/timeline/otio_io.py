@@ -54,11 +54,15 @@ def read(path: Path, *, rate: float | None = None) -> Edit:
     if family == "cmx_3600":
         rate, start = _edl_rate_and_start(path, rate)
         kwargs["rate"] = rate
+    elif family == "fcpx_xml":
+        start = fcpxml_tc_start(path)
     timeline = _load(path, adapter, **kwargs)
     return _to_edit(timeline, path, family, rate=rate, start=start)
 
 
 def _load(path: Path, adapter: str, **kwargs) -> otio.schema.Timeline:
+    if adapter == "fcpx_xml":
+        _round_fcpx_times()
     try:
         result = otio.adapters.read_from_file(str(path), adapter_name=adapter, **kwargs)
     except TimelineError:
@@ -77,6 +81,71 @@ def _load(path: Path, adapter: str, **kwargs) -> otio.schema.Timeline:
     if len(timelines) > 1:
         logger.info("%s holds %d timelines; using the first, %r", path, len(timelines), timelines[0].name)
     return timelines[0]
+
+
+_FCPX_PATCHED = False
+
+
+def _round_fcpx_times() -> None:
+    """Make the FCPXML adapter round rational times to the nearest frame instead of truncating.
+
+    otio-fcpx-xml-adapter 1.0 turns "157/5s" at 25 fps into ``int(784.999...)`` = 784 frames,
+    which opens one-frame gaps (false cuts) between clips. Rounding is exact for every time
+    that lies on the frame grid, which is all FCPXML writes for clip boundaries.
+    """
+    global _FCPX_PATCHED
+    if _FCPX_PATCHED:
+        return
+    from fractions import Fraction
+
+    try:  # the module object OTIO's plugin system loaded (not necessarily the importable one)
+        fcpx_xml = otio.adapters.from_name("fcpx_xml").module()
+    except Exception:  # pragma: no cover - the adapter is a dependency
+        return
+
+    def to_rational_time(rational_number, fps):
+        if rational_number in (None, "0s"):
+            return otio.opentime.RationalTime(0, int(fps))
+        seconds = Fraction(rational_number.rstrip("s"))
+        return otio.opentime.RationalTime(round(seconds * Fraction(fps).limit_denominator(1001)), int(fps))
+
+    def _number_of_frames(self, time_value, format_id):
+        if time_value in (None, "0s"):
+            return 0
+        total, rate = self._format_frame_duration(format_id)
+        return round(Fraction(time_value.rstrip("s")) * Fraction(rate) / Fraction(total))
+
+    fcpx_xml.to_rational_time = to_rational_time
+    fcpx_xml.FcpxXml._number_of_frames = _number_of_frames
+    _FCPX_PATCHED = True
+
+
+_TC_START = re.compile(r"<project\b[^>]*>\s*<sequence\b([^>]*)>", re.S)
+
+
+def fcpxml_tc_start(path: Path) -> float | None:
+    """The first project's sequence start timecode (``tcStart``) in seconds; the adapter drops it."""
+    from fractions import Fraction
+
+    match = _TC_START.search(path.read_text(errors="replace"))
+    if not match:
+        return None
+    attr = re.search(r'tcStart="([^"]+)"', match.group(1))
+    return float(Fraction(attr.group(1).rstrip("s"))) if attr else None
+
+
+def set_fcpxml_tc_start(path: Path, seconds: float, rate: float) -> None:
+    """Write ``tcStart`` on the first project's sequence (the adapter does not)."""
+    from fractions import Fraction
+
+    text = path.read_text()
+    match = _TC_START.search(text)
+    if not match or "tcStart=" in match.group(1):
+        return
+    value = Fraction(round(seconds * rate)) / Fraction(rate).limit_denominator(1001)
+    tc = f"{value.numerator}/{value.denominator}s" if value.denominator != 1 else f"{value.numerator}s"
+    at = match.start(1)
+    path.write_text(text[:at] + f' tcStart="{tc}"' + text[at:])
 
 
 def _walk_timelines(obj):
@@ -302,6 +371,10 @@ def write(source: Path, out: Path, score: ScoreTrack, *, rate: float | None = No
             kwargs["absolute_media_reference_paths"] = True
         timeline = _load(source, in_adapter, **kwargs)
         timeline_rate = rate or _timeline_rate(timeline) or 24.0
+        if in_family == "fcpx_xml" and timeline.global_start_time is None:
+            tc_start = fcpxml_tc_start(source)
+            if tc_start:
+                timeline.global_start_time = otio.opentime.RationalTime(round(tc_start * timeline_rate), timeline_rate)
         if edl_start is not None and timeline.global_start_time is None:
             # keep the EDL's record start (e.g. 01:00:00:00) in the OTIO written beside it
             timeline.global_start_time = otio.opentime.RationalTime(round(edl_start * timeline_rate), timeline_rate)
@@ -312,6 +385,8 @@ def write(source: Path, out: Path, score: ScoreTrack, *, rate: float | None = No
         with fileio.atomic_path(out) as tmp_out:
             tmp_out.unlink()  # adapters create the file (or the .otiod folder) themselves
             otio.adapters.write_to_file(timeline, str(tmp_out), adapter_name=out_adapter, **write_kwargs)
+            if out_adapter == "fcpx_xml" and timeline.global_start_time is not None:
+                set_fcpxml_tc_start(tmp_out, timeline.global_start_time.to_seconds(), timeline_rate)
     logger.info("wrote %s", out)
     return out
 
