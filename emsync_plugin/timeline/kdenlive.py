@@ -55,7 +55,7 @@ SCORE_PROPERTY = "kdenlive:emsync"
 _INTERNAL = "237"  # Kdenlive's value of ``internal_added`` for its own filters/transitions
 _BLACK = "black_track"
 _MAX_NESTING = 8
-_FILE_SERVICES = {"avformat", "avformat-novalidate", "qimage", "pixbuf", "timewarp", "glaxnimate"}
+_FILE_SERVICES = {"avformat", "avformat-novalidate", "qimage", "pixbuf", "timewarp"}
 _STILL_SERVICES = {"qimage", "pixbuf"}
 _DOC_VERSION = "1.1"
 _KDENLIVE_VERSION = "25.04.0"
@@ -206,8 +206,15 @@ def _load(path: Path) -> ET.Element:
                             hint="Check that the file is readable") from None
     parser = DET.DefusedXMLParser(target=ET.TreeBuilder(insert_comments=True, insert_pis=True),
                                   forbid_dtd=False, forbid_entities=True, forbid_external=True)
+    if not data.strip():
+        raise TimelineError("the file is empty", path=path, hint=_HINT_RESAVE)
+    if not data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        raise TimelineError("not an XML file (a Kdenlive project is MLT XML)", path=path,
+                            hint="Choose a .kdenlive file saved by Kdenlive 19.04 or newer")
+    stage = "feed"
     try:
         parser.feed(data)
+        stage = "close"  # everything was read: an error now means the document ends too early
         root = parser.close()
     except DefusedXmlException as exc:
         raise TimelineError(
@@ -217,8 +224,11 @@ def _load(path: Path) -> ET.Element:
         ) from None
     except ET.ParseError as exc:
         line, column = getattr(exc, "position", (0, 0))
-        what = "truncated" if "no element found" in str(exc) else "malformed"
-        raise TimelineError(f"{what} XML (line {line}, column {column})", path=path, hint=_HINT_RESAVE) from None
+        if stage == "close":
+            reason = f"truncated XML: the file ends inside the document (line {line})"
+        else:
+            reason = f"malformed XML (line {line}, column {column})"
+        raise TimelineError(reason, path=path, hint=_HINT_RESAVE) from None
     if root is None or root.tag != "mlt":
         tag = getattr(root, "tag", "?")
         raise TimelineError(f"not a Kdenlive project (the root element is <{tag}>, not <mlt>)", path=path,
@@ -422,7 +432,7 @@ class _Project:
             if element.tag == "tractor":
                 subs = element.findall("track")
                 audio = _prop(element, "kdenlive:audio_track") == "1"
-                hide = subs[0].get("hide", "") if subs else ""
+                hide = (subs[0].get("hide", "") if subs else "") or trk.get("hide", "")
                 playlists = []
                 for sub in subs:
                     pl = self.by_id.get(sub.get("producer", ""))

@@ -1,0 +1,163 @@
+"""Decoding: sampling options and the small rules that shape each step's logits.
+
+Split whisper-style into replaceable parts: a frozen :class:`SamplingOptions`, a
+:class:`Clock` that follows musical time and what is sounding as tokens are chosen, and rule
+functions ``rule(logits, clock) -> None`` that mask impossible or forbidden tokens in place.
+
+The boundary guarantee (``SamplingOptions.guarantee_cuts``): a time shift that would cross
+the next cut is clamped so time lands exactly on it; at the cut, only a ``CHORD`` token (or
+releasing notes) is allowed, then note-ons until the chord has ``chord_notes`` notes. The
+model's own boundary conditioning does most of the work; this makes it certain. The final
+chord (EMSYNC ends on one, then the renderer fades) is always required, the end of the
+timeline is never crossed.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import OptionsError
+from .vocab import Vocab
+
+NEG = -1e9
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How to sample. Defaults tuned on the shipped model (see onnx_models/README.md)."""
+
+    temperature: float = 1.0
+    top_p: float = 0.9
+    seed: int = 0
+    guarantee_cuts: bool = True  # the decoder forces a chord on every cut
+    use_offsets: bool = True  # False withholds boundary offsets (a control for benchmarks)
+    final_hold: float = 2.0  # seconds the final chord rings before the timeline ends
+    max_note: float = 8.0  # seconds; longer notes are released
+
+    def __post_init__(self):
+        if not (0.05 <= self.temperature <= 5.0):
+            raise OptionsError(f"temperature {self.temperature} is out of range", hint="use 0.05 to 5 (default 1.0)")
+        if not (0.0 < self.top_p <= 1.0):
+            raise OptionsError(f"top-p {self.top_p} is out of range", hint="use a value in (0, 1] (default 0.9)")
+        if not (0.0 <= self.final_hold <= 10.0):
+            raise OptionsError(f"final hold {self.final_hold} s is out of range", hint="use 0 to 10 s")
+
+
+@dataclass
+class Clock:
+    """Musical state while decoding: time, sounding notes, which cut is next, chord progress."""
+
+    vocab: Vocab
+    cuts: list[int]  # in shift units, ascending; the last one is the final chord
+    end: int  # timeline end in shift units
+    now: int = 0
+    sounding: dict = field(default_factory=dict)  # (group, pitch) -> start unit
+    next_cut: int = 0  # index into cuts of the first cut not yet satisfied
+    chord_open: bool = False  # a CHORD token was emitted at `now`
+    onsets_now: int = 0  # note-ons at `now` since the CHORD token
+    finished: bool = False
+
+    @property
+    def cut(self) -> int | None:
+        return self.cuts[self.next_cut] if self.next_cut < len(self.cuts) else None
+
+    def advance(self, token: int) -> None:
+        v = self.vocab
+        kind = v.kind(token)
+        if kind == "shift":
+            self.now += v.shift_units(token)
+            self.chord_open, self.onsets_now = False, 0
+            while self.cut is not None and self.cut < self.now:  # skipped without guarantee
+                self.next_cut += 1
+        elif token == v.chord:
+            self.chord_open, self.onsets_now = True, 0
+        elif kind == "on":
+            self.sounding[v.group_pitch(token)] = self.now
+            if self.chord_open:
+                self.onsets_now += 1
+                if self.onsets_now >= v.chord_notes and self.cut is not None and abs(self.cut - self.now) == 0:
+                    self.next_cut += 1
+                    if self.next_cut >= len(self.cuts):
+                        self.finished = True
+        elif kind == "off":
+            self.sounding.pop(v.group_pitch(token), None)
+        elif token == v.eos:
+            self.finished = True
+
+
+# ---- rules -----------------------------------------------------------------------------------
+
+
+def well_formed(logits: np.ndarray, clock: Clock) -> None:
+    """No PAD/BOS/EOS; no note-off for a silent note; no second note-on for a sounding one."""
+    v = clock.vocab
+    logits[[v.pad, v.bos, v.eos]] = NEG
+    off_ok = np.zeros(v.shift_base - v.off_base, bool)
+    for g, p in clock.sounding:
+        idx = v.note_on(g, p) - v.on_base
+        logits[v.on_base + idx] = NEG
+        off_ok[idx] = True
+    logits[v.off_base:v.shift_base][~off_ok] = NEG
+    if clock.chord_open:
+        logits[v.chord] = NEG
+
+
+def release_long_notes(max_units: int):
+    def rule(logits: np.ndarray, clock: Clock) -> None:
+        v = clock.vocab
+        stale = [k for k, start in clock.sounding.items() if clock.now - start >= max_units]
+        if stale:  # only releases are allowed until they are gone
+            keep = np.array([v.note_off(*k) for k in stale])
+            kept = logits[keep].copy()
+            logits[:] = NEG
+            logits[keep] = kept
+    return rule
+
+
+def cut_rules(guarantee: bool):
+    """Clamp time to the next cut and (with the guarantee) require a chord there."""
+
+    def rule(logits: np.ndarray, clock: Clock) -> None:
+        v = clock.vocab
+        shifts = logits[v.shift_base:v.size]
+        limit = clock.end - clock.now  # never cross the end
+        cut = clock.cut
+        final = clock.next_cut == len(clock.cuts) - 1
+        if cut is not None and (guarantee or final):
+            limit = min(limit, cut - clock.now)
+            if cut == clock.now:
+                shifts[:] = NEG  # stay here until the chord is complete
+                if not clock.chord_open:  # first the CHORD token (releases are still allowed)
+                    logits[v.on_base:v.off_base] = NEG
+                else:  # then its notes
+                    logits[v.off_base:v.shift_base] = NEG
+                return
+        if limit <= 0:
+            shifts[:] = NEG
+            return
+        if limit < v.max_shift:
+            shifts[limit:] = NEG
+
+    return rule
+
+
+def sample(logits: np.ndarray, options: SamplingOptions, rng: np.random.Generator) -> int:
+    """Temperature and nucleus (top-p) sampling over the allowed tokens."""
+    x = logits.astype(np.float64) / options.temperature
+    x -= x.max()
+    p = np.exp(x)
+    p[logits <= NEG / 2] = 0.0
+    total = p.sum()
+    if total <= 0 or not math.isfinite(total):
+        return int(np.argmax(logits))
+    p /= total
+    if options.top_p < 1.0:
+        order = np.argsort(-p)
+        cum = np.cumsum(p[order])
+        keep = order[: int(np.searchsorted(cum, options.top_p) + 1)]
+        q = np.zeros_like(p)
+        q[keep] = p[keep]
+        p = q / q.sum()
+    return int(rng.choice(len(p), p=p))

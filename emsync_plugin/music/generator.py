@@ -1,0 +1,166 @@
+"""The learned generator: the shipped ONNX music transformer, decoded with a KV cache.
+
+``Generator.load()`` verifies and opens ``onnx_models/generator.onnx`` and reads everything it
+needs from the model's own metadata (vocabulary, context length, offset cap, label statistics).
+``generate(cuts, duration, moods, options)`` returns a ``pretty_midi.PrettyMIDI``:
+
+* every token is conditioned on the valence/arousal of the scene it falls in (a scene's mood
+  takes effect at its cut) and on the seconds to the next cut, capped as in training;
+* the decoding rules of :mod:`.decoding` keep the stream well formed, land a chord on every
+  cut (when ``guarantee_cuts``), end on a final chord and never pass the timeline's end;
+* longer timelines than the context are generated in windows: when the cache is full, the
+  last half of the tokens is fed again from position 0 and generation goes on.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pretty_midi
+
+from .. import models, progress
+from .decoding import Clock, SamplingOptions, cut_rules, release_long_notes, sample, well_formed
+from .vocab import Note, Vocab
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "generator.onnx"
+
+
+@dataclass(frozen=True)
+class SceneMood:
+    start: float
+    end: float
+    valence: float
+    arousal: float
+
+
+@dataclass
+class GenerationResult:
+    midi: pretty_midi.PrettyMIDI
+    tokens: list[int]
+    notes: list[Note]
+    seconds: float  # compute time
+    steps: int  # model calls
+
+
+class Generator:
+    """An ONNX session plus what its metadata says about it."""
+
+    def __init__(self, path: Path, threads: int = 0):
+        self.path = path
+        self.session = models.session(path, threads)
+        meta = models.metadata(self.session)
+        self.vocab = Vocab.from_json(meta["emsync.vocab"])
+        self.config = json.loads(meta["emsync.config"])
+        self.label_stats = json.loads(meta.get("emsync.label_stats", "{}"))
+        self.block_size = int(self.config["block_size"])
+        self.cap = float(self.config["offset_cap"])
+        self.n_layer, self.n_head = int(self.config["n_layer"]), int(self.config["n_head"])
+        self.head_dim = int(self.config["n_embd"]) // self.n_head
+
+    @classmethod
+    def load(cls, directory: Path | None = None, threads: int = 0) -> "Generator":
+        return cls(models.find(MODEL_FILE, directory), threads)
+
+    # ------------------------------------------------------------------------------------
+    def _run(self, ids, val, aro, off, past):
+        return self.session.run(
+            ["logits", "present_key_values"],
+            {"input_ids": np.asarray([ids], np.int64), "valence": np.asarray([val], np.float32),
+             "arousal": np.asarray([aro], np.float32), "offset": np.asarray([off], np.float32),
+             "past_key_values": past},
+        )
+
+    def _empty_past(self):
+        return np.zeros((self.n_layer, 2, 1, self.n_head, 0, self.head_dim), np.float32)
+
+    def generate(self, cuts: Sequence[float], duration: float, moods: Sequence[SceneMood],
+                 options: SamplingOptions = SamplingOptions()) -> GenerationResult:
+        v = self.vocab
+        unit = v.shift_seconds
+        rng = np.random.default_rng(options.seed)
+        end = int(round(duration / unit))
+        cut_units = sorted({int(round(c / unit)) for c in cuts if 0 < round(c / unit) < end})
+        final = max(cut_units[-1] + 1 if cut_units else 1, end - int(round(options.final_hold / unit)))
+        final = min(final, end)
+        targets = [0] + [c for c in cut_units if c < final] + [final]
+        clock = Clock(v, targets, end)
+        rules = [well_formed, release_long_notes(int(options.max_note / unit)), cut_rules(options.guarantee_cuts)]
+        # the model is told about the real cuts (and the final chord), as in training
+        bounds = np.array(sorted(set(cut_units) | {final}), float) * unit
+        starts = np.array([m.start for m in moods]) if moods else np.zeros(1)
+
+        def cond(t_units):
+            t = t_units * unit
+            i = max(0, int(np.searchsorted(starts, t + 1e-9, side="right")) - 1) if moods else 0
+            val, aro = (moods[i].valence, moods[i].arousal) if moods else (0.0, 0.0)
+            if options.use_offsets:
+                j = np.searchsorted(bounds, t - 1e-9)
+                off = min(self.cap, bounds[j] - t) if j < len(bounds) else self.cap
+            else:
+                off = self.cap
+            return val, aro, off
+
+        t0 = time.perf_counter()
+        history: list[tuple[int, float, float, float]] = []  # token and its conditioning
+        past = self._empty_past()
+        tok = v.bos
+        steps = 0
+        out_tokens: list[int] = []
+        bar = progress.bar(total=round(duration, 1), desc="generating", unit="s")
+        while not clock.finished and clock.now <= end:
+            c = cond(clock.now)
+            history.append((tok, *c))
+            if past.shape[4] >= self.block_size - 1:  # window: re-feed the last half
+                keep = history[-(self.block_size // 2):]
+                past = self._empty_past()
+                ids, va, ar, of = zip(*keep)
+                logits, past = self._run(list(ids), list(va), list(ar), list(of), past)
+            else:
+                logits, past = self._run([tok], [c[0]], [c[1]], [c[2]], past)
+            steps += 1
+            row = logits[0, -1].astype(np.float64)
+            for rule in rules:
+                rule(row, clock)
+            tok = sample(row, options, rng)
+            before = clock.now
+            clock.advance(tok)
+            out_tokens.append(tok)
+            if clock.now != before:
+                bar.update(round((clock.now - before) * unit, 2))
+            if steps > 40 * max(1.0, duration) + 2000:  # a model that never advances time
+                logger.warning("generation stopped after %d steps without reaching the end", steps)
+                break
+        bar.close()
+        seconds = time.perf_counter() - t0
+        # hold the final chord (and whatever sounds) to the end
+        notes = v.decode(out_tokens, end=duration)
+        notes = [n for n in notes if n.start < duration]
+        midi = to_midi(notes, v, moods)
+        logger.info("generated %d tokens (%d notes) for %.1f s of music in %.2f s (%.0fx real time)",
+                    len(out_tokens), len(notes), duration, seconds, duration / max(seconds, 1e-9))
+        return GenerationResult(midi, out_tokens, notes, seconds, steps)
+
+
+def velocity(arousal: float) -> int:
+    """Render velocity from arousal (the corpus has none): 56 (calm) to 100 (excited)."""
+    return int(round(78 + 22 * max(-1.0, min(1.0, arousal))))
+
+
+def to_midi(notes: Sequence[Note], vocab: Vocab, moods: Sequence[SceneMood]) -> pretty_midi.PrettyMIDI:
+    """A MIDI file with one General MIDI instrument per group (programs from the model)."""
+    pm = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=120.0)
+    insts = [pretty_midi.Instrument(program=prog, name=f"EMSYNC {name}") for name, prog in zip(vocab.groups, vocab.programs)]
+    starts = np.array([m.start for m in moods]) if moods else np.zeros(1)
+    for n in notes:
+        i = max(0, int(np.searchsorted(starts, n.start + 1e-9, side="right")) - 1) if moods else 0
+        vel = velocity(moods[i].arousal if moods else 0.0)
+        insts[n.group].notes.append(pretty_midi.Note(velocity=vel, pitch=int(n.pitch), start=float(n.start), end=float(n.end)))
+    pm.instruments.extend(i for i in insts if i.notes)
+    return pm

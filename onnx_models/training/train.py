@@ -1,0 +1,228 @@
+"""Train the music transformer on 2 CPU cores, resumably (nanoGPT's loop, read top to bottom).
+
+    python -m onnx_models.training.train --out onnx_models/training/runs/v1 --minutes 80
+
+Every ``--ckpt-every`` steps it writes ``OUT/ckpt.pt`` (weights, optimiser, step, RNG, config,
+vocabulary, label statistics, data hash: everything to resume or export) and appends to
+``OUT/log.csv``; every ``--eval-every`` steps it measures the held-out loss and redraws
+``OUT/loss.png``. Run it again with the same ``--out`` to resume where it stopped. At the end
+(or on Ctrl-C / time limit) it also writes ``OUT/weights_fp16.pt``, a small weights-only copy
+to commit and resume from on a new machine (``--init OUT/weights_fp16.pt``).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emsync_plugin.music.features import LabelStats
+from emsync_plugin.music.vocab import Vocab
+
+from .dataset import iter_pieces, make_example
+from .model import ModelConfig, MusicTransformer
+from .prepare_data import VOCAB_SPEC
+
+logger = logging.getLogger("emsync.train")
+
+
+def get_batch(pieces, weights, rng, vocab, stats, batch_size, seq_len, cap):
+    rows = []
+    while len(rows) < batch_size:
+        piece = pieces[rng.choice(len(pieces), p=weights)]
+        ex = make_example(piece, rng, vocab, stats, seq_len=seq_len, cap=cap)
+        if ex is not None:
+            rows.append(ex)
+    tok_key = "tokens" if "tokens" in rows[0] else "input_ids"
+
+    def stack(key, dtype):
+        out = np.full((batch_size, seq_len + 1), -1 if key == tok_key else 0, dtype=dtype)
+        for i, r in enumerate(rows):
+            n = min(len(r[key]), seq_len + 1)
+            out[i, :n] = r[key][:n]
+        return torch.from_numpy(out)
+
+    tok = stack(tok_key, np.int64)
+    x = tok[:, :-1].clamp(min=0)
+    y = tok[:, 1:].clone()
+    cond = {k: stack(k, np.float32)[:, :-1] for k in ("valence", "arousal", "offset")}
+    return x, y, cond
+
+
+def lr_at(step, base_lr, warmup, total):
+    if step < warmup:
+        return base_lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@torch.no_grad()
+def evaluate(model, batches):
+    model.eval()
+    losses = [model(x, c["valence"], c["arousal"], c["offset"], targets=y)[1].item() for x, y, c in batches]
+    model.train()
+    return float(np.mean(losses))
+
+
+def plot(log_path: Path, png: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader(log_path.open()))
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(7, 4))
+    tr = [(float(r["tokens"]) / 1e6, float(r["train_loss"])) for r in rows if r["train_loss"]]
+    va = [(float(r["tokens"]) / 1e6, float(r["val_loss"])) for r in rows if r["val_loss"]]
+    if tr:
+        ax.plot(*zip(*tr), label="train", alpha=0.7)
+    if va:
+        ax.plot(*zip(*va), label="held-out", marker="o")
+    ax.set_xlabel("training tokens (millions)")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=Path("onnx_models/training/cache"))
+    p.add_argument("--out", type=Path, default=Path("onnx_models/training/runs/v1"))
+    p.add_argument("--init", type=Path, help="start from these weights (e.g. a committed weights_fp16.pt)")
+    p.add_argument("--minutes", type=float, default=60.0, help="stop after this much wall time")
+    p.add_argument("--max-steps", type=int, default=20000)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seq-len", type=int, default=512)
+    p.add_argument("--n-layer", type=int, default=4)
+    p.add_argument("--n-head", type=int, default=4)
+    p.add_argument("--n-embd", type=int, default=256)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--lr", type=float, default=6e-4)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--ckpt-every", type=int, default=100)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=1337)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    vocab = Vocab.from_json(VOCAB_SPEC)
+    stats_json = json.loads((args.data / "stats.json").read_text())
+    stats = LabelStats.from_dict(stats_json["label_stats"])
+    data_hash = stats_json.get("data_sha256", "")
+    train = [p for p in iter_pieces(args.data, "train")]
+    held = [p for p in iter_pieces(args.data, "heldout")]
+    lengths = np.array([max(1.0, float(np.asarray(_notes(p))[:, 3].max())) for p in train])
+    weights = lengths / lengths.sum()  # sample pieces by duration
+    logger.info("%d training pieces, %d held out", len(train), len(held))
+
+    ckpt_path = args.out / "ckpt.pt"
+    cap = 8.0
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        cfg = ModelConfig(**ckpt["config"])
+        model = MusicTransformer(cfg)
+        model.load_state_dict(ckpt["model"])
+        opt = model.configure_optimizer(args.lr)
+        opt.load_state_dict(ckpt["optimizer"])
+        step, tokens_seen = ckpt["step"], ckpt["tokens"]
+        rng = np.random.default_rng()
+        rng.bit_generator.state = ckpt["rng"]
+        logger.info("resumed from %s at step %d (%.1fM tokens)", ckpt_path, step, tokens_seen / 1e6)
+    else:
+        cfg = ModelConfig(vocab_size=vocab.size, block_size=args.seq_len, n_layer=args.n_layer, n_head=args.n_head,
+                          n_embd=args.n_embd, dropout=args.dropout, offset_cap=cap)
+        model = MusicTransformer(cfg)
+        if args.init:
+            init = torch.load(args.init, map_location="cpu", weights_only=False)
+            model.load_state_dict({k: v.float() for k, v in init["model"].items()})
+            logger.info("initialised from %s", args.init)
+        opt = model.configure_optimizer(args.lr)
+        step, tokens_seen = 0, 0
+        rng = np.random.default_rng(args.seed)
+    torch.manual_seed(args.seed + step)
+    logger.info("model: %.2fM parameters, config %s", model.n_params() / 1e6, cfg.to_dict())
+
+    val_rng = np.random.default_rng(12345)  # the same held-out batches every time
+    val_w = np.array([max(1.0, float(np.asarray(_notes(p))[:, 3].max())) for p in held])
+    val_batches = [get_batch(held, val_w / val_w.sum(), val_rng, vocab, stats, args.batch_size, args.seq_len, cap) for _ in range(8)]
+
+    log_path = args.out / "log.csv"
+    new_log = not log_path.exists()
+    log_file = log_path.open("a", newline="")
+    log = csv.writer(log_file)
+    if new_log:
+        log.writerow(["step", "tokens", "train_loss", "val_loss", "lr", "elapsed_s", "tokens_per_s"])
+
+    def save():
+        meta = dict(config=cfg.to_dict(), vocab=json.loads(vocab.to_json()), label_stats=stats_json["label_stats"],
+                    data_sha256=data_hash, step=step, tokens=tokens_seen)
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save(dict(model=model.state_dict(), optimizer=opt.state_dict(), rng=rng.bit_generator.state, **meta), tmp)
+        tmp.replace(ckpt_path)
+        small = {k: v.half() for k, v in model.state_dict().items()}
+        tmp = args.out / "weights_fp16.tmp"
+        torch.save(dict(model=small, **meta), tmp)
+        tmp.replace(args.out / "weights_fp16.pt")
+
+    model.train()
+    start = time.time()
+    window_tokens, window_start, losses = 0, time.time(), []
+    try:
+        while step < args.max_steps and (time.time() - start) < args.minutes * 60:
+            lr = lr_at(step, args.lr, args.warmup, args.max_steps)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            x, y, c = get_batch(train, weights, rng, vocab, stats, args.batch_size, args.seq_len, cap)
+            _, loss, _ = model(x, c["valence"], c["arousal"], c["offset"], targets=y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            n = int((y >= 0).sum())
+            tokens_seen += n
+            window_tokens += n
+            losses.append(loss.item())
+            val = ""
+            if step % args.eval_every == 0:
+                val = f"{evaluate(model, val_batches):.4f}"
+            if step % 20 == 0 or val:
+                tps = window_tokens / (time.time() - window_start)
+                log.writerow([step, tokens_seen, f"{np.mean(losses):.4f}", val, f"{lr:.2e}", f"{time.time() - start:.0f}", f"{tps:.0f}"])
+                log_file.flush()
+                logger.info("step %d loss %.4f%s lr %.1e %.0f tok/s", step, np.mean(losses), f" val {val}" if val else "", lr, tps)
+                window_tokens, window_start, losses = 0, time.time(), []
+            if val:
+                plot(log_path, args.out / "loss.png")
+            if step % args.ckpt_every == 0:
+                save()
+    except KeyboardInterrupt:
+        logger.info("interrupted; saving")
+    save()
+    val = evaluate(model, val_batches)
+    log.writerow([step, tokens_seen, "", f"{val:.4f}", "", f"{time.time() - start:.0f}", ""])
+    log_file.close()
+    plot(log_path, args.out / "loss.png")
+    logger.info("saved %s at step %d, held-out loss %.4f", ckpt_path, step, val)
+
+
+def _notes(piece):
+    return piece["notes"] if isinstance(piece, dict) else piece
+
+
+if __name__ == "__main__":
+    main()
