@@ -66,7 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     timeline_args(s)
     s.add_argument("-o", "--output", type=Path, help="scored timeline to write (default: <name>.emsync.<ext> beside the input)")
     s.add_argument("--in-place", action="store_true", help="overwrite the input timeline (a timestamped backup is kept)")
-    s.add_argument("--engine", default="baseline", help="music generator (default: baseline)")
+    s.add_argument("--engine", default="auto", choices=("auto", "emsync", "baseline"),
+                   help="music generator: emsync (the learned model), baseline (rule-based), auto (default: emsync when installed)")
+    s.add_argument("--temperature", type=float, help="sampling temperature of the learned model")
+    s.add_argument("--top-p", type=float, help="nucleus sampling threshold of the learned model")
     s.add_argument("--valence", type=float, help="mood from -1 (sad, dark) to 1 (happy, bright) for the whole timeline")
     s.add_argument("--arousal", type=float, help="energy from -1 (calm) to 1 (excited, tense) for the whole timeline")
     s.add_argument("--seed", type=int, default=0, help="random seed (same seed, same score)")
@@ -131,7 +134,7 @@ def _cmd_score(args) -> int:
     from .pipeline import ScoreOptions, score
 
     options = ScoreOptions(
-        output=args.output, engine=args.engine, valence=args.valence, arousal=args.arousal,
+        output=args.output, engine=args.engine, temperature=args.temperature, top_p=args.top_p, valence=args.valence, arousal=args.arousal,
         track=args.track, rate=args.rate, in_place=args.in_place, seed=args.seed,
         loudness=args.loudness, fade=args.fade, write_timeline=not args.no_timeline, report=args.report,
     )

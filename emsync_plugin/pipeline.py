@@ -16,16 +16,16 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__, fileio
-from .errors import OptionsError, TimelineError
+from .errors import OptionsError
 from .music.baseline import BaselineOptions, Mood, arrange
 from .music.render import RenderOptions, render_midi, write_midi
 from .timeline import ScoreTrack, Timeline, read_cuts, write_timeline
-from .timeline.io import KDENLIVE_SUFFIXES, MIN_DURATION, VIDEO_SUFFIXES
+from .timeline.io import KDENLIVE_SUFFIXES, MIN_DURATION
 from .timeline.otio_io import ADAPTERS
 
 logger = logging.getLogger(__name__)
 
-ENGINES = ("baseline",)
+ENGINES = ("auto", "emsync", "baseline")  # auto: the learned model when installed, else baseline
 Progress = Callable[[str, float], None]
 
 
@@ -34,7 +34,9 @@ class ScoreOptions:
     """Everything ``score`` needs besides the timeline; validated before any work starts."""
 
     output: Path | None = None  # scored timeline; default beside the input: <stem>.emsync<suffix>
-    engine: str = "baseline"
+    engine: str = "auto"
+    temperature: float | None = None  # sampling (learned engine); None: the documented default
+    top_p: float | None = None
     valence: float | None = None  # -1..1, for the whole timeline (overrides the estimate)
     arousal: float | None = None
     track: str | None = None  # video track that gives the cuts; default all enabled ones
@@ -116,7 +118,7 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
         "version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "source": str(path.resolve()),
-        "engine": options.engine,
+        "engine": resolve_engine(options.engine),
         "seed": options.seed,
         "wav": str(wav_path),
         "midi": str(midi_path),
@@ -150,7 +152,6 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
 
 def output_path(path: Path, timeline: Timeline, options: ScoreOptions) -> Path:
     """Where the scored timeline goes; refuses to overwrite the input without ``in_place``."""
-    suffix = path.suffix.lower()
     if options.in_place:
         if options.output is not None and options.output.resolve() != path.resolve():
             raise OptionsError("--in-place and -o name different files", hint="use one of them")
@@ -204,9 +205,32 @@ def estimate_moods(timeline: Timeline, options: ScoreOptions) -> list[SceneMood]
     return [SceneMood(s.index, s.start, s.end, valence, arousal, source) for s in timeline.scenes]
 
 
+def resolve_engine(engine: str) -> str:
+    """"auto" becomes "emsync" when the shipped generator is installed, else "baseline"."""
+    if engine != "auto":
+        return engine
+    from .models import manifest
+
+    if "generator.onnx" in manifest()["files"]:
+        return "emsync"
+    logger.info("the learned generator is not installed; using the baseline arranger")
+    return "baseline"
+
+
 def generate(timeline: Timeline, moods: Sequence[SceneMood], options: ScoreOptions):
     """MIDI for the timeline's cuts and moods with the chosen engine."""
-    if options.engine == "baseline":
+    engine = resolve_engine(options.engine)
+    if engine == "emsync":
+        from .music.decoding import SamplingOptions
+        from .music.generator import Generator, SceneMood as GenMood
+
+        kw = {k: getattr(options, k) for k in ("temperature", "top_p") if getattr(options, k) is not None}
+        sampling = SamplingOptions(seed=options.seed, **kw)
+        result = Generator.load().generate(
+            timeline.cuts, timeline.duration, [GenMood(m.start, m.end, m.valence, m.arousal) for m in moods], sampling
+        )
+        return result.midi
+    if engine == "baseline":
         return arrange(
             timeline.cuts,
             timeline.duration,

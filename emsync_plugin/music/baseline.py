@@ -349,7 +349,6 @@ def arrange(cuts: Sequence[float], duration: float, moods: Sequence[Mood],
         base = 50.0 + 40.0 * (a + 1.0) / 2.0
         centre = 60 + round(5 * v)
         pcs = chord_pitch_classes(tonic, chord.degree, chord.minor, v, chord.harmonic)
-        length = chord.end - chord.start
 
         # Pad: the whole chord, restruck on every change and held to the next one.
         pad_prev = _voicing(pcs, centre, pad_prev)

@@ -30,7 +30,6 @@ import logging
 import math
 import os
 import re
-import time
 import uuid
 import wave
 import xml.etree.ElementTree as ET
@@ -1019,7 +1018,7 @@ def write(source: str | Path, out: str | Path, score: ScoreTrack, *, sequence: s
     ids = _Ids(root)
     tag = "chain" if root.find("chain") is not None else "producer"
     kid = str(project.next_clip_id())
-    control = "{" + str(uuid.uuid4()) + "}"
+    control = _stable_uuid(str(wav), "score")
     length = max(frames, _wav_frames(wav, rate))
     common = dict(name=score.name, clip_type="1", audio_index=0, video_index=-1, extra=[(SCORE_PROPERTY, payload)])
 
@@ -1285,7 +1284,7 @@ def write_project(
         probed, audio_index, video_index = _probe(absolute, rate)
         needed = max(f + n for a, _, f, n in placed if a == absolute)
         length = max(probed or 0, needed)
-        kid, control = str(next_kid), "{" + str(uuid.uuid4()) + "}"
+        kid, control = str(next_kid), _stable_uuid(name, str(absolute))
         next_kid += 1
         info = dict(name=absolute.name, clip_type="0", audio_index=audio_index, video_index=video_index)
         bin_el = _media_clip("chain", ids.new("chain"), resource, length, kid, control, rate, timeline=None, **info)
@@ -1320,7 +1319,7 @@ def write_project(
     video_track = _track_tractor(ids.new("tractor"), [video_pl.get("id"), video_pair.get("id")], audio=False,
                                  name="", frames=total, rate=rate, ids=ids)
 
-    seq_uuid = "{" + str(uuid.uuid4()) + "}"
+    seq_uuid = _stable_uuid(name, "sequence")
     guide_json = [{"comment": g.name, "pos": round(Fraction(g.time) * rate), "type": 0} for g in guides]
     sequence = _element("tractor", {"id": seq_uuid, "in": clock(0, rate), "out": clock(total - 1, rate)}, [
         ("kdenlive:uuid", seq_uuid),
@@ -1361,7 +1360,8 @@ def write_project(
         ("kdenlive:folder.-1.2", "Sequences"),
         ("kdenlive:sequenceFolder", "2"),
         ("kdenlive:docproperties.audioChannels", "2"),
-        ("kdenlive:docproperties.documentid", str(int(time.time() * 1000))),
+        # Kdenlive uses a creation timestamp in ms; a stable number keeps rewritten files identical
+        ("kdenlive:docproperties.documentid", str(uuid.uuid5(uuid.NAMESPACE_URL, "emsync:" + name).int % 10**13)),
         ("kdenlive:docproperties.enableproxy", "0"),
         ("kdenlive:docproperties.generateproxy", "0"),
         ("kdenlive:docproperties.guidesCategories", json.dumps(_GUIDE_CATEGORIES, indent=4) + "\n"),
@@ -1390,3 +1390,8 @@ def write_project(
     write_text(path, _serialize(root))
     logger.info("wrote %s: %d clips, %.3f s", path, len(placed), float(total / rate))
     return path
+
+
+def _stable_uuid(*parts: str) -> str:
+    """A uuid in Kdenlive's braces, derived from ``parts`` so that rewriting gives the same file."""
+    return "{" + str(uuid.uuid5(uuid.NAMESPACE_URL, "emsync:" + ":".join(parts))) + "}"
