@@ -98,6 +98,12 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
     timeline = read_cuts(path, track=options.track, rate=options.rate, min_duration=MIN_DURATION)
     out = output_path(path, timeline, options)
     logger.info("%s: %d cuts, %.2f s at %.3f fps", path.name, len(timeline.cuts), timeline.duration, timeline.rate)
+    missing = missing_media(timeline)
+    if missing:
+        logger.warning(
+            "%s: %d media file(s) are missing, e.g. %s. The score does not need them, but scene emotion "
+            "will: relink the media in your editor and export again", path.name, len(missing), missing[0],
+        )
 
     report("estimating moods", 0.15)
     moods = estimate_moods(timeline, options)
@@ -177,7 +183,7 @@ def _check_output_format(path: Path, timeline: Timeline, out: Path) -> None:
         ok = out_suffix in KDENLIVE_SUFFIXES
         want = ".kdenlive"
     elif timeline.format == "video":
-        ok, want = False, "(none)"
+        ok, want = out_suffix in (".otio", ".otioz", ".otiod", ".xml", ".fcpxml"), ".otio, .otioz, .otiod, .xml or .fcpxml"
     else:
         ok = out_suffix in ADAPTERS and out_suffix != ".edl"
         want = ".otio, .otioz, .otiod, .xml or .fcpxml"
@@ -195,6 +201,16 @@ def _written_by_us(out: Path) -> bool:
             return b"EMSYNC Score" in f.read()
     except OSError:
         return False
+
+
+def missing_media(timeline: Timeline) -> list[str]:
+    """Local media files the timeline names that do not exist (URLs are not checked)."""
+    seen: list[str] = []
+    for scene in timeline.scenes:
+        m = scene.media
+        if m and "://" not in m and m not in seen and not Path(m).exists():
+            seen.append(m)
+    return seen
 
 
 def estimate_moods(timeline: Timeline, options: ScoreOptions) -> list[SceneMood]:

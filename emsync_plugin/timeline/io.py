@@ -93,9 +93,8 @@ def write_timeline(timeline: Timeline, out: str | Path, score: ScoreTrack) -> Pa
         from . import kdenlive
 
         return kdenlive.write(source, out, score)
-    if timeline.format == "video":
-        raise TimelineError("a bare video file has no timeline to write back to", path=source,
-                            hint="write an OTIO timeline instead (-o NAME.otio)")
+    if timeline.format == "video":  # no timeline to go back to: write a new one
+        return otio_io.write_for_video(timeline, out, score)
     return otio_io.write(source, out, score, rate=timeline.rate if timeline.format == "cmx_3600" else None)
 
 

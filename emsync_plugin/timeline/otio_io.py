@@ -390,6 +390,34 @@ def write(source: Path, out: Path, score: ScoreTrack, *, rate: float | None = No
     return out
 
 
+def write_for_video(timeline, out: Path, score: ScoreTrack) -> Path:
+    """A new OTIO timeline for a bare video file: its shots on V1, its sound on A1, the score on A2."""
+    rate = timeline.rate
+    media = str(timeline.path.resolve())
+    url = otio.url_utils.url_from_filepath(media)
+
+    def rng(a: float, b: float) -> otio.opentime.TimeRange:
+        start = otio.opentime.RationalTime(round(a * rate), rate)
+        return otio.opentime.TimeRange(start, otio.opentime.RationalTime(round(b * rate), rate) - start)
+
+    whole = rng(0.0, timeline.duration)
+    result = otio.schema.Timeline(name=timeline.name)
+    video = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    for s in timeline.scenes:
+        ref = otio.schema.ExternalReference(target_url=url, available_range=whole)
+        video.append(otio.schema.Clip(name=f"shot {s.index}", media_reference=ref, source_range=rng(s.start, s.end)))
+    sound = otio.schema.Track(name="A1", kind=otio.schema.TrackKind.Audio)
+    sound.append(otio.schema.Clip(name=timeline.path.name, source_range=whole,
+                                  media_reference=otio.schema.ExternalReference(target_url=url, available_range=whole)))
+    result.tracks.extend([video, sound])
+    add_score_track(result, score, rate)
+    with fileio.atomic_path(out) as tmp_out:
+        tmp_out.unlink()
+        otio.adapters.write_to_file(result, str(tmp_out), adapter_name=ADAPTERS[out.suffix.lower()][0])
+    logger.info("wrote %s", out)
+    return out
+
+
 def is_score_track(track: otio.schema.Track, name: str) -> bool:
     """Our track, however the format kept it: by track name (OTIO) or clip names (FCP 7, FCPXML)."""
     if track.kind != otio.schema.TrackKind.Audio:

@@ -64,4 +64,4 @@ def detect_shots(path: Path, rate: float, *, min_scene: float = MIN_SCENE, thres
     manager.detect_scenes(video, show_progress=False)
     scenes = manager.get_scene_list()
     logger.info("%s: %d shots detected", path.name, len(scenes))
-    return [start.get_seconds() for start, _ in scenes[1:]]
+    return [float(getattr(start, "seconds", None) or start.get_seconds()) for start, _ in scenes[1:]]
