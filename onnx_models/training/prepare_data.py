@@ -245,8 +245,8 @@ def _tempo_map(score, collection: str) -> tuple[np.ndarray, np.ndarray, str]:
 
     marks: dict[float, float] = {}
     for mm in score.recurse().getElementsByClass(tempo.MetronomeMark):
-        if mm.number is None:
-            continue
+        if mm.number is None and getattr(mm, "numberSounding", None) is None:
+            continue  # a text-only or empty mark
         try:
             q = float(mm.getQuarterBPM())
             off = float(mm.getOffsetInHierarchy(score))
