@@ -554,6 +554,11 @@ def score_to_piece(score, rel: str, tune: int) -> dict | None:
     md = getattr(score, "metadata", None)
     if md is not None:
         title = (md.title or md.movementName or "") or ""
+    if re.search("[\x80-\x9f]", title):  # Essen titles are DOS code page 437 read as Latin-1
+        try:
+            title = title.encode("latin-1").decode("cp437")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            pass
     return {
         "notes": arr.astype(np.float32),
         "meta": {

@@ -1,0 +1,324 @@
+"""Training examples from the prepared cache: augmented, cut into "scenes", labelled, tokenised.
+
+:func:`iter_pieces` reads the pieces that :mod:`onnx_models.training.prepare_data` cached;
+:func:`make_example` turns one piece into one training window:
+
+1. **Augment**: transpose by a random -5..+6 semitones among the shifts that keep every pitch
+   in the vocabulary's range (none if none does), and stretch time by a log-uniform factor in
+   0.8..1.25; then quantise starts and ends to the vocabulary's shift unit.
+2. **Pick a window**: with probability ``start_prob`` (or when the piece is short) the window
+   starts at the beginning of the piece and is prefixed with ``BOS``; otherwise it starts at the
+   onset of a random note, mid-stream, exactly as that stretch of the whole piece's token
+   stream reads (notes already sounding there are released by their ``NOTE_OFF``). Only the
+   notes needed for ``seq_len + 1`` tokens are encoded, so long pieces cost no more than
+   short ones. A window that reaches the end of the piece ends with ``EOS`` and is shorter.
+3. **Pretend there are scene cuts**: boundaries follow each other with gaps drawn from a
+   log-normal distribution (median 5 s, sigma 0.5) clipped to 2..12 s, like shot lengths of
+   edited video; each boundary snaps to the chord onset (an onset of at least ``chord_notes``
+   distinct notes, where the token stream has a ``CHORD`` token) nearest to its target within
+   2..12 s of the previous boundary, else to the nearest onset of any kind, else stays on its
+   target.
+4. **Label every scene** with :func:`emsync_plugin.music.features.labels` measured on the
+   notes of that scene (between consecutive boundaries), and give every token its scene's
+   valence and arousal; the token at a boundary belongs to the scene it opens.
+5. **Offsets**: :func:`emsync_plugin.music.vocab.boundary_offsets`: seconds from each token to
+   the next boundary at or after it, capped at ``cap``; 0 on a boundary.
+
+The example is a dict of numpy arrays of one length ``n <= seq_len + 1``: ``tokens`` (int64),
+``valence``, ``arousal``, ``offset`` and ``time`` (float32; seconds since the window's first
+token), plus ``boundaries`` (float32, the boundary times inside the window, same clock).
+
+    python -m onnx_models.training.dataset --bench [--cache DIR] [--n 2000]
+
+measures the example throughput on the cache and summarises the labels it produces.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from emsync_plugin.music.features import LabelStats, labels, measure
+from emsync_plugin.music.vocab import Note, Vocab, boundary_offsets
+
+logger = logging.getLogger("emsync.dataset")
+
+DEFAULT_CACHE = Path(__file__).resolve().parent / "cache"
+TRANSPOSE = (-5, 6)
+STRETCH = (0.8, 1.25)
+GAP_MEDIAN, GAP_SIGMA, GAP_RANGE = 5.0, 0.5, (2.0, 12.0)
+START_PROB = 0.1
+
+
+@dataclass(frozen=True, eq=False)
+class Piece:
+    """One cached piece: ``notes`` is float32 ``(N, 4)`` ``[group, pitch, start_s, end_s]``
+    sorted by start. ``np.asarray(piece)`` gives the notes."""
+
+    id: str
+    name: str
+    collection: str
+    split: str
+    qpm: float
+    notes: np.ndarray
+
+    @property
+    def seconds(self) -> float:
+        return float(self.notes[:, 3].max()) if len(self.notes) else 0.0
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.notes, dtype=dtype)
+
+    def __len__(self) -> int:
+        return len(self.notes)
+
+
+def read_index(cache_dir: Path | str) -> dict:
+    return json.loads((Path(cache_dir) / "index.json").read_text())
+
+
+def iter_pieces(cache_dir: Path | str = DEFAULT_CACHE, split: str | None = "train") -> Iterator[Piece]:
+    """The cached pieces of ``split`` (``"train"``, ``"heldout"``; None for all), in index
+    order; each source file's ``.npz`` is read once."""
+    cache_dir = Path(cache_dir)
+    by_file: dict[str, list[dict]] = defaultdict(list)
+    for p in read_index(cache_dir)["pieces"]:
+        if split is None or p["split"] == split:
+            by_file[p["file"]].append(p)
+    for name, entries in by_file.items():
+        with np.load(cache_dir / name, allow_pickle=False) as z:
+            notes, offsets = z["notes"], z["offsets"]
+        for p in entries:
+            r = p["row"]
+            yield Piece(p["id"], p["name"], p["collection"], p["split"], float(p["qpm"]),
+                        notes[offsets[r]:offsets[r + 1]])
+
+
+def load_label_stats(cache_dir: Path | str = DEFAULT_CACHE) -> LabelStats:
+    return LabelStats.from_dict(json.loads((Path(cache_dir) / "stats.json").read_text())["label_stats"])
+
+
+# ------------------------------------------------------------------------------------------
+def _augment(notes: np.ndarray, rng: np.random.Generator, vocab: Vocab) -> np.ndarray:
+    arr = np.array(notes, dtype=np.float64)
+    lo, hi = arr[:, 1].min(), arr[:, 1].max()
+    ks = [k for k in range(TRANSPOSE[0], TRANSPOSE[1] + 1) if lo + k >= vocab.pitch_min and hi + k <= vocab.pitch_max]
+    k = int(rng.choice(ks)) if ks else 0
+    stretch = math.exp(rng.uniform(math.log(STRETCH[0]), math.log(STRETCH[1])))
+    arr[:, 1] += k
+    arr[:, 2:] *= stretch
+    return arr
+
+
+def _quantise(arr: np.ndarray, unit: float) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end steps as :meth:`Vocab.encode` rounds them (a note lasts >= 1 step)."""
+    a = np.round(arr[:, 2] / unit).astype(np.int64)
+    b = np.maximum(a + 1, np.round(arr[:, 3] / unit).astype(np.int64))
+    return a, b
+
+
+def _draw_gap(rng: np.random.Generator) -> float:
+    g = GAP_MEDIAN * math.exp(GAP_SIGMA * rng.standard_normal())
+    return min(GAP_RANGE[1], max(GAP_RANGE[0], g))
+
+
+def _nearest(cands: np.ndarray, lo: float, hi: float, target: float) -> float | None:
+    i, j = np.searchsorted(cands, lo, side="right"), np.searchsorted(cands, hi, side="right")
+    if i >= j:
+        return None
+    c = cands[i:j]
+    return float(c[np.argmin(np.abs(c - target))])
+
+
+def _carried_over(group: np.ndarray, pitch: np.ndarray, sa: np.ndarray, sb: np.ndarray, t0: int) -> np.ndarray:
+    """Indices of the notes before a window starting at step ``t0`` that its tokens depend on.
+
+    Notes still sounding at ``t0`` (or ending on it) give the window its first NOTE_OFFs. A
+    note of the same group and pitch that overlaps one of those also matters: the encoder
+    releases a re-struck key, so an earlier unison can end the sound early and suppress a later
+    NOTE_OFF. Those are added until nothing overlaps; notes of a key that all ended before the
+    earliest kept one leave that key silent, as it is in the crop.
+    """
+    inc = sb >= t0
+    if not inc.any():
+        return np.zeros(0, np.int64)
+    keys = group * 256 + pitch
+    uk, inv = np.unique(keys, return_inverse=True)
+    big = np.iinfo(np.int64).max
+    while True:
+        lo = np.full(len(uk), big, dtype=np.int64)
+        np.minimum.at(lo, inv[inc], sa[inc])
+        new = ~inc & (sb >= lo[inv])
+        if not new.any():
+            return np.flatnonzero(inc)
+        inc |= new
+
+
+def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStats,
+                 seq_len: int = 512, cap: float = 8.0, start_prob: float = START_PROB) -> dict | None:
+    """One training window of at most ``seq_len + 1`` tokens from ``piece`` (a :class:`Piece`
+    or an ``(N, 4)`` array), with per-token valence, arousal and boundary offset; None when the
+    piece has no notes. The steps are in the module docstring."""
+    notes = np.asarray(piece, dtype=np.float64)
+    if notes.ndim != 2 or notes.shape[0] == 0:
+        return None
+    unit = vocab.shift_seconds
+    want = seq_len + 1
+    arr = _augment(notes, rng, vocab)
+    sa, sb = _quantise(arr, unit)
+    order = np.lexsort((arr[:, 1], arr[:, 0], sa))
+    arr, sa, sb = arr[order], sa[order], sb[order]
+    n = len(arr)
+    group = arr[:, 0].astype(np.int64)
+    pitch = arr[:, 1].astype(np.int64)
+
+    # ---- the window: from the start (BOS) or from a random note's onset --------------------
+    budget = int(0.6 * want) + 16  # notes to encode; each gives an ON and an OFF, plus shifts
+    from_start = n <= budget // 2 or rng.random() < start_prob
+    i0 = 0 if from_start else int(rng.integers(0, max(1, n - budget // 2)))
+    t0 = 0 if from_start else int(sa[i0])
+    while True:
+        i1 = min(n, i0 + budget)
+        before = _carried_over(group[:i0], pitch[:i0], sa[:i0], sb[:i0], t0)
+        idx = np.concatenate([before, np.arange(i0, i1)])
+        base = int(sa[idx].min()) if not from_start else 0
+        crop = [Note(int(group[i]), int(pitch[i]), (int(sa[i]) - base) * unit, (int(sb[i]) - base) * unit)
+                for i in idx]
+        tokens, times = vocab.encode(crop)
+        first = int(np.searchsorted(np.asarray(times), (t0 - base) * unit - unit / 2))
+        if i1 < n:  # tokens at or after the first note left out are incomplete
+            cut = int(np.searchsorted(np.asarray(times), (int(sa[i1]) - base) * unit - unit / 2))
+            while cut > first and vocab.kind(tokens[cut - 1]) == "shift":
+                cut -= 1  # a shift before the cut would lead to the wrong next event
+            complete = False
+        else:
+            cut, complete = len(tokens), True
+        need = want - (1 if from_start else 0)
+        if cut - first >= need or complete:
+            break
+        budget *= 2
+    body, body_times = tokens[first:cut], times[first:cut]
+    ended = complete and len(body) <= need  # the window runs to the end of the piece
+    tokens, times = body[:need], body_times[:need]
+    if from_start:
+        tokens = [vocab.bos] + tokens
+        times = [0.0] + times
+    if ended and len(tokens) < want:
+        tokens.append(vocab.eos)
+        times.append(times[-1] if times else 0.0)
+    if len(tokens) < 2:
+        return None
+    times_a = np.asarray(times, dtype=np.float64)
+    w0, w1 = float(times_a[0]), float(times_a[-1])
+
+    # ---- boundaries, snapped to chord onsets ------------------------------------------------
+    rel_start = (sa - base) * unit
+    lo_t, hi_t = w0 - GAP_RANGE[1], w1 + max(cap, GAP_RANGE[1]) + GAP_RANGE[1]
+    near = (rel_start >= lo_t) & (rel_start <= hi_t)
+    steps = sa[near] - base
+    keys = np.unique(steps * (len(vocab.groups) * 256) + group[near] * 256 + pitch[near])
+    on_steps, counts = np.unique(keys // (len(vocab.groups) * 256), return_counts=True)
+    onset_t = on_steps * unit  # the same float expression as the tokens' times
+    chord_t = onset_t[counts >= vocab.chord_notes]
+    if from_start:
+        t = 0.0
+    else:
+        t = w0 - rng.uniform(0.0, 1.0) * _draw_gap(rng)  # the scene in progress began before
+    seg_start = t
+    bounds: list[float] = []
+    while t <= w1 + cap:
+        target = t + _draw_gap(rng)
+        lo, hi = t + GAP_RANGE[0], t + GAP_RANGE[1]
+        b = _nearest(chord_t, lo, hi, target)
+        if b is None:
+            b = _nearest(onset_t, lo, hi, target)
+        if b is None:
+            b = round(target / unit) * unit
+        bounds.append(b)
+        t = b
+
+    # ---- per-scene labels ---------------------------------------------------------------------
+    edges = np.asarray([seg_start] + bounds)
+    seg = np.searchsorted(edges[1:], times_a, side="right")  # token -> scene index
+    rel_arr = np.column_stack([group, pitch, rel_start, (sb - base) * unit]).astype(np.float64)
+    max_len = float((rel_arr[:, 3] - rel_arr[:, 2]).max())
+    val = np.zeros(len(times_a), np.float32)
+    aro = np.zeros(len(times_a), np.float32)
+    for s in np.unique(seg):
+        a, b = edges[s], edges[s + 1] if s + 1 < len(edges) else edges[s] + GAP_RANGE[1]
+        lo_i = np.searchsorted(rel_arr[:, 2], a - max_len)
+        hi_i = np.searchsorted(rel_arr[:, 2], b)
+        v, ar = labels(measure(rel_arr[lo_i:hi_i], a, b), stats)
+        val[seg == s] = v
+        aro[seg == s] = ar
+
+    offs = np.asarray(boundary_offsets(times, bounds, cap), dtype=np.float32)
+    inside = [b - w0 for b in bounds if w0 <= b <= w1]
+    return {
+        "tokens": np.asarray(tokens, dtype=np.int64),
+        "valence": val,
+        "arousal": aro,
+        "offset": offs,
+        "time": (times_a - w0).astype(np.float32),
+        "boundaries": np.asarray(inside, dtype=np.float32),
+    }
+
+
+# ------------------------------------------------------------------------------------------
+def bench(cache_dir: Path, n: int = 2000, seq_len: int = 512, seed: int = 0) -> dict:
+    """Examples per second on one core over duration-weighted training pieces, and what the
+    examples look like (label quantiles, CHORD tokens on boundaries)."""
+    from .prepare_data import VOCAB_SPEC
+
+    vocab = Vocab.from_json(VOCAB_SPEC)
+    stats = load_label_stats(cache_dir)
+    pieces = list(iter_pieces(cache_dir, "train"))
+    w = np.array([max(1.0, p.seconds) for p in pieces])
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(pieces), size=n, p=w / w.sum())
+    t0 = time.perf_counter()
+    examples = [make_example(pieces[i], rng, vocab, stats, seq_len=seq_len) for i in picks]
+    dt = time.perf_counter() - t0
+    examples = [e for e in examples if e is not None]
+    val = np.concatenate([e["valence"] for e in examples])
+    aro = np.concatenate([e["arousal"] for e in examples])
+    on_chord = total_b = 0
+    for e in examples:
+        for b in e["boundaries"]:
+            at = np.flatnonzero(np.abs(e["time"] - b) < 1e-4)
+            total_b += 1
+            on_chord += bool(np.any(e["tokens"][at] == vocab.chord))
+    q = (0.05, 0.25, 0.5, 0.75, 0.95)
+    return {
+        "examples": len(examples), "seconds": round(dt, 2), "examples_per_second": round(len(examples) / dt, 1),
+        "tokens_per_example": round(float(np.mean([len(e["tokens"]) for e in examples])), 1),
+        "boundaries_per_example": round(total_b / len(examples), 2),
+        "chord_at_boundary": round(on_chord / max(1, total_b), 3),
+        "valence_quantiles": [round(float(x), 3) for x in np.quantile(val, q)],
+        "arousal_quantiles": [round(float(x), 3) for x in np.quantile(aro, q)],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="training examples from the prepared cache")
+    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    p.add_argument("--bench", action="store_true", help="measure example throughput")
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--seq-len", type=int, default=512)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.bench:
+        logger.info("%s", json.dumps(bench(args.cache, args.n, args.seq_len)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
