@@ -48,10 +48,16 @@ With ``z(x) = clip((x - mean) / std, -3, 3)`` from the corpus statistics in :cla
 (``z = 0`` when the feature is undefined, e.g. consonance of a single line)::
 
     s_v = 0.60 z(mode) + 0.30 z(consonance) + 0.10 z(register)
-    s_a = 0.60 z(ln(density + 0.25)) + 0.25 z(register) + 0.15 z(polyphony)
+    s_a = 0.55 z(ln(onset_rate + 0.25)) + 0.15 z(ln(density + 0.25))
+          + 0.20 z(register) + 0.10 z(polyphony)
     valence = tanh(s_v / scale_v),  arousal = tanh(s_a / scale_a)
 
-where ``scale_v``/``scale_a`` are the standard deviations of ``s_v``/``s_a`` over the windows the
+Arousal leans on the *onset rate* (distinct onset times per second: how fast the music moves)
+more than on the note density (which also counts every voice of a chord): a four-part chorale
+and a solo reel can have the same notes per second, but the reel moves three times as fast
+and sounds far more active; texture still counts through density and polyphony.
+
+``scale_v``/``scale_a`` are the standard deviations of ``s_v``/``s_a`` over the windows the
 statistics were fitted on, so each pre-squash score has unit spread on the training corpus and
 the labels use the whole of ``(-1, 1)`` (about two thirds of windows fall in ``(-0.76, 0.76)``).
 A window with no sounding note is neutral: ``(0, 0)``. The weights, means, deviations and scales
@@ -78,14 +84,14 @@ PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 # interval classes (semitones mod 12) counted as consonant: P1/P8, m3, M3, P4, P5, m6, M6
 CONSONANT_CLASSES = (0, 3, 4, 5, 7, 8, 9)
-# ln(density + DENSITY_FLOOR): one onset in 4 s is the floor, so a held chord is not -inf
+# ln(rate + DENSITY_FLOOR): one onset in 4 s is the floor, so a held chord is not -inf
 DENSITY_FLOOR = 0.25
 Z_CLIP = 3.0
 
 # feature names used by the label formula, in LabelStats order
-LABEL_FEATURES = ("mode", "consonance", "log_density", "register", "polyphony")
+LABEL_FEATURES = ("mode", "consonance", "log_onset_rate", "log_density", "register", "polyphony")
 DEFAULT_VALENCE_WEIGHTS = {"mode": 0.60, "consonance": 0.30, "register": 0.10}
-DEFAULT_AROUSAL_WEIGHTS = {"log_density": 0.60, "register": 0.25, "polyphony": 0.15}
+DEFAULT_AROUSAL_WEIGHTS = {"log_onset_rate": 0.55, "log_density": 0.15, "register": 0.20, "polyphony": 0.10}
 
 
 def _rotated_profiles() -> np.ndarray:
@@ -141,6 +147,10 @@ class Features:
     @property
     def log_density(self) -> float:
         return math.log(self.density + DENSITY_FLOOR)
+
+    @property
+    def log_onset_rate(self) -> float:
+        return math.log(self.onset_rate + DENSITY_FLOOR)
 
     def value(self, name: str) -> float:
         """A label feature by name (:data:`LABEL_FEATURES`)."""
@@ -268,7 +278,7 @@ class LabelStats:
     density_floor: float = DENSITY_FLOOR
     z_clip: float = Z_CLIP
     n_windows: int = 0
-    version: int = 1
+    version: int = 2  # 2: arousal from onset rate as well as density
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -291,6 +301,8 @@ class LabelStats:
         for name in LABEL_FEATURES:
             if name == "log_density":
                 x = math.log(features.density + self.density_floor)
+            elif name == "log_onset_rate":
+                x = math.log(features.onset_rate + self.density_floor)
             else:
                 x = features.value(name)
             sd = self.std.get(name, 1.0) or 1.0
@@ -331,8 +343,8 @@ def fit_stats(features: Iterable[Features], valence_weights: Mapping[str, float]
     aw = dict(arousal_weights or DEFAULT_AROUSAL_WEIGHTS)
     mean, std = {}, {}
     for name in LABEL_FEATURES:
-        if name == "log_density":
-            x = np.array([math.log(f.density + DENSITY_FLOOR) for f in feats])
+        if name in ("log_density", "log_onset_rate"):
+            x = np.array([f.value(name) for f in feats])
         else:
             x = np.array([f.value(name) for f in feats], dtype=np.float64)
         x = x[np.isfinite(x)]

@@ -4,7 +4,8 @@
                                                 [--workers 2] [--limit N] [--timeout 120]
 
 Every file of ``music21.corpus.getCorePaths()`` (except the ``demos`` and ``theoryExercises``
-test files) is parsed in a pool of worker processes; an ABC file holds many tunes and is cut
+test files, the few files left out for their licences, :data:`LICENCE_EXCLUDED`, and any
+``--exclude``) is parsed in a pool of worker processes; an ABC file holds many tunes and is cut
 into tunes with music21's own reference-number split, so each tune is parsed (and timed out)
 on its own. Each score becomes :class:`~emsync_plugin.music.vocab.Note` rows
 ``[group, pitch, start_s, end_s]`` for the generator's instrument groups (:data:`VOCAB_SPEC`).
@@ -100,6 +101,14 @@ BASS, GUITAR, PIANO, STRINGS = range(4)
 CONVERTER_VERSION = 1  # bump when the conversion below changes: invalidates the cache
 DEFAULT_OUT = Path(__file__).resolve().parent / "cache"
 EXCLUDED_COLLECTIONS = ("demos", "theoryExercises")  # notation test files, not music
+# left out for their licences (see the licence notes in the model card): GPL-2 ABC encodings,
+# a commercial publisher's edition, an encoding marked "All Rights Reserved"
+LICENCE_EXCLUDED = {
+    "josquin/": "ABC encodings (c) 1999 Laura E. Conrad under the GNU GPL v2",
+    "monteverdi/madrigal.5.4.mxl": "(c) Ut Orpheus Edizioni 2003",
+    "monteverdi/madrigal.5.5.mxl": "(c) Ut Orpheus Edizioni 2003",
+    "leadSheet/berlinAlexandersRagtime.mxl": "encoding marked All Rights Reserved",
+}
 EXTENSIONS = (".abc", ".krn", ".mxl", ".xml", ".musicxml", ".rntxt")
 MIN_SECONDS = 8.0
 MIN_NOTES = 20
@@ -131,15 +140,20 @@ def music21_version() -> str:
     return str(music21.__version__)
 
 
-def corpus_files() -> list[tuple[str, str]]:
-    """``(relative path, absolute path)`` of the corpus files to parse, sorted."""
+def corpus_files(exclude: Iterable[str] = ()) -> list[tuple[str, str]]:
+    """``(relative path, absolute path)`` of the corpus files to parse, sorted: all of
+    ``music21.corpus.getCorePaths()`` but the test collections, :data:`LICENCE_EXCLUDED` and
+    anything starting with one of ``exclude`` (collections like ``"essenFolksong"`` or paths)."""
     from music21 import corpus
 
+    skip = tuple(LICENCE_EXCLUDED) + tuple(exclude)
     out = []
     for p in corpus.getCorePaths():
         p = str(p)
         rel = p.split("/corpus/", 1)[1] if "/corpus/" in p else os.path.basename(p)
         if rel.split("/", 1)[0] in EXCLUDED_COLLECTIONS or not rel.lower().endswith(EXTENSIONS):
+            continue
+        if any(rel == x or rel.startswith(x.rstrip("/") + "/") for x in skip):
             continue
         out.append((rel, p))
     return sorted(out)
@@ -834,12 +848,13 @@ def totals(index: dict) -> dict:
 
 
 def prepare(out: Path, workers: int = 2, limit: int | None = None, timeout: float = 120.0,
-            progress: bool = True, files: list[tuple[str, str]] | None = None) -> dict:
+            progress: bool = True, files: list[tuple[str, str]] | None = None,
+            exclude: Iterable[str] = ()) -> dict:
     """Parse (or reuse), index, fit the label statistics and write ``index.json`` and
     ``stats.json`` in ``out``; returns the stats dict."""
     out.mkdir(parents=True, exist_ok=True)
     if files is None:
-        files = corpus_files()
+        files = corpus_files(exclude)
         if limit:  # a spread-out, reproducible sample of the collections
             files = sorted(sorted(files, key=lambda f: _hash_int(f[0]))[:limit])
     parse = parse_corpus(files, out, workers=workers, timeout=timeout, progress=progress)
@@ -858,6 +873,7 @@ def prepare(out: Path, workers: int = 2, limit: int | None = None, timeout: floa
         "vocab_spec": VOCAB_SPEC,
         "music21_version": music21_version(),
         "converter_version": CONVERTER_VERSION,
+        "excluded": {**LICENCE_EXCLUDED, **{x: "--exclude" for x in exclude}},
         "window_seconds": list(WINDOW_SECONDS),
         "window_seed": WINDOW_SEED,
         "totals": totals(index),
@@ -881,6 +897,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="parse only N files (a hashed sample)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per score (ABC: per tune)")
+    p.add_argument("--exclude", action="append", default=[], metavar="COLLECTION_OR_PATH",
+                   help="leave out a collection (e.g. essenFolksong) or file; repeatable")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -891,7 +909,8 @@ def main(argv: list[str] | None = None) -> int:
         h.setFormatter(fmt)
         root.addHandler(h)
     progress = not args.no_progress and not os.environ.get("EMSYNC_NO_PROGRESS")
-    prepare(args.out, workers=args.workers, limit=args.limit, timeout=args.timeout, progress=progress)
+    prepare(args.out, workers=args.workers, limit=args.limit, timeout=args.timeout, progress=progress,
+            exclude=args.exclude)
     return 0
 
 

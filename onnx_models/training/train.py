@@ -221,7 +221,7 @@ def main(argv=None):
 
 
 def _notes(piece):
-    return piece["notes"] if isinstance(piece, dict) else piece
+    return np.asarray(piece)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,52 @@
+"""Render the listening examples in docs/examples/ with the shipped generator.
+
+    python scripts/make_examples.py [--out docs/examples] [--engine emsync]
+
+Four moods over the bundled sample's cuts (happy, sad, tense, calm): for each, the MIDI, a small
+Ogg Vorbis rendering and a piano-roll picture with the cuts drawn on it.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import soundfile
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from emsync_plugin.demo import sample_dir  # noqa: E402
+from emsync_plugin.music.render import RenderOptions, render_midi, write_midi  # noqa: E402
+from emsync_plugin.pipeline import ScoreOptions, SceneMood, generate  # noqa: E402
+from emsync_plugin.report import draw_report  # noqa: E402
+from emsync_plugin.timeline import read_cuts  # noqa: E402
+
+MOODS = {"happy": (0.7, 0.5), "sad": (-0.7, -0.5), "tense": (-0.6, 0.7), "calm": (0.5, -0.6)}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "examples")
+    p.add_argument("--engine", default="emsync")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args.out.mkdir(parents=True, exist_ok=True)
+    timeline = read_cuts(sample_dir() / "sample.otio")
+    for name, (v, a) in MOODS.items():
+        moods = [SceneMood(s.index, s.start, s.end, v, a, "cli") for s in timeline.scenes]
+        midi = generate(timeline, moods, ScoreOptions(engine=args.engine, seed=args.seed))
+        write_midi(midi, args.out / f"{name}.mid")
+        wav = args.out / f"{name}.wav"
+        render_midi(midi, wav, timeline.duration, RenderOptions())
+        audio, sr = soundfile.read(str(wav))
+        soundfile.write(str(args.out / f"{name}.ogg"), audio, sr, format="OGG", subtype="VORBIS")
+        wav.unlink()
+        draw_report(timeline, moods, midi, args.out / f"{name}.png",
+                    title=f"{name}: valence {v:+.1f}, arousal {a:+.1f} over the sample's cuts ({args.engine})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""The shipped learned generator: verified, loaded from its own metadata, chords on every cut.
+
+Golden output: a fixed seed gives the same tokens as recorded when the model was exported
+(``onnx_models/golden.json``), so an accidental change to the model file, the vocabulary, the
+conditioning or the decoder shows up here.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from emsync_plugin import models
+from emsync_plugin.errors import ModelError, OptionsError
+from emsync_plugin.music.decoding import SamplingOptions
+from emsync_plugin.music.generator import Generator, SceneMood
+from emsync_plugin.report import chord_onsets
+
+pytestmark = pytest.mark.skipif(
+    "generator.onnx" not in models.manifest()["files"], reason="the learned generator is not shipped yet"
+)
+
+SAMPLE_CUTS = [6.8, 13.8, 21.8, 26.8, 31.4, 37.4]
+SAMPLE_DURATION = 45.8
+
+
+@pytest.fixture(scope="module")
+def gen():
+    return Generator.load(threads=1)
+
+
+def golden():
+    return json.loads((models.model_dir() / "golden.json").read_text())
+
+
+def test_metadata_carries_the_vocabulary_and_config(gen):
+    meta = models.metadata(gen.session)
+    assert gen.vocab.size == json.loads(meta["emsync.config"])["vocab_size"]
+    assert json.loads(meta["emsync.conditioning"])["offset"][1] == gen.cap == 8.0
+    assert len(meta["emsync.data_sha256"]) == 64
+    names = [i.name for i in gen.session.get_inputs()]
+    assert names == ["input_ids", "valence", "arousal", "offset", "past_key_values"]
+    assert [o.name for o in gen.session.get_outputs()] == ["logits", "present_key_values"]
+
+
+def test_golden_output_for_a_fixed_seed(gen):
+    g = golden()
+    r = gen.generate(g["cuts"], g["duration"], [SceneMood(**m) for m in g["moods"]], SamplingOptions(**g["options"]))
+    digest = hashlib.sha256(np.asarray(r.tokens, np.int64).tobytes()).hexdigest()
+    assert r.tokens[:40] == g["first_tokens"]
+    assert digest == g["tokens_sha256"]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_chord_on_every_cut_and_exact_length(gen, seed):
+    moods = [SceneMood(0, 13.8, -0.6, -0.4), SceneMood(13.8, 31.4, 0.7, 0.6), SceneMood(31.4, SAMPLE_DURATION, 0.0, 0.8)]
+    r = gen.generate(SAMPLE_CUTS, SAMPLE_DURATION, moods, SamplingOptions(seed=seed))
+    onsets = chord_onsets(r.midi, window=0.001)
+    for c in SAMPLE_CUTS:
+        assert np.min(np.abs(onsets - c)) <= 0.25, f"no chord at the cut {c}"
+    # the final chord, held to the end and nothing after it
+    assert max(n.end for n in r.notes) == pytest.approx(SAMPLE_DURATION)
+    assert all(n.start < SAMPLE_DURATION for n in r.notes)
+    last = max(onsets)
+    assert SAMPLE_DURATION - 3.5 <= last <= SAMPLE_DURATION
+    assert r.midi.get_end_time() == pytest.approx(SAMPLE_DURATION)
+
+
+def test_windowed_generation_past_the_context(gen):
+    dur = 140.0  # several context windows
+    cuts = list(np.arange(7.0, dur - 3, 7.0))
+    r = gen.generate(cuts, dur, [SceneMood(0, dur, 0.3, 0.5)], SamplingOptions(seed=4))
+    assert r.steps > gen.block_size
+    onsets = chord_onsets(r.midi, window=0.001)
+    assert all(np.min(np.abs(onsets - c)) <= 0.25 for c in cuts)
+    assert max(n.end for n in r.notes) == pytest.approx(dur)
+
+
+def test_tampered_model_is_refused(tmp_path):
+    src = models.model_dir()
+    shutil.copy(src / "manifest.json", tmp_path / "manifest.json")
+    data = bytearray((src / "generator.onnx").read_bytes())
+    data[-100] ^= 0xFF
+    (tmp_path / "generator.onnx").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="checksum mismatch"):
+        Generator.load(tmp_path)
+
+
+def test_sampling_options_are_validated():
+    with pytest.raises(OptionsError):
+        SamplingOptions(temperature=0)
+    with pytest.raises(OptionsError):
+        SamplingOptions(top_p=1.5)

@@ -1,0 +1,253 @@
+"""Training-data preparation on a few real corpus files (the same code path as the full run),
+and the training examples cut from them."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+music21 = pytest.importorskip("music21")
+
+from emsync_plugin.music.features import LabelStats  # noqa: E402
+from emsync_plugin.music.vocab import Note, Vocab  # noqa: E402
+from onnx_models.training import dataset  # noqa: E402
+from onnx_models.training import prepare_data as pd  # noqa: E402
+
+BASS, GUITAR, PIANO, STRINGS = range(4)
+FILES = {
+    "chorale": "bach/bwv66.6.mxl",
+    "abc": "nottingham-dataset/reelsa-c.abc",
+    "roman": "bach/choraleAnalyses/riemenschneider001.rntxt",
+    "mass": "palestrina/Agnus_01.krn",
+}
+
+
+def _corpus_file(rel: str) -> tuple[str, str]:
+    for r, path in pd.corpus_files():
+        if r == rel:
+            return r, path
+    pytest.skip(f"{rel} is not in this music21's corpus")
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("cache")
+    files = [_corpus_file(rel) for rel in FILES.values()]
+    stats = pd.prepare(out, workers=1, progress=False, files=files)
+    return out, stats
+
+
+def _pieces(out: Path, rel: str):
+    index = json.loads((out / "index.json").read_text())
+    notes, offsets, meta, key = pd.read_npz(out / pd.npz_name(rel))
+    assert key == pd.cache_key(rel)
+    entries = [p for p in index["pieces"] if p["source"] == rel]
+    return [(e, notes[offsets[e["row"]]:offsets[e["row"] + 1]]) for e in entries]
+
+
+def test_vocab_spec_builds_the_vocabulary():
+    v = Vocab.from_json(pd.VOCAB_SPEC)
+    assert v.groups == ("bass", "guitar", "piano", "strings") and v.programs == (33, 25, 0, 48)
+    assert (v.pitch_min, v.pitch_max, v.shift_ms, v.max_shift, v.chord_notes) == (21, 108, 10, 100, 3)
+
+
+def test_chorale_bass_voice_and_tempo(prepared):
+    out, _ = prepared
+    (entry, notes), = _pieces(out, FILES["chorale"])
+    assert entry["tempo_source"] == "score" and entry["qpm"] == 96.0  # its <sound tempo="96">
+    # 36 quarter notes at 96 a minute
+    assert entry["seconds"] == pytest.approx(36 * 60 / 96, abs=1e-3)
+    assert notes[:, 3].max() == pytest.approx(22.5, abs=1e-3) and notes[:, 2].min() == 0.0
+    groups = set(notes[:, 0].astype(int).tolist())
+    assert GUITAR not in groups
+    assert entry["arrangement"] in ("strings+bass", "piano+bass", "piano")
+    if BASS in groups:  # the bass voice is the lowest part, and only it
+        bass = notes[notes[:, 0] == BASS]
+        upper = notes[notes[:, 0] != BASS]
+        assert bass[:, 1].mean() < upper[:, 1].mean() - 10
+        assert 35 <= bass[:, 1].min() and bass[:, 1].max() <= 64
+    assert np.all(notes[:, 3] > notes[:, 2])
+    assert np.all(np.diff(notes[:, 2]) >= 0)  # sorted by start
+    assert entry["split"] == pd.split_of(entry["id"])
+
+
+def test_abc_tunes_with_chord_symbols_get_piano_chords_and_bass(prepared):
+    out, _ = prepared
+    pieces = _pieces(out, FILES["abc"])
+    assert [e["tune"] for e, _ in pieces] == [0, 1]  # two tunes in one file
+    (entry, notes) = pieces[0]
+    assert entry["name"] == "Cuckoo's Nest" and entry["chords"] == "symbols"
+    assert entry["tempo_source"] == "default" and entry["qpm"] == 100.0  # 4/4: quarter = 100
+    assert set(notes[:, 0].astype(int).tolist()) == {BASS, GUITAR, PIANO}
+    # the first chord symbol is "D": a D major piano chord and a D in the bass
+    first_chord = notes[(notes[:, 0] == PIANO) & (notes[:, 2] == notes[notes[:, 0] == PIANO, 2].min())]
+    assert sorted(set((first_chord[:, 1] % 12).astype(int).tolist())) == [2, 6, 9]
+    first_bass = notes[notes[:, 0] == BASS][0]
+    assert int(first_bass[1]) % 12 == 2 and 36 <= first_bass[1] <= 47
+    # the melody ("A|" pickup then "A/2d/2...") is on guitar at 100 qpm: an eighth is 0.3 s
+    melody = notes[notes[:, 0] == GUITAR]
+    assert melody[0, 1] == 69 and melody[1, 2] - melody[0, 2] == pytest.approx(0.6, abs=1e-4)
+
+
+def test_roman_numerals_are_realised(prepared):
+    out, _ = prepared
+    (entry, notes), = _pieces(out, FILES["roman"])
+    assert entry["chords"] == "roman" and entry["name"] == "Aus meines Herzens Grunde"
+    assert set(notes[:, 0].astype(int).tolist()) == {BASS, PIANO}
+    # the opening I in G major
+    first = notes[notes[:, 2] == 0.0]
+    assert sorted(set((first[first[:, 0] == PIANO, 1] % 12).astype(int).tolist())) == [2, 7, 11]
+
+
+def test_palestrina_default_tempo_is_a_half_note_tactus(prepared):
+    out, _ = prepared
+    (entry, notes), = _pieces(out, FILES["mass"])
+    assert entry["tempo_source"] == "default" and entry["qpm"] == 140.0
+    assert STRINGS in notes[:, 0] or PIANO in notes[:, 0]
+
+
+def test_index_stats_and_cache(prepared):
+    out, stats = prepared
+    assert (out / "index.json").exists() and (out / "stats.json").exists()
+    on_disk = json.loads((out / "stats.json").read_text())
+    assert on_disk["data_sha256"] == stats["data_sha256"] and len(stats["data_sha256"]) == 64
+    ls = LabelStats.from_dict(on_disk["label_stats"])
+    assert ls.n_windows > 5 and ls.valence_scale > 0
+    assert stats["totals"]["by_split"]["all"]["pieces"] == 5
+    assert stats["parse"]["files_parsed"] == 4
+    files = [_corpus_file(rel) for rel in FILES.values()]
+    again = pd.prepare(out, workers=1, progress=False, files=files)  # everything cached
+    assert again["parse"]["files_parsed"] == 0 and again["parse"]["files_cached"] == 4
+    assert again["data_sha256"] == stats["data_sha256"]
+    assert again["label_stats"] == stats["label_stats"]
+
+
+def test_split_is_fixed_and_about_five_percent():
+    ids = [f"essenFolksong/x.abc#{i}" for i in range(4000)]
+    held = [pd.split_of(i) == "heldout" for i in ids]
+    assert 0.035 < np.mean(held) < 0.065
+    assert held == [pd.split_of(i) == "heldout" for i in ids]
+
+
+def test_corpus_files_skip_test_files():
+    files = pd.corpus_files()
+    assert len(files) > 3000
+    assert not any(rel.startswith(("demos/", "theoryExercises/")) for rel, _ in files)
+
+
+# ---- training examples ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ex_setup(prepared):
+    out, _ = prepared
+    vocab = Vocab.from_json(pd.VOCAB_SPEC)
+    stats = dataset.load_label_stats(out)
+    pieces = {p.id: p for p in dataset.iter_pieces(out, None)}
+    return vocab, stats, pieces
+
+
+def test_iter_pieces_reads_the_cache(prepared, ex_setup):
+    out, _ = prepared
+    _, _, pieces = ex_setup
+    assert len(pieces) == 5
+    train = list(dataset.iter_pieces(out, "train"))
+    held = list(dataset.iter_pieces(out, "heldout"))
+    assert len(train) + len(held) == 5
+    p = pieces[FILES["chorale"] + "#0"]
+    assert np.asarray(p).shape == (len(p), 4) and p.seconds == pytest.approx(22.5, abs=1e-3)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_make_example_arrays_are_aligned(ex_setup, seed):
+    vocab, stats, pieces = ex_setup
+    piece = pieces[FILES["roman"] + "#0"]
+    ex = dataset.make_example(piece, np.random.default_rng(seed), vocab, stats, seq_len=128)
+    n = len(ex["tokens"])
+    assert 2 <= n <= 129
+    for k in ("valence", "arousal", "offset", "time"):
+        assert ex[k].shape == (n,) and ex[k].dtype == np.float32
+    assert ex["tokens"].dtype == np.int64
+    assert np.all((ex["tokens"] >= 0) & (ex["tokens"] < vocab.size))
+    assert np.all((-1 <= ex["valence"]) & (ex["valence"] <= 1) & (-1 <= ex["arousal"]) & (ex["arousal"] <= 1))
+    assert np.all((0 <= ex["offset"]) & (ex["offset"] <= 8.0))
+    assert np.all(np.diff(ex["time"]) >= 0)
+    # offsets count down to each boundary, which is 0, and the labels change only there
+    for b in ex["boundaries"]:
+        at = np.abs(ex["time"] - b) < 1e-4
+        assert at.any() and np.all(ex["offset"][at] == 0)
+    change = np.flatnonzero((np.diff(ex["valence"]) != 0) | (np.diff(ex["arousal"]) != 0)) + 1
+    for i in change:
+        assert ex["offset"][i] == 0 or ex["tokens"][i] == vocab.eos
+
+
+def test_boundaries_fall_on_chords(ex_setup):
+    vocab, stats, pieces = ex_setup
+    hits = total = 0
+    for seed in range(20):
+        for key in (FILES["chorale"] + "#0", FILES["roman"] + "#0", FILES["abc"] + "#0"):
+            ex = dataset.make_example(pieces[key], np.random.default_rng(seed), vocab, stats, seq_len=256)
+            for b in ex["boundaries"]:
+                at = np.flatnonzero(np.abs(ex["time"] - b) < 1e-4)
+                total += 1
+                hits += bool(np.any(ex["tokens"][at] == vocab.chord))
+    assert total > 40 and hits / total > 0.9
+    gaps = []
+    for seed in range(20):
+        ex = dataset.make_example(pieces[FILES["roman"] + "#0"], np.random.default_rng(seed), vocab, stats, 512)
+        gaps += np.diff(ex["boundaries"]).tolist()
+    assert min(gaps) >= 2.0 - 1e-6 and max(gaps) <= 12.0 + 1e-6
+
+
+def test_make_example_is_deterministic_for_a_seed(ex_setup):
+    vocab, stats, pieces = ex_setup
+    piece = pieces[FILES["chorale"] + "#0"]
+    a = dataset.make_example(piece, np.random.default_rng(7), vocab, stats)
+    b = dataset.make_example(piece, np.random.default_rng(7), vocab, stats)
+    c = dataset.make_example(piece, np.random.default_rng(8), vocab, stats)
+    assert a.keys() == b.keys()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not all(np.array_equal(a[k], c[k]) for k in ("tokens", "valence", "offset") if len(a[k]) == len(c[k]))
+
+
+def test_windows_are_exact_slices_of_the_whole_stream(ex_setup, monkeypatch):
+    """Without augmentation, every window is a contiguous stretch of the encoded piece; BOS
+    windows start it, EOS windows end it."""
+    vocab, stats, pieces = ex_setup
+    monkeypatch.setattr(dataset, "TRANSPOSE", (0, 0))
+    monkeypatch.setattr(dataset, "STRETCH", (1.0, 1.0))
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    for key in (FILES["chorale"] + "#0", FILES["mass"] + "#0"):
+        arr = np.asarray(pieces[key], dtype=np.float64)
+        unit = vocab.shift_seconds
+        sa = np.round(arr[:, 2] / unit).astype(int)
+        sb = np.maximum(sa + 1, np.round(arr[:, 3] / unit).astype(int))
+        full, _ = vocab.encode(Note(int(g), int(p), a * unit, b * unit)
+                               for g, p, a, b in zip(arr[:, 0], arr[:, 1], sa, sb))
+        full = np.asarray(full)
+        seen_bos = seen_mid = 0
+        for seed in range(15):
+            ex = dataset.make_example(pieces[key], np.random.default_rng(seed), vocab, stats, seq_len=96,
+                                      start_prob=0.3)
+            t = ex["tokens"]
+            body = t[(t != vocab.bos) & (t != vocab.eos)]
+            hits = np.flatnonzero((sliding_window_view(full, len(body)) == body).all(axis=1))
+            assert hits.size, f"window {seed} of {key} is not a slice of the stream"
+            if t[0] == vocab.bos:
+                seen_bos += 1
+                assert hits[0] == 0
+            else:
+                seen_mid += 1
+            if t[-1] == vocab.eos:
+                assert hits[-1] + len(body) == len(full)
+        assert seen_bos and seen_mid
+
+
+def test_short_piece_gives_bos_to_eos(ex_setup):
+    vocab, stats, _ = ex_setup
+    notes = np.array([[PIANO, p, i * 0.5, i * 0.5 + 0.5] for i, p in enumerate([60, 64, 67, 72] * 3)], np.float32)
+    ex = dataset.make_example(notes, np.random.default_rng(0), vocab, stats, seq_len=512)
+    assert ex["tokens"][0] == vocab.bos and ex["tokens"][-1] == vocab.eos
+    assert len(ex["tokens"]) == 1 + 12 * 2 + 12 + 1  # BOS, ON and OFF each, 12 shifts, EOS
+    assert dataset.make_example(np.zeros((0, 4), np.float32), np.random.default_rng(0), vocab, stats) is None
