@@ -35,6 +35,7 @@ class SamplingOptions:
     use_offsets: bool = True  # False withholds boundary offsets (a control for benchmarks)
     final_hold: float = 2.0  # seconds the final chord rings before the timeline ends
     max_note: float = 8.0  # seconds; longer notes are released
+    max_events: int = 24  # tokens at one instant before time must move on
 
     def __post_init__(self):
         if not (0.05 <= self.temperature <= 5.0):
@@ -57,6 +58,7 @@ class Clock:
     next_cut: int = 0  # index into cuts of the first cut not yet satisfied
     chord_open: bool = False  # a CHORD token was emitted at `now`
     onsets_now: int = 0  # note-ons at `now` since the CHORD token
+    events_now: int = 0  # tokens since time last moved
     finished: bool = False
 
     @property
@@ -66,9 +68,10 @@ class Clock:
     def advance(self, token: int) -> None:
         v = self.vocab
         kind = v.kind(token)
+        self.events_now += 1
         if kind == "shift":
             self.now += v.shift_units(token)
-            self.chord_open, self.onsets_now = False, 0
+            self.chord_open, self.onsets_now, self.events_now = False, 0, 0
             while self.cut is not None and self.cut < self.now:  # skipped without guarantee
                 self.next_cut += 1
         elif token == v.chord:
@@ -108,11 +111,28 @@ def release_long_notes(max_units: int):
     def rule(logits: np.ndarray, clock: Clock) -> None:
         v = clock.vocab
         stale = [k for k, start in clock.sounding.items() if clock.now - start >= max_units]
-        if stale:  # only releases are allowed until they are gone
+        if stale:  # only releases are allowed until they are gone (when releasing is allowed now)
             keep = np.array([v.note_off(*k) for k in stale])
-            kept = logits[keep].copy()
-            logits[:] = NEG
-            logits[keep] = kept
+            keep = keep[logits[keep] > NEG / 2]
+            if len(keep):
+                kept = logits[keep].copy()
+                logits[:] = NEG
+                logits[keep] = kept
+    return rule
+
+
+def keep_time_moving(max_events: int):
+    """After ``max_events`` tokens at one instant, only time shifts are allowed (no endless
+    re-striking at one point in time)."""
+
+    def rule(logits: np.ndarray, clock: Clock) -> None:
+        v = clock.vocab
+        if clock.events_now < max_events:
+            return
+        shifts = logits[v.shift_base:v.size]
+        if (shifts > NEG / 2).any():
+            logits[:v.shift_base] = NEG
+
     return rule
 
 

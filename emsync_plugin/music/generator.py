@@ -24,7 +24,8 @@ import numpy as np
 import pretty_midi
 
 from .. import models, progress
-from .decoding import Clock, SamplingOptions, cut_rules, release_long_notes, sample, well_formed
+from .decoding import (NEG, Clock, SamplingOptions, cut_rules, keep_time_moving, release_long_notes, sample,
+                       well_formed)
 from .vocab import Note, Vocab
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,9 @@ class Generator:
         final = min(final, end)
         targets = [0] + [c for c in cut_units if c < final] + [final]
         clock = Clock(v, targets, end)
-        rules = [well_formed, release_long_notes(int(options.max_note / unit)), cut_rules(options.guarantee_cuts)]
+        # order matters: the cut rules decide what may happen now, then long notes are released
+        rules = [well_formed, cut_rules(options.guarantee_cuts), release_long_notes(int(options.max_note / unit)),
+                 keep_time_moving(options.max_events)]
         # the model is told about the real cuts (and the final chord), as in training
         bounds = np.array(sorted(set(cut_units) | {final}), float) * unit
         starts = np.array([m.start for m in moods]) if moods else np.zeros(1)
@@ -129,6 +132,9 @@ class Generator:
             for rule in rules:
                 rule(row, clock)
             tok = sample(row, options, rng)
+            if row[tok] <= NEG / 2:  # every token was ruled out: move time on (never happens by design)
+                logger.debug("no allowed token at %.2f s; shifting", clock.now * unit)
+                tok = v.shift(1) if clock.now < end else v.eos
             before = clock.now
             clock.advance(tok)
             out_tokens.append(tok)
