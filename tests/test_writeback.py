@@ -61,7 +61,7 @@ def scored(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("writeback")
     inputs = make_inputs(FIXTURES, tmp)
     before = {n: (sha(p) if p.is_file() else None) for n, p in inputs.items()}
-    results = {n: score(p, ScoreOptions(valence=0.5, arousal=0.2)) for n, p in inputs.items()}
+    results = {n: score(p, ScoreOptions(valence=0.5, arousal=0.2, engine="baseline")) for n, p in inputs.items()}
     return inputs, before, results
 
 
@@ -120,7 +120,7 @@ def test_fcp7_and_fcpxml_keep_settings_in_their_own_fields(scored):
 def test_rerun_replaces_the_score_track(scored, tmp_path):
     _, _, results = scored
     first = results["premiere_example.xml"].output
-    again = score(first, ScoreOptions(output=tmp_path / "again.xml", seed=3))
+    again = score(first, ScoreOptions(output=tmp_path / "again.xml", seed=3, engine="baseline"))
     _, tracks = score_tracks(again.output)
     assert len(tracks) == 1
     (clip,) = list(tracks[0].find_clips())
@@ -134,7 +134,7 @@ def test_in_place_keeps_a_backup(fixtures, tmp_path):
     with pytest.raises(OptionsError, match="--in-place"):
         score(src, ScoreOptions(output=src))
     assert src.read_bytes() == original
-    score(src, ScoreOptions(in_place=True))
+    score(src, ScoreOptions(in_place=True, engine="baseline"))
     backups = list(tmp_path.glob("hiero.*.bak.xml"))
     assert len(backups) == 1 and backups[0].read_bytes() == original
     assert src.read_bytes() != original
@@ -147,7 +147,7 @@ def test_existing_foreign_output_is_backed_up(fixtures, tmp_path):
     shutil.copy(fixtures / "fcp7xml" / "hiero_xml_export.xml", src)
     precious = tmp_path / "mine.xml"
     precious.write_text("<xmeml>my own work</xmeml>")
-    score(src, ScoreOptions(output=precious))
+    score(src, ScoreOptions(output=precious, engine="baseline"))
     assert [p.read_text() for p in tmp_path.glob("mine.*.bak.xml")] == ["<xmeml>my own work</xmeml>"]
 
 
@@ -160,7 +160,7 @@ def test_failed_write_leaves_no_partial_file(fixtures, tmp_path, monkeypatch):
 
     monkeypatch.setattr(otio.adapters, "write_to_file", boom)
     with pytest.raises(OSError):
-        score(src, ScoreOptions())
+        score(src, ScoreOptions(engine="baseline"))
     assert not (tmp_path / "hiero.emsync.xml").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temp files left behind"
 
@@ -175,6 +175,6 @@ def test_edl_cannot_be_written_in_place(fixtures, tmp_path, capsys):
 def test_cli_score_prints_what_it_wrote(fixtures, tmp_path, capsys):
     src = tmp_path / "gap_test.edl"
     shutil.copy(fixtures / "edl" / "gap_test.edl", src)
-    assert cli.main(["score", str(src), "-o", str(tmp_path / "out.otio"), "--valence", "-0.5"]) == 0
+    assert cli.main(["score", str(src), "-o", str(tmp_path / "out.otio"), "--valence", "-0.5", "--engine", "baseline"]) == 0
     out = capsys.readouterr().out
     assert "scored timeline: " in out and "out.otio" in out and "out.wav" in out
