@@ -1257,7 +1257,8 @@ def write_project(
         if first < 0 or stop <= first:
             raise OptionsError(f"clip {media}: impossible range {start}-{end} s", path=path,
                                hint="Give source_in < source_out, both >= 0")
-        absolute = Path(os.path.abspath(media))
+        # a relative media path is relative to the project's folder (not the working directory)
+        absolute = Path(os.path.abspath(Path(folder) / media))
         rel = os.path.relpath(absolute, folder)
         resource = Path(rel).as_posix() if not rel.startswith("..") else absolute.as_posix()
         placed.append((absolute, resource, first, stop - first))
