@@ -1,4 +1,4 @@
-"""The ``emsync`` command: ``cuts``, ``score`` and ``demo``.
+"""The ``emsync`` command: ``cuts``, ``score``, ``analyze`` and ``demo``.
 
 Errors a user can cause print one line naming the file and the fix, and exit with status 2
 (a traceback only with ``--debug``).
@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--top-p", type=float, help="nucleus sampling threshold of the learned model")
     s.add_argument("--valence", type=float, help="mood from -1 (sad, dark) to 1 (happy, bright) for the whole timeline")
     s.add_argument("--arousal", type=float, help="energy from -1 (calm) to 1 (excited, tense) for the whole timeline")
+    _emotion_arg(s)
     s.add_argument("--seed", type=int, default=0, help="random seed (same seed, same score)")
     s.add_argument("--loudness", type=float, default=-16.0, help="loudness target in LUFS (default -16)")
     s.add_argument("--fade", type=float, default=3.0, help="fade-out at the end in seconds (default 3)")
@@ -79,10 +80,25 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--report", type=Path, metavar="PNG", help="also draw the cuts, moods and piano roll to this picture")
     s.set_defaults(func=_cmd_score)
 
+    an = sub.add_parser("analyze", parents=[common], help="estimate each scene's mood (valence/arousal) without making music")
+    timeline_args(an)
+    an.add_argument("--valence", type=float, help="valence from -1 to 1 for the whole timeline (overrides the analysis)")
+    an.add_argument("--arousal", type=float, help="arousal from -1 to 1 for the whole timeline (overrides the analysis)")
+    _emotion_arg(an)
+    an.add_argument("--json", action="store_true", help="print one JSON object (for scripts and the editor bridges)")
+    an.add_argument("--report", type=Path, metavar="PNG", help="also draw the scenes, thumbnails and moods to this picture")
+    an.set_defaults(func=_cmd_analyze)
+
     d = sub.add_parser("demo", parents=[common], help="score the bundled sample in every write-back format")
     d.add_argument("folder", nargs="?", type=Path, default=Path("emsync-demo"), help="where to write (default ./emsync-demo)")
     d.set_defaults(func=_cmd_demo)
     return p
+
+
+def _emotion_arg(sp) -> None:
+    sp.add_argument("--emotion", action="append", default=[], metavar="N=MOOD",
+                    help="set scene N's mood (repeatable): a name (happy, sad, tense, calm, excited, ...) or "
+                         "valence,arousal, e.g. --emotion 3=tense --emotion 5=0.2,0.7; wins over markers")
 
 
 def _configure_logging(args) -> None:
@@ -137,10 +153,50 @@ def _cmd_score(args) -> int:
         output=args.output, engine=args.engine, temperature=args.temperature, top_p=args.top_p, valence=args.valence, arousal=args.arousal,
         track=args.track, rate=args.rate, in_place=args.in_place, seed=args.seed,
         loudness=args.loudness, fade=args.fade, write_timeline=not args.no_timeline, report=args.report,
+        emotion=tuple(args.emotion),
     )
     result = _run_with_bar(lambda cb: score(args.timeline, options, cb))
     _print_result(result)
     return 0
+
+
+def _cmd_analyze(args) -> int:
+    from .pipeline import ScoreOptions, estimate_moods
+    from .timeline import read_cuts
+
+    options = ScoreOptions(valence=args.valence, arousal=args.arousal, emotion=tuple(args.emotion),
+                           track=args.track, rate=args.rate, report=args.report)
+    timeline = read_cuts(args.timeline, track=args.track, rate=args.rate)
+    moods = estimate_moods(timeline, options)
+    if args.json:
+        keys = ("index", "start", "end", "probs", "valence", "arousal", "source")
+        scenes = [{k: getattr(m, k) for k in keys} for m in moods]
+        for scene in scenes:
+            scene["probs"] = {c: round(float(p), 4) for c, p in scene["probs"].items()}
+        print(json.dumps({"scenes": scenes}, indent=2))
+    else:
+        print(format_moods(timeline, moods))
+    if options.report is not None:
+        from .report import draw_report
+
+        draw_report(timeline, moods, None, options.report)
+        if not args.json:
+            print(f"picture: {options.report}")
+    return 0
+
+
+def format_moods(timeline, moods) -> str:
+    """The table ``emsync analyze`` prints."""
+    lines = [
+        f"{timeline.name}: {len(moods)} scenes",
+        f"{'#':>3}  {'start':>9}  {'end':>9}  {'valence':>7}  {'arousal':>7}  {'source':<7}  faces",
+    ]
+    for m in moods:
+        top = max(m.probs, key=m.probs.get) if m.probs else ""
+        faces = f"{top} {m.probs[top]:.2f}" if top else ""
+        lines.append(f"{m.index:>3}  {m.start:>8.3f}s  {m.end:>8.3f}s  {m.valence:>+7.2f}  {m.arousal:>+7.2f}  "
+                     f"{m.source:<7}  {faces}")
+    return "\n".join(lines)
 
 
 def _run_with_bar(job):

@@ -39,6 +39,7 @@ class ScoreOptions:
     top_p: float | None = None
     valence: float | None = None  # -1..1, for the whole timeline (overrides the estimate)
     arousal: float | None = None
+    emotion: tuple[str, ...] = ()  # per-scene overrides "N=MOOD" / "N=V,A" (win over markers and --valence/--arousal)
     track: str | None = None  # video track that gives the cuts; default all enabled ones
     rate: float | None = None  # EDLs only: they carry no rate
     in_place: bool = False  # overwrite the input, keeping a timestamped backup
@@ -64,6 +65,12 @@ class ScoreOptions:
         for name in ("output", "report"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
+        emotion = (self.emotion,) if isinstance(self.emotion, str) else tuple(self.emotion or ())
+        object.__setattr__(self, "emotion", tuple(str(e) for e in emotion))
+        if self.emotion:
+            from .emotion.overrides import validate_cli
+
+            validate_cli(self.emotion)  # the form of each; scene numbers are checked against the timeline
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,8 @@ class SceneMood:
     end: float
     valence: float
     arousal: float
-    source: str  # "cli" | "default" (later: "faces", "cues", "marker")
+    source: str  # "cli" | "marker" | "faces" | "cues" | "default" (see emotion/analyze.py)
+    probs: dict = field(default_factory=dict)  # the face model's class probabilities ({} without faces)
 
 
 @dataclass(frozen=True)
@@ -100,9 +108,9 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
     logger.info("%s: %d cuts, %.2f s at %.3f fps", path.name, len(timeline.cuts), timeline.duration, timeline.rate)
     missing = missing_media(timeline)
     if missing:
-        logger.warning(
-            "%s: %d media file(s) are missing, e.g. %s. The score does not need them, but scene emotion "
-            "will: relink the media in your editor and export again", path.name, len(missing), missing[0],
+        logger.info(  # scene analysis raises a MediaError where it needs them and has no override
+            "%s: %d media file(s) are missing, e.g. %s; relink them so scenes without an override can be analysed",
+            path.name, len(missing), missing[0],
         )
 
     report("estimating moods", 0.15)
@@ -214,11 +222,13 @@ def missing_media(timeline: Timeline) -> list[str]:
 
 
 def estimate_moods(timeline: Timeline, options: ScoreOptions) -> list[SceneMood]:
-    """Valence/arousal per scene. Until the emotion model lands: the CLI's values, else neutral-warm."""
-    source = "cli" if options.valence is not None or options.arousal is not None else "default"
-    valence = options.valence if options.valence is not None else 0.3
-    arousal = options.arousal if options.arousal is not None else 0.0
-    return [SceneMood(s.index, s.start, s.end, valence, arousal, source) for s in timeline.scenes]
+    """Valence/arousal per scene: ``--emotion`` > ``emsync:`` markers > ``--valence/--arousal`` >
+    analysis of each scene's picture and sound (``emotion/analyze.py``). Missing media is a
+    ``MediaError`` unless the scenes using it are overridden or ``--valence/--arousal`` are given."""
+    from .emotion.analyze import estimate
+
+    found = estimate(timeline, emotion=options.emotion, valence=options.valence, arousal=options.arousal)
+    return [SceneMood(e.index, e.start, e.end, e.valence, e.arousal, e.source, dict(e.probs)) for e in found]
 
 
 def resolve_engine(engine: str) -> str:

@@ -1,9 +1,12 @@
 """One picture of a scored timeline: scenes and cuts, the mood per scene, and the score.
 
-Top: the timeline's scenes as blocks on the time axis (coloured by mood), the cuts as lines,
-valence and arousal as step curves. Bottom: the score's piano roll, one colour per instrument,
-the cuts drawn across it and a tick where each cut's chord landed (three or more note onsets
-within 50 ms of the cut) or a red cross where none did.
+Top: a small picture of each scene on the time axis (from the emotion analysis' frames).
+Then the timeline's scenes as blocks on the time axis (coloured by mood), the cuts as lines,
+valence and arousal as step curves; scenes whose mood the editor set are hatched and labelled
+with where it came from ("marker", "cli"), the others with "faces", "cues" or "default".
+Bottom: the score's piano roll, one colour per instrument, the cuts drawn across it and a tick
+where each cut's chord landed (three or more note onsets within 50 ms of the cut) or a red
+cross where none did. Without a score (``emsync analyze --report``) the piano roll is left out.
 """
 from __future__ import annotations
 
@@ -40,30 +43,65 @@ def cut_hits(cuts: Sequence[float], midi, tolerance: float = CHORD_WINDOW) -> li
     return [bool(len(onsets)) and float(np.min(np.abs(onsets - c))) <= tolerance for c in cuts]
 
 
-def draw_report(timeline, moods, midi, path: str | Path, title: str | None = None) -> Path:
-    """Write the picture to ``path`` (PNG) and return it."""
+OVERRIDES = ("cli", "marker")  # sources that mean "the editor said so"
+
+
+def draw_report(timeline, moods, midi, path: str | Path, title: str | None = None, thumbnails=None) -> Path:
+    """Write the picture to ``path`` (PNG) and return it.
+
+    ``midi`` may be ``None`` (moods only). ``thumbnails`` is ``{scene index: RGB array}``; by
+    default they come from the emotion analysis (cached frames, else one frame per scene).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     dur = timeline.duration
-    fig, (ax_mood, ax_roll) = plt.subplots(
-        2, 1, figsize=(12, 6.5), sharex=True, gridspec_kw={"height_ratios": [1, 2.2]}, constrained_layout=True
+    if thumbnails is None:
+        thumbnails = _thumbnails(timeline)
+    ratios = [0.55, 1] + ([2.2] if midi is not None else [])
+    fig, axes = plt.subplots(
+        len(ratios), 1, figsize=(12, 7.3 if midi is not None else 3.9), sharex=True,
+        gridspec_kw={"height_ratios": ratios}, constrained_layout=True,
     )
+    ax_thumb, ax_mood = axes[0], axes[1]
+    ax_roll = axes[2] if midi is not None else None
     fig.suptitle(title or f"{timeline.name}: {len(timeline.cuts)} cuts, {dur:.1f} s at {timeline.rate:.3f} fps")
 
-    # scenes as blocks coloured by mood, valence/arousal as steps
+    # scenes as blocks coloured by mood, valence/arousal as steps; overrides hatched and labelled
     cmap = plt.get_cmap("coolwarm")
     for m in moods:
         ax_mood.axvspan(m.start, m.end, ymin=0, ymax=1, color=cmap(0.5 + 0.5 * m.valence), alpha=0.18, lw=0)
         ax_mood.text((m.start + m.end) / 2, 1.08, str(m.index), ha="center", va="bottom", fontsize=8)
+        source = getattr(m, "source", "")
+        if source in OVERRIDES:
+            ax_mood.axvspan(m.start, m.end, facecolor="none", edgecolor="0.3", hatch="///", lw=0, alpha=0.45)
+        if source and (m.end - m.start) >= 0.03 * dur:
+            ax_mood.text((m.start + m.end) / 2, -1.06, source, ha="center", va="bottom", fontsize=7,
+                         color="black" if source in OVERRIDES else "0.4",
+                         fontweight="bold" if source in OVERRIDES else "normal")
     xs = [t for m in moods for t in (m.start, m.end)]
     ax_mood.plot(xs, [m.valence for m in moods for _ in (0, 1)], color="tab:orange", lw=2, label="valence")
     ax_mood.plot(xs, [m.arousal for m in moods for _ in (0, 1)], color="tab:purple", lw=2, ls="--", label="arousal")
+    for m in moods:  # a dot per analysed scene, a diamond per override
+        marker = "D" if getattr(m, "source", "") in OVERRIDES else "o"
+        mid = (m.start + m.end) / 2
+        ax_mood.plot([mid], [m.valence], marker=marker, color="tab:orange", ms=5, ls="none")
+        ax_mood.plot([mid], [m.arousal], marker=marker, color="tab:purple", ms=5, ls="none")
     ax_mood.set_ylim(-1.1, 1.3)
     ax_mood.set_ylabel("mood")
-    ax_mood.legend(loc="lower right", fontsize=8, ncol=2)
+    handles, _ = ax_mood.get_legend_handles_labels()
+    if any(getattr(m, "source", "") in OVERRIDES for m in moods):
+        handles.append(Patch(facecolor="none", edgecolor="0.3", hatch="///", label="set by the editor (marker / cli)"))
+    fig.legend(handles=handles, loc="outside lower center", fontsize=8, ncol=len(handles), frameon=False)
+    if ax_roll is None:
+        ax_mood.set_xlabel("seconds from the timeline's start")
+        ax_mood.set_xlim(0, dur)
+        for c in timeline.cuts:
+            ax_mood.axvline(c, color="k", lw=0.8, alpha=0.6)
+        return _save(fig, ax_thumb, timeline, thumbnails, Path(path))
 
     # piano roll
     colours = plt.get_cmap("tab10")
@@ -87,10 +125,62 @@ def draw_report(timeline, moods, midi, path: str | Path, title: str | None = Non
     ax_roll.set_xlim(0, dur)
     ax_roll.legend(loc="lower right", fontsize=8, ncol=4)
     ax_roll.set_title(f"score: chord on {sum(hits)}/{len(hits)} cuts (±{CHORD_WINDOW * 1000:.0f} ms)", fontsize=10)
+    return _save(fig, ax_thumb, timeline, thumbnails, Path(path))
 
-    path = Path(path)
+
+def _save(fig, ax_thumb, timeline, thumbnails: dict, path: Path) -> Path:
+    """Place the thumbnails (last: they need the final layout) and write the PNG."""
+    import matplotlib.pyplot as plt
+
+    _draw_thumbnails(fig, ax_thumb, timeline, thumbnails, timeline.duration)
     with fileio.atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     logger.info("wrote report %s", path)
     return path
+
+
+def _thumbnails(timeline) -> dict:
+    """Scene pictures from the emotion analysis; none when the media cannot be read."""
+    try:
+        from .emotion.analyze import scene_thumbnails
+
+        return scene_thumbnails(timeline)
+    except Exception as exc:  # the picture must not fail for want of thumbnails
+        logger.debug("no thumbnails: %s", exc)
+        return {}
+
+
+def _draw_thumbnails(fig, ax, timeline, thumbnails: dict, dur: float) -> None:
+    """Each scene's picture centred on the scene, at the row's height, cropped to fit the scene."""
+    ax.set_yticks([])
+    ax.set_ylim(0, 1)
+    ax.set_xlim(0, dur)
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    if not thumbnails or dur <= 0:
+        ax.text(0.5, 0.5, "(no scene pictures: media not found or not analysed)", transform=ax.transAxes,
+                ha="center", va="center", fontsize=8, color="0.5")
+        return
+    fig.canvas.draw()  # the row's size in pixels after layout
+    box = ax.get_window_extent()
+    if box.width <= 0 or box.height <= 0:
+        return
+    seconds_per_px = dur / box.width
+    for scene in timeline.scenes:
+        img = thumbnails.get(scene.index)
+        if img is None or img.ndim != 3 or img.shape[0] == 0:
+            continue
+        h, w = img.shape[:2]
+        width = 0.9 * box.height * w / h * seconds_per_px  # seconds the picture spans at its aspect
+        room = 0.96 * scene.duration
+        if room < 3 * seconds_per_px:
+            continue
+        if width > room:  # crop the middle columns rather than squash the picture
+            keep = max(1, int(w * room / width))
+            img = img[:, (w - keep) // 2:(w - keep) // 2 + keep]
+            width = room
+        mid = (scene.start + scene.end) / 2
+        ax.imshow(img, extent=(mid - width / 2, mid + width / 2, 0.05, 0.95), aspect="auto", interpolation="bilinear")
+    ax.set_xlim(0, dur)
+    ax.set_ylim(0, 1)

@@ -305,7 +305,7 @@ def test_real_pipeline_scores_the_fake_timeline(resolve):
         pytest.skip(f"emsync_plugin.pipeline is not importable yet: {exc}")
     timeline = _timeline(resolve)
     ui = RecordingUI()
-    assert script.main(resolve, ui, script.BridgeOptions(seed=1)) == 0, ui.errors
+    assert script.main(resolve, ui, script.BridgeOptions(seed=1, valence=0.3, arousal=0.0)) == 0, ui.errors  # the fake clips' media do not exist
     (item,) = timeline.GetItemListInTrack("audio", 2)
     assert item.GetStart() == START and item.GetDuration() == LENGTH
     wav = Path(item.GetMediaPoolItem().GetClipProperty("File Path"))
@@ -324,7 +324,7 @@ def test_a_different_resolve_python_scores_in_a_subprocess(resolve, monkeypatch)
     assert script._pipeline() is None
     ui = RecordingUI()
 
-    assert script.main(resolve, ui, script.BridgeOptions(seed=4)) == 0, ui.errors
+    assert script.main(resolve, ui, script.BridgeOptions(seed=4, valence=0.3, arousal=0.0)) == 0, ui.errors  # the fake clips' media do not exist
 
     (item,) = _timeline(resolve).GetItemListInTrack("audio", 2)
     assert item.GetStart() == START and item.GetDuration() == LENGTH

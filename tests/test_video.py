@@ -73,6 +73,11 @@ def test_undecodable_video_is_a_media_error(tmp_path):
 
 def test_missing_media_is_named(tmp_path, capsys):
     shutil.copy(sample_dir() / "sample.otio", tmp_path / "moved.otio")  # its sample.mp4 is not there
-    assert cli.main(["score", str(tmp_path / "moved.otio"), "--engine", "baseline"]) == 0
+    # scene emotion needs the pictures: one line naming the file and the fix
+    assert cli.main(["score", str(tmp_path / "moved.otio"), "--engine", "baseline"]) == 2
+    err = capsys.readouterr().err
+    assert "missing" in err and str(tmp_path / "sample.mp4") in err and "relink" in err.lower()
+    # with the mood given for the whole timeline the score is made, with a warning
+    assert cli.main(["score", str(tmp_path / "moved.otio"), "--engine", "baseline", "--valence", "0.3", "--arousal", "0"]) == 0
     err = capsys.readouterr().err
     assert "missing" in err and str(tmp_path / "sample.mp4") in err and "relink" in err

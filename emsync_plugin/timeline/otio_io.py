@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import opentimelineio as otio
@@ -303,7 +304,7 @@ def _comment(marker) -> str:
     comment = getattr(marker, "comment", "") or ""
     if not comment:
         for value in marker.metadata.values():
-            if isinstance(value, dict) and isinstance(value.get("comment"), str):
+            if isinstance(value, Mapping) and isinstance(value.get("comment"), str):  # OTIO's AnyDictionary
                 return value["comment"]
     return comment
 
