@@ -4,14 +4,21 @@ What it does, in order, touching the timeline only at the very end:
 
 1. finds the current project and timeline (``ProjectManager.GetCurrentProject``,
    ``Project.GetCurrentTimeline``);
-2. asks for the settings (engine, valence/arousal overrides, seed) in a small Fusion UIManager
-   dialog when Resolve provides one, otherwise reuses the settings of the previous run;
+2. asks for the settings (engine, valence/arousal overrides, per-scene moods, seed) in a small
+   Fusion UIManager dialog when Resolve provides one, otherwise reuses the settings of the
+   previous run. In the dialog, "Analyse scenes" shows each scene's estimated mood (number,
+   record in/out, valence, arousal, source, top face class: ``pipeline.estimate_moods``, what
+   ``emsync analyze`` prints) and "Scene moods" takes overrides such as ``3=tense, 5=0.2,0.7``
+   (scene numbers as the analysis shows them; the moods are ``emsync_plugin.emotion.overrides``'
+   vocabulary). Bad text is shown in the dialog, which stays open;
 3. exports the timeline (``Timeline.Export``) as OTIO when this Resolve has ``EXPORT_OTIO``,
    else as FCP 7 XML, into a run folder that is kept (the WAV is written beside it, and
-   Resolve's media pool refers to the WAV by path);
-4. calls ``emsync_plugin.pipeline.score(..., ScoreOptions(write_timeline=False))``;
+   Resolve's media pool refers to the WAV by path); the analysis uses the same export;
+4. calls ``emsync_plugin.pipeline.score(..., ScoreOptions(write_timeline=False, emotion=...))``
+   and prints the mood each scene was scored with on the Console;
 5. imports the WAV into a media pool bin "EMSYNC" (``MediaPool.ImportMedia``), stores the
-   settings as JSON under the third-party metadata key "emsync";
+   settings - the scene moods included, so a re-run reuses them - as JSON under the
+   third-party metadata key "emsync";
 6. empties the audio track named "EMSYNC Score" (re-run) or adds a stereo one and names it,
    then appends the WAV at the timeline's start frame (``MediaPool.AppendToTimeline``).
 
@@ -23,7 +30,8 @@ runs under Resolve's own Python; it imports emsync from the environment that
 ``resolve_bridge/install.py`` recorded in the block below. When Resolve's Python is a different
 version from that environment (compiled packages such as numpy would not load), the scoring runs
 in a subprocess of the recorded interpreter instead: ``python -m resolve_bridge.emsync_score
---worker``, which speaks one JSON object per line on stdout.
+--worker``, which speaks one JSON object per line on stdout (``{"command": "analyze"}``
+requests the scene moods instead of a score).
 """
 from __future__ import annotations
 
@@ -31,12 +39,13 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 # --- emsync install: begin (resolve_bridge/install.py rewrites this block in the installed copy) ---
@@ -50,6 +59,15 @@ BIN_NAME = "EMSYNC"
 METADATA_KEY = "emsync"
 PACKAGE_MODULE = "resolve_bridge.emsync_score"
 WORKDIR_ENV = "EMSYNC_RESOLVE_DIR"
+EMOTION_EXAMPLE = "3=tense, 5=0.2,0.7"
+EMOTION_FORMS = (
+    "Write N=MOOD or N=V,A for each scene, separated by commas, e.g. " + EMOTION_EXAMPLE + "; N is the "
+    "scene number the analysis shows, MOOD a mood name ({moods}), V and A valence and arousal from -1 to 1"
+)
+MEDIA_ADVICE = (
+    "Relink the media in Resolve, or give those scenes a mood under Scene moods in the EMSYNC Score dialog "
+    "(e.g. " + EMOTION_EXAMPLE + "), or set Valence and Arousal for the whole timeline"
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +90,13 @@ class BridgeOptions:
     seed: int = 0
     loudness: float = -16.0
     fade: float = 3.0
+    emotion: tuple = ()  # per-scene moods, ("3=tense", "5=0.2,0.7"); text is split (not checked) here
+
+    def __post_init__(self):
+        emotion = self.emotion
+        if isinstance(emotion, str):
+            emotion = split_emotion(emotion)
+        object.__setattr__(self, "emotion", tuple(str(e).strip() for e in emotion or () if str(e).strip()))
 
     @classmethod
     def from_settings(cls, settings: dict | None) -> "BridgeOptions":
@@ -81,12 +106,59 @@ class BridgeOptions:
         kwargs = {}
         for name, default in asdict(cls()).items():
             value = settings.get(name, default)
-            if value is None or isinstance(value, (int, float, str)):
+            if name == "emotion":
+                if isinstance(value, (list, tuple)) and all(isinstance(e, str) for e in value):
+                    kwargs[name] = tuple(value)
+            elif value is None or isinstance(value, (int, float, str)):
                 kwargs[name] = value
         try:
             return cls(**kwargs)
         except TypeError:
             return cls()
+
+
+def split_emotion(text: str) -> tuple:
+    """``"3=tense, 5=0.2,0.7"`` -> ``("3=tense", "5=0.2,0.7")``: a new item starts at ``N=``."""
+    parts = re.split(r"(?:[,;\n]|\s)\s*(?=\d+\s*=)", str(text or ""))
+    return tuple(p.strip().strip(",;").strip() for p in parts if p.strip().strip(",;").strip())
+
+
+def format_emotion(emotion) -> str:
+    """The text of the dialog's Scene moods field: ``"3=tense, 5=0.2,0.7"``."""
+    return ", ".join(emotion or ())
+
+
+def parse_emotion(emotion) -> tuple:
+    """Check per-scene moods (text or items) with emsync's parser; the items, by scene number.
+
+    A BridgeError says which item is wrong and how to write it. Without emsync in this
+    interpreter (the subprocess case) only the form is checked here; the worker checks the rest.
+    """
+    items = split_emotion(emotion) if isinstance(emotion, str) else tuple(str(e).strip() for e in emotion or ())
+    try:
+        from emsync_plugin.emotion.overrides import MOODS, parse_mood
+    except ImportError:
+        MOODS, parse_mood = None, None  # noqa: N806
+    forms = EMOTION_FORMS.format(moods=", ".join(MOODS) if MOODS else "happy, sad, tense, calm, ...")
+    seen: dict = {}
+    for item in items:
+        number, sep, mood = item.partition("=")
+        number = number.strip()
+        if not sep or not mood.strip():
+            raise BridgeError(f'Scene moods: "{item}" is not N=MOOD or N=V,A. {forms}')
+        if not re.fullmatch(r"\d+", number) or int(number) < 1:
+            raise BridgeError(f'Scene moods: "{number}" in "{item}" is not a scene number. {forms}')
+        value = mood.strip()
+        if parse_mood is not None:
+            try:
+                value = parse_mood(mood)[:2]
+            except ValueError as exc:
+                raise BridgeError(f'Scene moods: "{item}": {exc}. {forms}') from None
+        scene = int(number)
+        if scene in seen and seen[scene][1] != value:
+            raise BridgeError(f'Scene moods: scene {scene} is given twice ("{seen[scene][0]}" and "{item}"). Keep one of them')
+        seen.setdefault(scene, (f"{scene}={mood.strip()}", value))
+    return tuple(seen[n][0] for n in sorted(seen))
 
 
 @dataclass(frozen=True)
@@ -101,6 +173,7 @@ class Scored:
     rate: float  # frames per second, as the core read it from the export
     cuts: int
     scenes: int
+    moods: list = field(default_factory=list)  # the mood each scene was scored with (mood_rows)
 
     @classmethod
     def from_result(cls, result) -> "Scored":
@@ -111,8 +184,49 @@ class Scored:
             wav=str(result.wav), midi=str(result.midi),
             sidecar=str(result.sidecar) if getattr(result, "sidecar", None) else None,
             lufs=None if lufs is None else float(lufs), duration=float(tl.duration), rate=float(tl.rate),
-            cuts=len(tl.cuts), scenes=len(tl.scenes),
+            cuts=len(tl.cuts), scenes=len(tl.scenes), moods=mood_rows(getattr(result, "moods", None) or (), tl),
         )
+
+
+def mood_rows(moods, timeline) -> list:
+    """``pipeline.SceneMood`` s as plain dicts (they cross the worker pipe), with Resolve's record timecodes."""
+    rows = []
+    for m in moods:
+        probs = dict(getattr(m, "probs", None) or {})
+        face = max(probs, key=probs.get) if probs else None
+        rows.append({
+            "index": int(m.index), "start": float(m.start), "end": float(m.end),
+            "record_in": timecode(timeline.start + m.start, timeline.rate),
+            "record_out": timecode(timeline.start + m.end, timeline.rate),
+            "valence": float(m.valence), "arousal": float(m.arousal), "source": str(m.source),
+            "face": None if face is None else f"{face} {float(probs[face]):.0%}",
+        })
+    return rows
+
+
+def timecode(seconds: float, rate: float) -> str:
+    """``HH:MM:SS:FF`` (non-drop, at the nominal rate), as Resolve shows record positions."""
+    fps = max(1, int(round(rate)))
+    frames = int(round(seconds * rate))
+    s, f = divmod(frames, fps)
+    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}:{f:02d}"
+
+
+def format_moods(rows, emotion=()) -> str:
+    """The scene moods as a table (the Console, the dialog); scenes in ``emotion`` read "you"."""
+    overridden = set()
+    for item in emotion or ():
+        number = str(item).partition("=")[0].strip()
+        if number.isdigit():
+            overridden.add(int(number))
+    lines = [f"{'#':>3}  {'record in':<11}  {'record out':<11}  {'valence':>7}  {'arousal':>7}  {'source':<8}  faces"]
+    for r in rows:
+        source = "you" if r["index"] in overridden else {"cli": "settings"}.get(r["source"], r["source"])
+        lines.append(
+            f"{r['index']:>3}  {r['record_in']:<11}  {r['record_out']:<11}  {r['valence']:>+7.2f}  {r['arousal']:>+7.2f}  "
+            f"{source:<8}  {r.get('face') or ''}".rstrip()
+        )
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,14 +258,26 @@ class ConsoleUI:
             self._last = (stage, step)
             self.say(f"{stage} ({step * 10} %)")
 
-    def ask_options(self, defaults: BridgeOptions, engines) -> BridgeOptions | None:
-        """No dialog on the Console: run with the previous (or default) settings."""
+    def ask_options(self, defaults: BridgeOptions, engines, analyse=None) -> BridgeOptions | None:
+        """No dialog on the Console: run with the previous (or default) settings.
+
+        ``analyse(options)`` would return the scene moods (``mood_rows``) for a dialog to show;
+        the Console shows the moods the score was made with instead (``show_moods``).
+        """
         self.say(
-            "settings: engine={e}, valence={v}, arousal={a}, seed={s} (previous run's or defaults)".format(
-                e=defaults.engine, v=_auto(defaults.valence), a=_auto(defaults.arousal), s=defaults.seed
+            "settings: engine={e}, valence={v}, arousal={a}, seed={s}, scene moods: {m} (previous run's or defaults)".format(
+                e=defaults.engine, v=_auto(defaults.valence), a=_auto(defaults.arousal), s=defaults.seed,
+                m=format_emotion(defaults.emotion) or "auto",
             )
         )
         return defaults
+
+    def show_moods(self, rows, emotion=()) -> None:
+        """The mood of each scene, one Console line each."""
+        if rows:
+            self.say(f"scene moods ({len(rows)} scenes; set them in the dialog's Scene moods, e.g. {EMOTION_EXAMPLE}):")
+            for line in format_moods(rows, emotion).splitlines():
+                self.say("  " + line)
 
 
 class FusionUI(ConsoleUI):
@@ -192,14 +318,14 @@ class FusionUI(ConsoleUI):
         except Exception:  # the Console line above is the fallback
             logger.debug("UIManager error dialog failed", exc_info=True)
 
-    def ask_options(self, defaults: BridgeOptions, engines) -> BridgeOptions | None:
+    def ask_options(self, defaults: BridgeOptions, engines, analyse=None) -> BridgeOptions | None:
         try:
-            return self._ask(defaults, list(engines))
+            return self._ask(defaults, list(engines), analyse)
         except Exception:
             logger.debug("UIManager settings dialog failed", exc_info=True)
-            return super().ask_options(defaults, engines)
+            return super().ask_options(defaults, engines, analyse)
 
-    def _ask(self, defaults: BridgeOptions, engines: list) -> BridgeOptions | None:
+    def _ask(self, defaults: BridgeOptions, engines: list, analyse=None) -> BridgeOptions | None:
         ui = self.ui
 
         def mood_row(key, label, value):
@@ -208,10 +334,16 @@ class FusionUI(ConsoleUI):
                 ui.Slider({"ID": key, "Minimum": -100, "Maximum": 100, "Value": int(round((value or 0.0) * 100))}),
             ])
 
+        try:
+            from emsync_plugin.emotion.overrides import MOODS
+
+            names = ", ".join(MOODS)
+        except ImportError:
+            names = "happy, sad, tense, calm, excited, ..."
         win = self.disp.AddWindow(
-            {"ID": "EmsyncWin", "WindowTitle": "EMSYNC Score", "Geometry": [400, 300, 440, 230]},
+            {"ID": "EmsyncWin", "WindowTitle": "EMSYNC Score", "Geometry": [400, 200, 640, 560]},
             ui.VGroup([
-                ui.Label({"Text": "Music whose chords land on the cuts of the current timeline.", "WordWrap": True}),
+                ui.Label({"Text": "Music whose chords land on the cuts of the current timeline.", "WordWrap": True, "Weight": 0}),
                 ui.HGroup({"Weight": 0}, [ui.Label({"Text": "Engine", "Weight": 0.35}), ui.ComboBox({"ID": "Engine"})]),
                 mood_row("Valence", "Valence (sad - happy)", defaults.valence),
                 mood_row("Arousal", "Arousal (calm - intense)", defaults.arousal),
@@ -219,6 +351,18 @@ class FusionUI(ConsoleUI):
                     ui.Label({"Text": "Seed", "Weight": 0.35}),
                     ui.SpinBox({"ID": "Seed", "Minimum": 0, "Maximum": 2**31 - 1, "Value": defaults.seed}),
                 ]),
+                ui.HGroup({"Weight": 0}, [
+                    ui.Label({"Text": "Scene moods", "Weight": 0.35}),
+                    ui.LineEdit({"ID": "SceneMoods", "Text": format_emotion(defaults.emotion),
+                                 "PlaceholderText": f"auto, or e.g. {EMOTION_EXAMPLE}"}),
+                    ui.Button({"ID": "Analyse", "Text": "Analyse scenes", "Weight": 0}),
+                ]),
+                ui.Label({"Text": f"N=MOOD or N=V,A per scene (V, A from -1 to 1). Moods: {names}.",
+                          "WordWrap": True, "Weight": 0}),
+                ui.TextEdit({"ID": "Moods", "ReadOnly": True, "LineWrapMode": "NoWrap",
+                             "Font": ui.Font({"Family": "Monospace", "MonoSpaced": True}),
+                             "PlainText": "Analyse scenes shows the mood emsync estimates for each scene."}),
+                ui.Label({"ID": "Status", "Text": "", "WordWrap": True, "Weight": 0}),
                 ui.HGroup({"Weight": 0}, [
                     ui.HGap(0, 1), ui.Button({"ID": "Cancel", "Text": "Cancel"}),
                     ui.Button({"ID": "Generate", "Text": "Generate score"}),
@@ -231,18 +375,51 @@ class FusionUI(ConsoleUI):
             items["Engine"].CurrentIndex = engines.index(defaults.engine)
         chosen = {}
 
-        def generate(ev):
-            chosen["engine"] = str(items["Engine"].CurrentText or defaults.engine)
+        def current() -> BridgeOptions:
+            """The dialog's choices; BridgeError for bad scene moods."""
+            values = {"engine": str(items["Engine"].CurrentText or defaults.engine), "seed": int(items["Seed"].Value)}
             for key in ("Valence", "Arousal"):
                 on = bool(items[key + "On"].Checked)
-                chosen[key.lower()] = round(items[key].Value / 100.0, 2) if on else None
-            chosen["seed"] = int(items["Seed"].Value)
+                values[key.lower()] = round(items[key].Value / 100.0, 2) if on else None
+            values["emotion"] = parse_emotion(str(items["SceneMoods"].Text or ""))
+            return replace(defaults, **values)
+
+        def status(text: str) -> None:
+            items["Status"].Text = text
+            if text:
+                self.say(text)
+
+        def do_analyse(ev):
+            try:
+                options = current()
+                status("analysing the scenes...")
+                rows = analyse(options)
+            except BridgeError as exc:
+                status(str(exc).rstrip(".") + ".")
+                return
+            except Exception as exc:  # the dialog stays usable; the Console has the details
+                traceback.print_exc()
+                status(f"internal error ({type(exc).__name__}: {exc}); the Console shows the details")
+                return
+            items["Moods"].PlainText = format_moods(rows, options.emotion)
+            status(f"{len(rows)} scenes. Set any scene's mood under Scene moods, then Generate score.")
+
+        def generate(ev):
+            try:
+                chosen["options"] = current()
+            except BridgeError as exc:  # stay open: the editor fixes the text
+                status(str(exc).rstrip(".") + ".")
+                return
             self.disp.ExitLoop()
 
+        if analyse is not None:
+            win.On.Analyse.Clicked = do_analyse
+        else:
+            items["Analyse"].Enabled = False
         win.On.Generate.Clicked = generate
         win.On.EmsyncWin.Close = lambda ev: self.disp.ExitLoop()
         self._run(win, ["Cancel"])
-        return replace(defaults, **chosen) if chosen else None
+        return chosen.get("options")
 
 
 def _auto(value) -> str:
@@ -537,6 +714,23 @@ def engines() -> tuple:
     return tuple(getattr(pipeline, "ENGINES", None) or ("baseline",)) if pipeline else ("baseline",)
 
 
+def _bridge_error(exc) -> BridgeError:
+    """An EmsyncError as the message Resolve shows."""
+    return BridgeError(_message(type(exc).__name__, str(exc), getattr(exc, "path", None), getattr(exc, "reason", None)))
+
+
+def _message(kind: str, text: str, path=None, reason=None) -> str:
+    """The core's one-line message; where its fix is said in command-line terms (missing media,
+    a scene number the timeline lacks), the fix in this script's terms instead."""
+    if kind == "MediaError" and reason:
+        where = f"{path}: {reason}" if path else str(reason)
+        return f"{where.rstrip('.')}. {MEDIA_ADVICE}"
+    if kind == "OptionsError" and reason and str(reason).startswith("--emotion "):
+        return (f"Scene moods: {str(reason)[len('--emotion '):].rstrip('.')}. "
+                "Use the scene numbers Analyse scenes shows in the EMSYNC Score dialog")
+    return str(text).rstrip(".")
+
+
 def run_score(path: Path, options: BridgeOptions, progress) -> Scored:
     """Call ``pipeline.score(path, ScoreOptions(write_timeline=False, ...))``."""
     pipeline = _pipeline()
@@ -546,19 +740,56 @@ def run_score(path: Path, options: BridgeOptions, progress) -> Scored:
         try:
             result = pipeline.score(path, pipeline.ScoreOptions(write_timeline=False, **asdict(options)), progress=progress)
         except EmsyncError as exc:
-            raise BridgeError(str(exc).rstrip(".")) from exc
+            raise _bridge_error(exc) from exc
         return Scored.from_result(result)
     if EMSYNC_PYTHON and Path(EMSYNC_PYTHON).exists():
-        return _score_in_subprocess(path, options, progress)
-    raise BridgeError(
+        return Scored(**_in_subprocess({"path": str(path), "options": asdict(options)}, progress))
+    raise _not_importable()
+
+
+def analyse_scenes(path: Path, options: BridgeOptions, progress) -> list:
+    """The mood of each scene of the exported timeline (``pipeline.estimate_moods``, what
+    ``emsync analyze`` prints), as ``mood_rows``; nothing is written."""
+    pipeline = _pipeline()
+    if pipeline is not None:
+        from emsync_plugin.errors import EmsyncError
+
+        try:
+            return estimate_rows(path, asdict(options), progress)
+        except EmsyncError as exc:
+            raise _bridge_error(exc) from exc
+    if EMSYNC_PYTHON and Path(EMSYNC_PYTHON).exists():
+        return _in_subprocess({"command": "analyze", "path": str(path), "options": asdict(options)}, progress)
+    raise _not_importable()
+
+
+def estimate_rows(path, options: dict, progress=None) -> list:
+    """(emsync side) read the cuts of ``path`` and estimate its scene moods with ``options``."""
+    from emsync_plugin import pipeline
+    from emsync_plugin import progress as bars
+    from emsync_plugin.timeline import read_cuts
+
+    wanted = {k: options.get(k) for k in ("valence", "arousal", "emotion") if options.get(k) is not None}
+    score_options = pipeline.ScoreOptions(**wanted)
+    report = progress or (lambda stage, fraction: None)
+    report("reading cuts", 0.0)
+    timeline = read_cuts(Path(path))
+    with bars.listen(report):
+        moods = pipeline.estimate_moods(timeline, score_options)
+    report("analysed", 1.0)
+    return mood_rows(moods, timeline)
+
+
+def _not_importable() -> BridgeError:
+    return BridgeError(
         "emsync is not importable from Resolve's Python "
         f"({sys.executable or 'embedded'}, {sys.version_info[0]}.{sys.version_info[1]}). "
         "Install emsync in a Python environment and run emsync-resolve-install from it"
     )
 
 
-def _score_in_subprocess(path: Path, options: BridgeOptions, progress) -> Scored:
-    request = {"path": str(path), "options": asdict(options)}
+def _in_subprocess(request: dict, progress):
+    """Send ``request`` to ``--worker`` in the recorded interpreter; its "result"."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(EMSYNC_PATHS)  # not Resolve's own module path
     env.pop("PYTHONHOME", None)
@@ -581,20 +812,21 @@ def _score_in_subprocess(path: Path, options: BridgeOptions, progress) -> Scored
             elif "result" in message:
                 result = message["result"]
             elif "error" in message:
-                error = message["error"]
+                error = message
         code = proc.wait()
         err.seek(0)
         stderr = err.read()
     if error:
-        raise BridgeError(str(error).rstrip("."))
+        raise BridgeError(_message(str(error.get("type") or ""), error["error"], error.get("path"), error.get("reason")))
     if code != 0 or result is None:
         last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {code}"
         raise BridgeError(f"the emsync worker ({EMSYNC_PYTHON}) failed: {last}. Run emsync-resolve-install again")
-    return Scored(**result)
+    return result
 
 
 def worker_main(stdin=None, stdout=None) -> int:
-    """``--worker``: read {"path", "options"} on stdin, score, write JSON lines on stdout."""
+    """``--worker``: read {"path", "options"} on stdin, score (or with ``"command": "analyze"``,
+    estimate the scene moods), write JSON lines on stdout: progress, then the result or the error."""
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
 
@@ -606,11 +838,16 @@ def worker_main(stdin=None, stdout=None) -> int:
     from emsync_plugin.errors import EmsyncError
 
     request = json.load(stdin)
+    progress = lambda s, f: emit({"progress": [s, f]})  # noqa: E731
     try:
+        if request.get("command") == "analyze":
+            emit({"result": estimate_rows(request["path"], request.get("options", {}), progress)})
+            return 0
         options = pipeline.ScoreOptions(write_timeline=False, **request.get("options", {}))
-        result = pipeline.score(request["path"], options, progress=lambda s, f: emit({"progress": [s, f]}))
+        result = pipeline.score(request["path"], options, progress=progress)
     except EmsyncError as exc:
-        emit({"error": str(exc)})
+        emit({"error": str(exc), "type": type(exc).__name__, "reason": exc.reason,
+              "path": None if exc.path is None else str(exc.path)})
         return 2
     except Exception as exc:  # reported to Resolve; the traceback goes to stderr
         traceback.print_exc()
@@ -629,24 +866,34 @@ def generate(resolve, ui: ConsoleUI, options: BridgeOptions | None = None):
     existing = find_score_track(timeline)
     if existing is not None and _call(timeline, "GetIsTrackLocked", "audio", existing):
         raise BridgeError(f"The audio track A{existing} '{TRACK_NAME}' is locked. Unlock it and run EMSYNC Score again")
+    folder = run_folder(project, timeline)
+    exported = []
+
+    def export() -> Path:  # once per run: the analysis and the score read the same export
+        if not exported:
+            ui.info(f"exporting timeline {timeline.GetName()!r} to {folder}")
+            exported.append(export_timeline(resolve, timeline, folder))
+        return exported[0]
+
     if options is None:
-        options = ui.ask_options(BridgeOptions.from_settings(read_settings(timeline)), engines())
+        defaults = BridgeOptions.from_settings(read_settings(timeline))
+        options = ui.ask_options(defaults, engines(), analyse=lambda opts: analyse_scenes(export(), opts, ui.progress))
         if options is None:
+            if folder.exists():  # only the export this run made for the analysis
+                shutil.rmtree(folder, ignore_errors=True)
             ui.info("cancelled; nothing changed")
             return None
+    options = replace(options, emotion=parse_emotion(options.emotion))  # BridgeError before any work
 
-    folder = run_folder(project, timeline)
-    ui.info(f"exporting timeline {timeline.GetName()!r} to {folder}")
-    exported = export_timeline(resolve, timeline, folder)
-    scored = run_score(exported, options, ui.progress)
+    scored = run_score(export(), options, ui.progress)
     wav = Path(scored.wav)
     if not wav.is_file():
         raise BridgeError(f"{wav}: the score was not written. Check free disk space and run again")
 
     settings = dict(asdict(options))
     settings.update(
-        wav=scored.wav, midi=scored.midi, sidecar=scored.sidecar, lufs=scored.lufs, cuts=scored.cuts,
-        scenes=scored.scenes, exported=str(exported), created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        emotion=list(options.emotion), wav=scored.wav, midi=scored.midi, sidecar=scored.sidecar, lufs=scored.lufs,
+        cuts=scored.cuts, scenes=scored.scenes, exported=str(export()), created=time.strftime("%Y-%m-%dT%H:%M:%S"),
     )
     mpi = import_score(project, wav)
     store_settings(mpi, settings)
@@ -655,6 +902,7 @@ def generate(resolve, ui: ConsoleUI, options: BridgeOptions | None = None):
     timeline_item = _call(timeline, "GetMediaPoolItem")
     if timeline_item:
         store_settings(timeline_item, settings)
+    ui.show_moods(scored.moods, options.emotion)
     lufs = "" if scored.lufs is None else f", {scored.lufs:.1f} LUFS"
     ui.info(
         f"score placed on A{index} '{TRACK_NAME}' from frame {timeline.GetStartFrame()} "

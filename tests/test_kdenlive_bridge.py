@@ -188,3 +188,192 @@ def test_main_opens_the_panel_with_a_project(qtbot, project, monkeypatch):
     qtbot.addWidget(widget)
     qtbot.waitUntil(lambda: not widget.busy, timeout=10_000)
     assert widget.table.rowCount() == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# scene moods: analysis, per-scene overrides
+
+
+SAMPLE = Path(panel_mod.__file__).resolve().parents[1] / "emsync_plugin" / "data" / "sample" / "sample.kdenlive"
+
+
+class FastMoods:
+    """Stands in for ``pipeline.estimate_moods``: walks the scenes with a progress bar, as the core does."""
+
+    def __init__(self, error=None):
+        self.calls = []
+        self.error = error
+        self.thread = None
+
+    def __call__(self, timeline, options):
+        from emsync_plugin import progress
+
+        self.thread = threading.get_ident()
+        self.calls.append((timeline, options))
+        if self.error is not None:
+            raise self.error
+        overridden = {int(e.partition("=")[0]) for e in options.emotion}
+        found = {1: ("faces", 0.55, 0.35, {"happy": 0.7, "neutral": 0.2, "sad": 0.1}),
+                 2: ("cues", -0.25, 0.1, {}), 3: ("marker", 0.8, 0.5, {})}
+        out = []
+        for scene in progress.bar(list(timeline.scenes), desc="analysing scenes", unit="scene"):
+            source, v, a, probs = ("cli", 0.0, 0.0, {}) if scene.index in overridden else found[scene.index]
+            out.append(pipeline.SceneMood(scene.index, scene.start, scene.end, v, a, source, probs))
+        return out
+
+
+def _cells(panel, row):
+    return [panel.table.item(row, c).text() for c in
+            (panel_mod.COL_VALENCE, panel_mod.COL_AROUSAL, panel_mod.COL_SOURCE, panel_mod.COL_FACES, panel_mod.COL_MOOD)]
+
+
+def _analyse(qtbot, panel, timeout=10_000):
+    with qtbot.waitSignal(panel.analysed, timeout=timeout) as blocker:
+        qtbot.mouseClick(panel.analyse_button, Qt.LeftButton)
+        assert panel.busy and not panel.analyse_button.isEnabled() and not panel.generate_button.isEnabled()
+    return blocker.args[0]
+
+
+def _edit(panel, row, col, text):
+    """What the table's editor commits when the editor types ``text`` into a cell."""
+    panel.table.item(row, col).setText(text)
+
+
+def test_analysis_fills_the_mood_columns_from_a_worker(qtbot, panel, project, monkeypatch):
+    fake = FastMoods()
+    monkeypatch.setattr(pipeline, "estimate_moods", fake)
+    _load(qtbot, panel, project)
+    assert panel.analyse_button.isEnabled()
+    assert _cells(panel, 0) == ["", "", "", "", "auto"]  # nothing estimated yet
+    panel.arousal_check.setChecked(True)
+    panel.arousal_slider.setValue(30)
+    seen = []
+    panel.progress_bar.valueChanged.connect(seen.append)
+
+    moods = _analyse(qtbot, panel)
+
+    assert [m.index for m in moods] == [1, 2, 3]
+    (timeline, options), = fake.calls
+    assert timeline is panel.timeline and options.emotion == () and options.arousal == 0.3
+    assert fake.thread is not None and fake.thread != threading.get_ident()
+    assert _cells(panel, 0) == ["+0.55", "+0.35", "faces", "happy 70%", "auto"]
+    assert _cells(panel, 1) == ["-0.25", "+0.10", "cues", "", "auto"]
+    assert _cells(panel, 2) == ["+0.80", "+0.50", "marker", "", "auto"]
+    assert "neutral 20%" in panel.table.item(0, panel_mod.COL_FACES).toolTip()
+    assert 333 in seen and seen[-1] == panel.progress_bar.maximum()  # the core's progress bar, scene by scene
+    assert not panel.busy and panel.generate_button.isEnabled()
+    assert not panel.table.item(0, 0).font().bold()
+
+
+def test_editing_rows_changes_what_is_scored(qtbot, panel, project, monkeypatch):
+    monkeypatch.setattr(pipeline, "estimate_moods", FastMoods())
+    score = FastScore()
+    monkeypatch.setattr(pipeline, "score", score)
+    _load(qtbot, panel, project)
+    _analyse(qtbot, panel)
+
+    _edit(panel, 2, panel_mod.COL_MOOD, "suspense")  # an alias: the combo also takes typed text
+    _edit(panel, 1, panel_mod.COL_VALENCE, "0.2")  # arousal stays what the analysis found
+    assert _cells(panel, 2) == ["-0.45", "+0.65", "you", "", "tense"]
+    assert _cells(panel, 1) == ["+0.20", "+0.10", "you", "", "0.20,0.10"]
+    assert all(panel.table.item(1, c).font().bold() for c in range(len(panel_mod.TABLE_COLUMNS)))
+    assert not panel.table.item(0, 0).font().bold()
+
+    _edit(panel, 0, panel_mod.COL_MOOD, "hapy")  # refused: the cell goes back, the message says why
+    assert _cells(panel, 0)[2:] == ["faces", "happy 70%", "auto"]
+    assert 'Scene 1: unknown mood "hapy" (did you mean "happy"?)' in panel.mood_label.text()
+    _edit(panel, 0, panel_mod.COL_AROUSAL, "2")
+    assert "arousal 2.0 is out of range" in panel.mood_label.text() and _cells(panel, 0)[2] == "faces"
+
+    # the Mood column's editor: a combo box of "auto" and the named moods
+    index = panel.table.model().index(0, panel_mod.COL_MOOD)
+    editor = panel.mood_delegate.createEditor(panel.table.viewport(), None, index)
+    items = [editor.itemText(i) for i in range(editor.count())]
+    assert items[0] == "auto" and {"happy", "sad", "tense", "calm", "excited"} <= set(items)
+    panel.mood_delegate.setEditorData(editor, index)
+    assert editor.currentText() == "auto"
+    editor.setCurrentText("calm")
+    panel.mood_delegate.setModelData(editor, panel.table.model(), index)
+    editor.deleteLater()
+    assert _cells(panel, 0)[2] == "you" and panel.mood_label.text() == panel_mod.MOOD_HELP  # the error is gone
+
+    assert panel.emotion() == ("1=calm", "2=0.20,0.10", "3=tense")
+    _edit(panel, 0, panel_mod.COL_MOOD, "auto")  # back to the analysis
+    assert _cells(panel, 0) == ["+0.55", "+0.35", "faces", "happy 70%", "auto"]
+    assert not panel.table.item(0, 0).font().bold()
+
+    with qtbot.waitSignal(panel.scored, timeout=10_000):
+        qtbot.mouseClick(panel.generate_button, Qt.LeftButton)
+    (_, options), = score.calls
+    assert options.emotion == ("2=0.20,0.10", "3=tense")
+
+    # re-analysing keeps the overrides: those scenes are not analysed, and still show "you"
+    fake = FastMoods()
+    monkeypatch.setattr(pipeline, "estimate_moods", fake)
+    _analyse(qtbot, panel)
+    assert fake.calls[0][1].emotion == ("2=0.20,0.10", "3=tense")
+    assert _cells(panel, 1)[2] == "you" and _cells(panel, 2)[:3] == ["-0.45", "+0.65", "you"]
+    _edit(panel, 2, panel_mod.COL_MOOD, "auto")  # it was not analysed: nothing to show until analysed again
+    assert _cells(panel, 2) == ["", "", "", "", "auto"]
+    assert "Analyse scenes again" in panel.table.item(2, panel_mod.COL_SOURCE).toolTip()
+
+
+def test_an_analysis_error_shows_the_message_and_the_scenes_to_override(qtbot, panel, project):
+    """The real core: the fixture's media (/media/*.mp4) do not exist."""
+    _load(qtbot, panel, project)
+
+    with qtbot.waitSignal(panel.failed, timeout=10_000) as blocker:
+        qtbot.mouseClick(panel.analyse_button, Qt.LeftButton)
+
+    message = blocker.args[0]
+    assert "media file is missing" in message and "\n" not in message
+    assert "--emotion" not in message  # the core's command-line hint gives way to the panel's advice
+    assert panel.error_box.isVisible() and panel.error_box.text() == message
+    assert "scenes 1, 2, 3 in the Mood column" in panel.error_box.informativeText()
+    assert [_cells(panel, r)[2] for r in range(3)] == ["media missing"] * 3
+    assert panel.analyse_button.isEnabled() and panel.generate_button.isEnabled()
+    panel.error_box.accept()
+
+    for row, mood in enumerate(("calm", "0.3,0.4", "excited")):  # what the message suggests
+        _edit(panel, row, panel_mod.COL_MOOD, mood)
+    moods = _analyse(qtbot, panel)
+    assert [m.source for m in moods] == ["cli"] * 3
+    assert [_cells(panel, r)[:3] for r in range(3)] == [
+        ["+0.40", "-0.60", "you"], ["+0.30", "+0.40", "you"], ["+0.55", "+0.60", "you"]]
+
+
+def test_a_scoring_error_for_missing_media_suggests_overrides(qtbot, panel, project, monkeypatch):
+    from emsync_plugin.errors import MediaError
+
+    error = MediaError("media file is missing (scene 2 uses it)", path="/media/boat.mp4", hint="relink the media")
+    monkeypatch.setattr(pipeline, "score", FastScore(error))
+    _load(qtbot, panel, project)
+    _edit(panel, 0, panel_mod.COL_MOOD, "happy")
+
+    with qtbot.waitSignal(panel.failed, timeout=10_000) as blocker:
+        qtbot.mouseClick(panel.generate_button, Qt.LeftButton)
+
+    assert blocker.args == ["/media/boat.mp4: media file is missing (scene 2 uses it)."]
+    assert panel.error_box.text() == blocker.args[0]
+    assert "scenes 2, 3 in the Mood column" in panel.error_box.informativeText()  # scene 1 has a mood already
+    panel.error_box.accept()
+
+
+def test_reloading_keeps_the_overrides_of_unchanged_scenes(qtbot, panel, project):
+    _load(qtbot, panel, project)
+    _edit(panel, 1, panel_mod.COL_MOOD, "sad")
+    _load(qtbot, panel, project)
+    assert panel.emotion() == ("2=sad",) and _cells(panel, 1)[2:] == ["you", "", "sad"]
+
+
+def test_real_analysis_of_the_bundled_sample(qtbot, panel):
+    """The real ``estimate_moods`` on the sample that ships with emsync (about 2 s)."""
+    _load(qtbot, panel, SAMPLE)
+    moods = _analyse(qtbot, panel, timeout=60_000)
+
+    n = panel.table.rowCount()
+    assert n == len(moods) == len(read_cuts(SAMPLE).scenes) > 1
+    sources = [_cells(panel, r)[2] for r in range(n)]
+    assert set(sources) <= {"faces", "cues", "marker", "carried on"} and "marker" in sources  # an "emsync: happy" guide
+    for row, mood in enumerate(moods):
+        assert _cells(panel, row)[:2] == [f"{mood.valence:+.2f}", f"{mood.arousal:+.2f}"]

@@ -82,7 +82,11 @@ class FakeScore:
                 a, b = r.start_time.to_seconds(), r.end_time_exclusive().to_seconds()
                 shots.append(Shot(a, b, getattr(child, "name", None) if isinstance(child, otio.schema.Clip) else None))
             tracks.append(shots)
-        timeline = build_timeline(tl.name, rate, tracks, duration=tl.duration().to_seconds(), path=path)
+        start = tl.global_start_time.to_seconds() if tl.global_start_time is not None else 0.0
+        timeline = build_timeline(tl.name, rate, tracks, start=start, duration=tl.duration().to_seconds(), path=path)
+        overridden = {int(e.partition("=")[0]) for e in options.emotion}
+        moods = tuple(pipeline.SceneMood(s.index, s.start, s.end, 0.5 if s.index in overridden else 0.1, 0.2,
+                                         "cli" if s.index in overridden else "cues") for s in timeline.scenes)
         base = path.with_name(path.stem + ".emsync")
         wav = _wav(base.with_suffix(".wav"), timeline.duration)
         midi = base.with_suffix(".mid")
@@ -92,7 +96,7 @@ class FakeScore:
         if progress:
             progress("rendering audio", 0.5)
             progress("done", 1.0)
-        return pipeline.ScoreResult(timeline, None, wav, midi, sidecar, -16.2)
+        return pipeline.ScoreResult(timeline, None, wav, midi, sidecar, -16.2, moods)
 
 
 @pytest.fixture
@@ -125,9 +129,10 @@ class RecordingUI(script.ConsoleUI):
         self.stages.append((stage, fraction))
         super().progress(stage, fraction)
 
-    def ask_options(self, defaults, engines):
+    def ask_options(self, defaults, engines, analyse=None):
         self.asked = defaults
-        return self.answer if self.answer is not None else defaults
+        answer = self.answer(defaults, analyse) if callable(self.answer) else self.answer
+        return answer if answer is not None else defaults
 
 
 def _score_tracks(timeline):
@@ -263,7 +268,7 @@ def test_no_project_or_no_timeline_is_explained(project, fake_score):
 
 def test_cancelling_the_dialog_changes_nothing(resolve, fake_score):
     class Cancel(RecordingUI):
-        def ask_options(self, defaults, engines):
+        def ask_options(self, defaults, engines, analyse=None):
             return None
 
     timeline = _timeline(resolve)
@@ -334,6 +339,269 @@ def test_a_different_resolve_python_scores_in_a_subprocess(resolve, monkeypatch)
     ui = RecordingUI()
     assert script.main(resolve, ui) == 2
     assert "emsync is not importable from Resolve's Python" in ui.errors[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# scene moods: shown, overridden, stored
+
+
+def test_scene_moods_flow_into_score_options_and_are_reused(resolve, fake_score):
+    timeline = _timeline(resolve)
+    ui = RecordingUI(answer=script.BridgeOptions(seed=5, emotion="3 = tense; 1=0.2, 0.7"))  # the dialog's text
+
+    assert script.main(resolve, ui) == 0, ui.errors
+
+    (_, options), = fake_score.calls
+    assert options.emotion == ("1=0.2, 0.7", "3=tense")  # by scene number, as the core's parser reads them
+    stored = json.loads(timeline.GetMediaPoolItem().GetThirdPartyMetadata("emsync"))
+    assert stored["emotion"] == ["1=0.2, 0.7", "3=tense"] and stored["seed"] == 5
+    console = ui.stream.getvalue()
+    assert "scene moods (4 scenes" in console
+    lines = [line for line in console.splitlines() if line.startswith("EMSYNC:   ")]
+    assert lines[1].split()[1:] == ["1", "01:00:00:00", "01:00:02:00", "+0.50", "+0.20", "you"]
+    assert lines[2].split()[1:] == ["2", "01:00:02:00", "01:00:04:04", "+0.10", "+0.20", "cues"]
+
+    rerun = RecordingUI()  # no dialog: the previous run's scene moods are the defaults
+    assert script.main(resolve, rerun) == 0
+    assert rerun.asked.emotion == ("1=0.2, 0.7", "3=tense")
+    assert fake_score.calls[1][1].emotion == ("1=0.2, 0.7", "3=tense")
+    console = script.ConsoleUI(stream=io.StringIO())  # Resolve without the UIManager: the Console says what it reuses
+    assert script.main(resolve, console) == 0
+    assert "scene moods: 1=0.2, 0.7, 3=tense (previous run's" in console.stream.getvalue()
+    assert fake_score.calls[2][1].emotion == ("1=0.2, 0.7", "3=tense")
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("3=hapy", 'Scene moods: "3=hapy": unknown mood "hapy" (did you mean "happy"?)'),
+    ("3=1.5,0", 'Scene moods: "3=1.5,0": valence 1.5 is out of range (-1 to 1)'),
+    ("x=tense", 'Scene moods: "x" in "x=tense" is not a scene number'),
+    ("3tense", 'Scene moods: "3tense" is not N=MOOD or N=V,A'),
+    ("2=sad, 2=happy", 'Scene moods: scene 2 is given twice ("2=sad" and "2=happy")'),
+])
+def test_a_bad_scene_mood_is_shown_and_nothing_changes(resolve, fake_score, text, shown):
+    timeline = _timeline(resolve)
+    before = timeline.snapshot()
+    ui = RecordingUI(answer=script.BridgeOptions(emotion=text))
+
+    assert script.main(resolve, ui) == 2
+
+    (message,) = ui.errors
+    assert message.startswith(shown) and "\n" not in message
+    assert fake_score.calls == [] and timeline.snapshot() == before
+    assert timeline.GetMediaPoolItem().GetThirdPartyMetadata("emsync") == ""  # nothing stored either
+    assert not (Path(script.data_dir()).exists() and any(Path(script.data_dir()).rglob("*.otio")))  # nor exported
+
+
+def test_a_scene_number_beyond_the_timeline_is_explained_in_resolves_terms(resolve):
+    """The real core checks scene numbers against the timeline; the message speaks of the dialog."""
+    timeline = _timeline(resolve)
+    before = timeline.snapshot()
+    ui = RecordingUI()
+    assert script.main(resolve, ui, script.BridgeOptions(valence=0.1, arousal=0.1, emotion=("9=sad",))) == 2
+    assert ui.errors == ["Scene moods: 9=sad: there is no scene 9; the timeline Edit v3.otio has 4 scenes. "
+                         "Use the scene numbers Analyse scenes shows in the EMSYNC Score dialog."]
+    assert timeline.snapshot() == before
+
+
+def test_the_dialog_analyses_the_scenes_before_scoring(resolve, fake_score):
+    """``analyse`` (what the dialog's button calls) runs the real core on the run's export."""
+    asked = []
+
+    def dialog(defaults, analyse):
+        with pytest.raises(script.BridgeError) as missing:  # the fake clips' media do not exist
+            analyse(defaults)
+        asked.append(str(missing.value))
+        chosen = script.BridgeOptions(emotion=script.parse_emotion("1=calm, 2=0.2,0.7, 3=tense, 4=happy"))
+        asked.append(analyse(chosen))
+        return chosen
+
+    ui = RecordingUI(answer=dialog)
+    assert script.main(resolve, ui) == 0, ui.errors
+
+    message, rows = asked
+    assert "a.mov: media file is missing (scene 1 of Edit v3.otio uses it)" in message
+    assert message.endswith(script.MEDIA_ADVICE) and "--emotion" not in message
+    assert [(r["index"], r["record_in"], r["record_out"], r["source"]) for r in rows] == [
+        (1, "01:00:00:00", "01:00:02:00", "cli"), (2, "01:00:02:00", "01:00:04:04", "cli"),
+        (3, "01:00:04:04", "01:00:05:00", "cli"), (4, "01:00:05:00", "01:00:05:20", "cli")]
+    assert (rows[1]["valence"], rows[1]["arousal"]) == (0.2, 0.7)
+    table = script.format_moods(rows, ("1=calm", "2=0.2,0.7", "3=tense", "4=happy")).splitlines()
+    assert table[2].split() == ["2", "01:00:02:00", "01:00:04:04", "+0.20", "+0.70", "you"]
+    (exported, options), = fake_score.calls
+    assert options.emotion == ("1=calm", "2=0.2,0.7", "3=tense", "4=happy")
+    assert len(list(exported.parent.glob("*.otio"))) == 1  # one export serves the analysis and the score
+
+
+def test_cancelling_after_an_analysis_leaves_no_run_folder(resolve, fake_score):
+    def dialog(defaults, analyse):
+        analyse(script.BridgeOptions(valence=0.0, arousal=0.0))  # then the editor cancels
+
+    class Cancel(RecordingUI):
+        def ask_options(self, defaults, engines, analyse=None):
+            return dialog(defaults, analyse)
+
+    timeline = _timeline(resolve)
+    before = timeline.snapshot()
+    assert script.main(resolve, Cancel()) == 0
+    assert fake_score.calls == [] and timeline.snapshot() == before
+    assert not any(Path(script.data_dir()).rglob("*.otio"))
+
+
+def test_scene_moods_text():
+    assert script.split_emotion("3=tense, 5=0.2,0.7;1 = v=0.1 a=0.2\n2=sad") == (
+        "3=tense", "5=0.2,0.7", "1 = v=0.1 a=0.2", "2=sad")
+    assert script.parse_emotion("3 = tense; 1=0.2, 0.7, 3=suspense") == ("1=0.2, 0.7", "3=tense")
+    assert script.parse_emotion("") == () and script.format_emotion(("1=sad", "4=0.1,0.2")) == "1=sad, 4=0.1,0.2"
+    assert script.BridgeOptions(emotion="2=sad 1=happy").emotion == ("2=sad", "1=happy")
+    stored = {"emotion": ["3=tense"], "seed": 2}
+    assert script.BridgeOptions.from_settings(stored) == script.BridgeOptions(seed=2, emotion=("3=tense",))
+    assert script.BridgeOptions.from_settings({"emotion": [3, None]}).emotion == ()  # bad stored values: dropped
+
+
+def test_worker_analyses_in_a_subprocess(resolve, tmp_path, monkeypatch):
+    repo = str(Path(script.__file__).resolve().parents[1])
+    monkeypatch.setattr(script, "EMSYNC_PYTHON", sys.executable)
+    monkeypatch.setattr(script, "EMSYNC_PYTHON_VERSION", (2, 7))  # not this interpreter
+    monkeypatch.setattr(script, "EMSYNC_PATHS", [repo])
+    exported = script.export_timeline(resolve, _timeline(resolve), tmp_path / "export")
+    stages = []
+
+    rows = script.analyse_scenes(exported, script.BridgeOptions(emotion=("2=sad",), valence=0.3, arousal=0.1),
+                                 lambda s, f: stages.append((s, f)))
+
+    assert [(r["index"], r["source"]) for r in rows] == [(1, "cli"), (2, "cli"), (3, "cli"), (4, "cli")]
+    from emsync_plugin.emotion.overrides import MOODS
+
+    assert (rows[1]["valence"], rows[1]["arousal"]) == pytest.approx(MOODS["sad"])
+    assert (rows[0]["valence"], rows[0]["arousal"]) == (0.3, 0.1)  # the whole-timeline values
+    assert stages[0] == ("reading cuts", 0.0) and stages[-1] == ("analysed", 1.0)
+    with pytest.raises(script.BridgeError, match=r"media file is missing .*Relink the media in Resolve"):
+        script.analyse_scenes(exported, script.BridgeOptions(), lambda s, f: None)
+
+
+# ---------------------------------------------------------------------------------------------
+# the UIManager dialog, against a small fake of Fusion's UIManager (not modelled by fake_resolve)
+
+
+class _Widget:
+    def __init__(self, kind, props, children):
+        self.kind, self.children, self.added = kind, children, []
+        self.__dict__.update(props)
+
+    def AddItems(self, items):  # noqa: N802 (UIManager's name)
+        self.added.extend(items)
+
+    def __getattr__(self, name):
+        if name == "CurrentText":
+            return self.added[getattr(self, "CurrentIndex", 0)]
+        raise AttributeError(name)
+
+
+class _FakeUIManager:
+    def __getattr__(self, kind):
+        def make(*args):
+            props = next((a for a in args if isinstance(a, dict)), {})
+            children = next((a for a in args if isinstance(a, list)), [])
+            return _Widget(kind, props, children)
+        return make
+
+
+class _Events:
+    def __getattr__(self, name):
+        value = type("Handlers", (), {})()
+        setattr(self, name, value)
+        return value
+
+
+class _Window:
+    def __init__(self, props, layout):
+        self.ID, self.On, self.items = props["ID"], _Events(), {}
+        stack = [layout]
+        while stack:
+            w = stack.pop()
+            if getattr(w, "ID", None):
+                self.items[w.ID] = w
+            stack.extend(w.children)
+
+    def GetItems(self):  # noqa: N802
+        return self.items
+
+    def Show(self):  # noqa: N802
+        pass
+
+    def Hide(self):  # noqa: N802
+        pass
+
+    def click(self, wid):
+        getattr(self.On, wid).Clicked(None)
+
+
+class _Dispatcher:
+    """Runs the "user" for each window: ``users[window ID](window, dispatcher)``."""
+
+    def __init__(self, users):
+        self.users, self.windows, self.running = users, [], False
+
+    def AddWindow(self, props, layout):  # noqa: N802
+        win = _Window(props, layout)
+        self.windows.append(win)
+        return win
+
+    def RunLoop(self):  # noqa: N802
+        self.running = True
+        self.users[self.windows[-1].ID](self.windows[-1], self)
+
+    def ExitLoop(self):  # noqa: N802
+        self.running = False
+
+
+def _fusion_ui(users):
+    disp = _Dispatcher(users)
+    fusion = type("Fusion", (), {"UIManager": _FakeUIManager()})()
+    bmd = type("Bmd", (), {"UIDispatcher": staticmethod(lambda ui: disp)})()
+    return script.FusionUI(fusion, bmd, stream=io.StringIO()), disp
+
+
+def test_the_dialog_shows_scene_moods_and_takes_overrides(resolve, fake_score):
+    seen = {}
+
+    def user(win, disp):
+        items = win.GetItems()
+        assert items["SceneMoods"].Text == ""  # first run: no scene moods yet
+        items["SceneMoods"].Text = "2=hapy"
+        win.click("Analyse")  # a typo: said in the dialog, nothing analysed
+        seen["typo"] = items["Status"].Text
+        items["SceneMoods"].Text = "1=calm, 2=0.2,0.7, 3=tense, 4=happy"
+        win.click("Analyse")
+        seen["moods"] = items["Moods"].PlainText
+        items["SceneMoods"].Text = "2=0.2;0.7;3"
+        win.click("Generate")  # refused: the dialog stays open
+        seen["bad"] = items["Status"].Text
+        assert disp.running
+        items["SceneMoods"].Text = "1=calm, 2=0.2,0.7, 3=tense, 4=happy"
+        items["Seed"].Value = 11
+        win.click("Generate")
+        assert not disp.running
+
+    ui, _ = _fusion_ui({"EmsyncWin": user})
+    assert script.main(resolve, ui) == 0
+
+    assert seen["typo"].startswith('Scene moods: "2=hapy": unknown mood "hapy" (did you mean "happy"?)')
+    lines = seen["moods"].splitlines()
+    assert lines[0].split()[:4] == ["#", "record", "in", "record"]
+    assert lines[2].split() == ["2", "01:00:02:00", "01:00:04:04", "+0.20", "+0.70", "you"]
+    assert seen["bad"].startswith("Scene moods:")
+    (_, options), = fake_score.calls
+    assert options.emotion == ("1=calm", "2=0.2,0.7", "3=tense", "4=happy") and options.seed == 11
+
+    def rerun_user(win, disp):  # the stored scene moods fill the field
+        seen["again"] = win.GetItems()["SceneMoods"].Text
+        win.click("Cancel")
+
+    ui, _ = _fusion_ui({"EmsyncWin": rerun_user})
+    assert script.main(resolve, ui) == 0
+    assert seen["again"] == "1=calm, 2=0.2,0.7, 3=tense, 4=happy"
+    assert len(fake_score.calls) == 1  # cancelled
 
 
 # ---------------------------------------------------------------------------------------------
