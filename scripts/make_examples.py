@@ -42,7 +42,10 @@ def main(argv=None):
         wav = args.out / f"{name}.wav"
         render_midi(midi, wav, timeline.duration, RenderOptions())
         audio, sr = soundfile.read(str(wav))
-        soundfile.write(str(args.out / f"{name}.ogg"), audio, sr, format="OGG", subtype="VORBIS")
+        # libsndfile's Vorbis encoder crashes on one large write: feed it in blocks
+        with soundfile.SoundFile(str(args.out / f"{name}.ogg"), "w", sr, audio.shape[1], format="OGG", subtype="VORBIS") as f:
+            for i in range(0, len(audio), 4096):
+                f.write(audio[i:i + 4096])
         wav.unlink()
         draw_report(timeline, moods, midi, args.out / f"{name}.png",
                     title=f"{name}: valence {v:+.1f}, arousal {a:+.1f} over the sample's cuts ({args.engine})")
