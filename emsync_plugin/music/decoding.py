@@ -34,7 +34,8 @@ class SamplingOptions:
     guarantee_cuts: bool = True  # the decoder forces a chord on every cut
     use_offsets: bool = True  # False withholds boundary offsets (a control for benchmarks)
     final_hold: float = 2.0  # seconds the final chord rings before the timeline ends
-    max_note: float = 8.0  # seconds; longer notes are released
+    max_note: float = 3.0  # seconds; longer notes are released
+    max_polyphony: int = 6  # notes sounding at once
     max_events: int = 24  # tokens at one instant before time must move on
 
     def __post_init__(self):
@@ -118,6 +119,26 @@ def release_long_notes(max_units: int):
                 kept = logits[keep].copy()
                 logits[:] = NEG
                 logits[keep] = kept
+    return rule
+
+
+def limit_polyphony(max_sounding: int):
+    """At most ``max_sounding`` notes at once: beyond it, new notes wait for releases. The
+    chord at a cut is never blocked: before its CHORD token only releases are allowed until
+    there is room for it."""
+
+    def rule(logits: np.ndarray, clock: Clock) -> None:
+        v = clock.vocab
+        n = len(clock.sounding)
+        at_cut = clock.cut is not None and clock.cut == clock.now
+        if at_cut and clock.chord_open:
+            return  # the chord's notes
+        room = max_sounding - (v.chord_notes if at_cut else 0)
+        if n >= max_sounding or (at_cut and n > room):
+            logits[v.on_base:v.off_base] = NEG
+            if at_cut and n > room:
+                logits[v.chord] = NEG  # release first, then the chord
+
     return rule
 
 

@@ -24,8 +24,8 @@ import numpy as np
 import pretty_midi
 
 from .. import models, progress
-from .decoding import (NEG, Clock, SamplingOptions, cut_rules, keep_time_moving, release_long_notes, sample,
-                       well_formed)
+from .decoding import (NEG, Clock, SamplingOptions, cut_rules, keep_time_moving, limit_polyphony, release_long_notes,
+                       sample, well_formed)
 from .vocab import Note, Vocab
 
 logger = logging.getLogger(__name__)
@@ -93,8 +93,8 @@ class Generator:
         targets = [0] + [c for c in cut_units if c < final] + [final]
         clock = Clock(v, targets, end)
         # order matters: the cut rules decide what may happen now, then long notes are released
-        rules = [well_formed, cut_rules(options.guarantee_cuts), release_long_notes(int(options.max_note / unit)),
-                 keep_time_moving(options.max_events)]
+        rules = [well_formed, cut_rules(options.guarantee_cuts), limit_polyphony(options.max_polyphony),
+                 release_long_notes(int(options.max_note / unit)), keep_time_moving(options.max_events)]
         # the model is told about the real cuts (and the final chord), as in training
         bounds = np.array(sorted(set(cut_units) | {final}), float) * unit
         starts = np.array([m.start for m in moods]) if moods else np.zeros(1)
@@ -140,7 +140,7 @@ class Generator:
             out_tokens.append(tok)
             if clock.now != before:
                 bar.update(round((clock.now - before) * unit, 2))
-            if steps > 40 * max(1.0, duration) + 2000:  # a model that never advances time
+            if steps > 200 * max(1.0, duration) + 2000:  # a safety valve: a model that never advances time
                 logger.warning("generation stopped after %d steps without reaching the end", steps)
                 break
         bar.close()
