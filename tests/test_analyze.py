@@ -13,6 +13,7 @@ and, when the face model is installed, the smiling face scene (3) comes out happ
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import shutil
 import sys
@@ -235,7 +236,95 @@ def test_only_the_sampled_frames_of_intra_media_are_decoded(tmp_path, monkeypatc
     t = read_cuts(otio_edit(tmp_path / "intra.otio", [(path, 2.0, 4.0), (path, 7.0, 2.0)]))
     moods = analyze.estimate(t, options=NO_FACES)
     assert len(moods) == 2
-    assert len(decoded) <= 8 + 4 + 4, len(decoded)  # 2 per second sampled (+ a frame or two of slack), not 150
+    assert len(decoded) <= 8 + 4 + 4, len(decoded)  # 2 per second sampled, at most 8 a scene (+ slack), not 150
+
+
+def long_gop_clip(path, seconds=20.0, keyint=125, rate=25):
+    """A small H.264 clip with a keyframe every ``keyint`` frames (B-frames, no scene cuts)."""
+    with av.open(str(path), "w") as out:
+        params = f"keyint={keyint}:min-keyint={keyint}:scenecut=0:bframes=3"
+        v = out.add_stream("libx264", rate=rate, options={"preset": "ultrafast", "crf": "20", "x264-params": params})
+        v.width, v.height, v.pix_fmt = 160, 96, "yuv420p"
+        for i in range(int(seconds * rate)):
+            img = bright_colourful_fast(i, i / rate, (160, 96))
+            for packet in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in v.encode():
+            out.mux(packet)
+    return path
+
+
+def test_a_long_scene_is_sampled_in_chains_from_keyframes(tmp_path, monkeypatch):
+    path = long_gop_clip(tmp_path / "long.mp4")  # keyframes at 0, 5, 10, 15 s
+    decoded, starts = [], []
+    real_decode, real_plan = MediaReader._decode, analyze.plan_samples
+
+    def counting(self, stream, packets):
+        out = real_decode(self, stream, packets)
+        decoded.extend(out)
+        return out
+
+    def plan(*args, **kw):
+        samples = real_plan(*args, **kw)
+        starts.extend(round(s.time, 2) for s in samples if not s.follows)
+        return samples
+
+    monkeypatch.setattr(MediaReader, "_decode", counting)
+    monkeypatch.setattr(analyze, "plan_samples", plan)
+    reader = MediaReader(str(path), NO_FACES)
+    try:
+        got = []
+        reader.read(4.0, 14.0, lambda k, frame, follows: got.append((float(frame.time), follows)), want_audio=False)
+    finally:
+        reader.close()
+    times = [t for t, _ in got]
+    assert [f for _, f in got] == [False, True, True, True] * 2  # two chains of four frames
+    assert starts == [5.0, 10.0]  # each chain starts at a keyframe: one frame to decode
+    assert all(4.0 <= t < 14.0 for t in times) and times == sorted(times)
+    steps = [b - a for (a, _), (b, follows) in itertools.pairwise(got) if follows]
+    assert all(0.4 <= d <= 0.6 for d in steps), times  # the frames of a chain ~0.5 s apart
+    assert len(decoded) <= 2 * 20, len(decoded)  # each chain: its keyframe and the reference frames of 1.5 s, not 250
+
+
+def test_plan_samples_spreads_short_ranges_and_chains_long_ones():
+    short = analyze.plan_samples(10.0, 13.0, 6, 0.5, None)  # 6 frames 0.5 s apart fill 3 s
+    assert [s.time for s in short] == pytest.approx([10.25, 10.75, 11.25, 11.75, 12.25, 12.75])
+    assert [s.follows for s in short] == [False] + [True] * 5
+    intra = [(k / 25, k) for k in range(25 * 40)]  # every frame a keyframe
+    long = analyze.plan_samples(10.0, 30.0, 8, 0.5, intra)
+    assert all(s.key_ts is not None for s in long)  # single-frame decodes only
+    assert [s.follows for s in long] == [False, True, True, True] * 2
+    assert long[0].time < 20.0 <= long[4].time  # one chain in each half
+    for t0, d in ((0.0, 0.04), (3.0, 0.7), (5.0, 4.3), (7.0, 61.0)):
+        for keys in (None, intra, [(k * 2.4, k) for k in range(40)]):
+            n = max(2, min(8, round(d * 2)))
+            times = [s.time for s in analyze.plan_samples(t0, t0 + d, n, 0.5, keys)]
+            assert len(times) == n and times == sorted(times) and all(t0 <= t < t0 + d for t in times), (t0, d, times)
+
+
+def test_index_less_container_and_parallel_scenes_give_the_same_answers(two_clips, tmp_path, monkeypatch):
+    _, dark, bright = two_clips
+    ts = tmp_path / "bright.ts"  # MPEG-TS: no keyframe index, the reader finds keyframes by reading
+    with av.open(str(bright)) as src, av.open(str(ts), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in src.streams}
+        for packet in src.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+    scenes = [Scene(i + 1, 0.0, 1.5, str(m), a, a + 1.5) for i, (m, a) in enumerate(
+        [(bright, 0.5), (ts, 0.5), (dark, 1.0), (bright, 2.0), (ts, 2.0)])]
+    analyze.clear_cache()
+    together = analyze.analyze_scenes(scenes, NO_FACES)
+    monkeypatch.setattr(analyze, "MAX_WORKERS", 1)
+    analyze.clear_cache()
+    alone = analyze.analyze_scenes(scenes, NO_FACES)
+    picture = ("brightness", "saturation", "colourfulness", "motion", "frames")
+    for i in together:
+        a, b = together[i].features, alone[i].features
+        assert [getattr(a, k) for k in picture] == pytest.approx([getattr(b, k) for k in picture], abs=1e-6)
+    for mp4, in_ts in ((1, 2), (4, 5)):  # same frames from the same range of either container
+        a, b = together[mp4].features, together[in_ts].features
+        assert [getattr(a, k) for k in picture] == pytest.approx([getattr(b, k) for k in picture], abs=1e-6)
 
 
 def test_still_image_clip(tmp_path):

@@ -169,6 +169,14 @@ def test_motion_is_frame_difference_relative_to_contrast():
     twice.add(base, frame_id=1)
     twice.add(base, frame_id=1)
     assert twice.values()["motion"] == 0.0
+    # frames sampled in chains: no motion between a chain's last frame and the next chain's first
+    chains = PictureCues()
+    chains.add(base)
+    chains.add(np.roll(base, 8, axis=1))  # follows: counts
+    chains.add(255 - base, follows=False)  # a new chain, seconds later: not compared
+    chains.add(np.roll(255 - base, 8, axis=1))
+    assert chains.values()["motion"] == pytest.approx(moving.values()["motion"], rel=0.05)
+    assert chains.values()["frames"] == 4
 
 
 def test_sound_levels_flux_and_onsets():

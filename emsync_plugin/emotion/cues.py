@@ -135,8 +135,10 @@ class PictureCues:
         self._prev_id: int | None = None
         self._prev_std = 0.0
 
-    def add(self, rgb: np.ndarray, frame_id: int | None = None) -> None:
-        """Add one RGB uint8 frame. The same decoded frame twice (same ``frame_id``) adds no motion."""
+    def add(self, rgb: np.ndarray, frame_id: int | None = None, follows: bool = True) -> None:
+        """Add one RGB uint8 frame. The same decoded frame twice (same ``frame_id``) adds no motion;
+        nor does a frame that does not ``follow`` the one before (the first of a new pair when
+        frames are sampled in pairs)."""
         rgb = np.asarray(rgb)
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"expected an H×W×3 RGB frame, got shape {rgb.shape}")
@@ -149,7 +151,8 @@ class PictureCues:
         self._colourful += colourfulness(rgb)
         small = luma[::2, ::2]
         spread = float(small.std())
-        if self._prev is not None and self._prev.shape == small.shape and (frame_id is None or frame_id != self._prev_id):
+        if (follows and self._prev is not None and self._prev.shape == small.shape
+                and (frame_id is None or frame_id != self._prev_id)):
             contrast = 0.5 * (spread + self._prev_std) + MOTION_CONTRAST_FLOOR
             self._diffs.append(float(np.abs(small - self._prev).mean()) / contrast)
         self._prev, self._prev_id, self._prev_std = small, frame_id, spread
