@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -102,6 +102,7 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
     """Score the timeline at ``path``: read its cuts, write music on them, put it back."""
     report = progress or (lambda stage, fraction: None)
     path = Path(path)
+    options = replace(options, engine=resolve_engine(options.engine))  # decided once per run
     report("reading cuts", 0.0)
     timeline = read_cuts(path, track=options.track, rate=options.rate, min_duration=MIN_DURATION)
     out = output_path(path, timeline, options)
@@ -132,7 +133,7 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
         "version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "source": str(path.resolve()),
-        "engine": resolve_engine(options.engine),
+        "engine": options.engine,
         "seed": options.seed,
         "wav": str(wav_path),
         "midi": str(midi_path),
