@@ -172,13 +172,21 @@ def test_make_example_arrays_are_aligned(ex_setup, seed):
     assert np.all((-1 <= ex["valence"]) & (ex["valence"] <= 1) & (-1 <= ex["arousal"]) & (ex["arousal"] <= 1))
     assert np.all((0 <= ex["offset"]) & (ex["offset"] <= 8.0))
     assert np.all(np.diff(ex["time"]) >= 0)
-    # offsets count down to each boundary, which is 0, and the labels change only there
+    # conditioning is read on the clock after each token (a shift moves it on): offsets
+    # count down to each boundary, are 0 on the shift that lands on it and on the tokens
+    # there, and the labels change only there
+    tok = ex["tokens"]
+    after = ex["time"] + np.where(tok >= vocab.shift_base, tok - vocab.shift_base + 1, 0) * vocab.shift_seconds
     for b in ex["boundaries"]:
-        at = np.abs(ex["time"] - b) < 1e-4
+        at = np.abs(after - b) < 1e-4
         assert at.any() and np.all(ex["offset"][at] == 0)
+        landing = np.flatnonzero(at & (tok >= vocab.shift_base))
+        assert np.all(np.abs(ex["time"][landing] - b) > 1e-4)  # it starts before the cut
+    leaving = (tok >= vocab.shift_base) & (ex["offset"] > 0)
+    assert not np.any(leaving & (np.abs(after - ex["time"]) < 1e-6))
     change = np.flatnonzero((np.diff(ex["valence"]) != 0) | (np.diff(ex["arousal"]) != 0)) + 1
     for i in change:
-        assert ex["offset"][i] == 0 or ex["tokens"][i] == vocab.eos
+        assert ex["offset"][i] == 0 or tok[i] == vocab.eos
 
 
 def test_boundaries_fall_on_chords(ex_setup):
@@ -192,6 +200,7 @@ def test_boundaries_fall_on_chords(ex_setup):
                 total += 1
                 hits += bool(np.any(ex["tokens"][at] == vocab.chord))
     assert total > 40 and hits / total > 0.9
+    assert dataset.chord_share(ex, vocab) is None or 0 <= dataset.chord_share(ex, vocab) <= 1
     gaps = []
     for seed in range(20):
         ex = dataset.make_example(pieces[FILES["roman"] + "#0"], np.random.default_rng(seed), vocab, stats, 512)

@@ -21,8 +21,14 @@
 4. **Label every scene** with :func:`emsync_plugin.music.features.labels` measured on the
    notes of that scene (between consecutive boundaries), and give every token its scene's
    valence and arousal; the token at a boundary belongs to the scene it opens.
-5. **Offsets**: :func:`emsync_plugin.music.vocab.boundary_offsets`: seconds from each token to
-   the next boundary at or after it, capped at ``cap``; 0 on a boundary.
+5. **Offsets**: :func:`emsync_plugin.music.vocab.boundary_offsets`: seconds to the next
+   boundary at or after the token, capped at ``cap``; 0 on a boundary.
+
+Conditioning (scene and offset) is read on the clock *after* each token: a time shift's
+conditioning is that of the instant it moves to. That is where the next token sits and what
+the decoder knows when it feeds the token back, so a shift that lands on a cut is fed with
+offset 0 and the model's next prediction is the chord. (Reading it at the token's own time,
+before the shift, taught the model the opposite: offset 0 on a shift meant "leaving the cut".)
 
 The example is a dict of numpy arrays of one length ``n <= seq_len + 1``: ``tokens`` (int64),
 ``valence``, ``arousal``, ``offset`` and ``time`` (float32; seconds since the window's first
@@ -218,6 +224,12 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
         return None
     times_a = np.asarray(times, dtype=np.float64)
     w0, w1 = float(times_a[0]), float(times_a[-1])
+    # every token is conditioned on the clock *after* it (a time shift has moved time on):
+    # that is when the next token sits, and what the decoder knows when it feeds the token
+    tok_a = np.asarray(tokens, dtype=np.int64)
+    is_shift = tok_a >= vocab.shift_base
+    after_steps = np.round(times_a / unit).astype(np.int64) + np.where(is_shift, tok_a - vocab.shift_base + 1, 0)
+    after_a = after_steps * unit  # the same float expression as the tokens' times
 
     # ---- boundaries, snapped to chord onsets ------------------------------------------------
     rel_start = (sa - base) * unit
@@ -234,7 +246,7 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
         t = w0 - rng.uniform(0.0, 1.0) * _draw_gap(rng)  # the scene in progress began before
     seg_start = t
     bounds: list[float] = []
-    while t <= w1 + cap:
+    while t <= float(after_a[-1]) + cap:
         target = t + _draw_gap(rng)
         lo, hi = t + GAP_RANGE[0], t + GAP_RANGE[1]
         b = _nearest(chord_t, lo, hi, target)
@@ -247,7 +259,7 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
 
     # ---- per-scene labels ---------------------------------------------------------------------
     edges = np.asarray([seg_start] + bounds)
-    seg = np.searchsorted(edges[1:], times_a, side="right")  # token -> scene index
+    seg = np.searchsorted(edges[1:], after_a, side="right")  # token -> scene index
     rel_arr = np.column_stack([group, pitch, rel_start, (sb - base) * unit]).astype(np.float64)
     max_len = float((rel_arr[:, 3] - rel_arr[:, 2]).max())
     val = np.zeros(len(times_a), np.float32)
@@ -260,7 +272,7 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
         val[seg == s] = v
         aro[seg == s] = ar
 
-    offs = np.asarray(boundary_offsets(times, bounds, cap), dtype=np.float32)
+    offs = np.asarray(boundary_offsets(after_a.tolist(), bounds, cap), dtype=np.float32)
     inside = [b - w0 for b in bounds if w0 <= b <= w1]
     return {
         "tokens": np.asarray(tokens, dtype=np.int64),
@@ -270,6 +282,16 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
         "time": (times_a - w0).astype(np.float32),
         "boundaries": np.asarray(inside, dtype=np.float32),
     }
+
+
+def chord_share(example: dict, vocab: Vocab) -> float | None:
+    """The share of an example's boundaries that carry a ``CHORD`` token (None: no boundary)."""
+    bs = example["boundaries"]
+    if len(bs) == 0:
+        return None
+    t, tok = example["time"], example["tokens"]
+    hits = sum(bool(np.any(tok[np.abs(t - b) < 1e-4] == vocab.chord)) for b in bs)
+    return hits / len(bs)
 
 
 # ------------------------------------------------------------------------------------------
@@ -292,10 +314,10 @@ def bench(cache_dir: Path, n: int = 2000, seq_len: int = 512, seed: int = 0) -> 
     aro = np.concatenate([e["arousal"] for e in examples])
     on_chord = total_b = 0
     for e in examples:
-        for b in e["boundaries"]:
-            at = np.flatnonzero(np.abs(e["time"] - b) < 1e-4)
-            total_b += 1
-            on_chord += bool(np.any(e["tokens"][at] == vocab.chord))
+        share = chord_share(e, vocab)
+        if share is not None:
+            total_b += len(e["boundaries"])
+            on_chord += share * len(e["boundaries"])
     q = (0.05, 0.25, 0.5, 0.75, 0.95)
     return {
         "examples": len(examples), "seconds": round(dt, 2), "examples_per_second": round(len(examples) / dt, 1),

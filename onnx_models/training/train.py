@@ -25,20 +25,27 @@ import torch
 from emsync_plugin.music.features import LabelStats
 from emsync_plugin.music.vocab import Vocab
 
-from .dataset import iter_pieces, make_example
+from .dataset import chord_share, iter_pieces, make_example
 from .model import ModelConfig, MusicTransformer
 from .prepare_data import VOCAB_SPEC
 
 logger = logging.getLogger("emsync.train")
 
 
-def get_batch(pieces, weights, rng, vocab, stats, batch_size, seq_len, cap):
+def get_batch(pieces, weights, rng, vocab, stats, batch_size, seq_len, cap, chordless_keep=1.0):
+    """``chordless_keep``: the chance of keeping an example whose boundaries mostly (over half)
+    fall on single notes rather than chords (monophonic tunes): below 1 the model sees more
+    windows where a cut brings a chord, which is what the product asks of it."""
     rows = []
     while len(rows) < batch_size:
         piece = pieces[rng.choice(len(pieces), p=weights)]
         ex = make_example(piece, rng, vocab, stats, seq_len=seq_len, cap=cap)
-        if ex is not None:
-            rows.append(ex)
+        if ex is None:
+            continue
+        share = chord_share(ex, vocab) if chordless_keep < 1.0 else None
+        if share is not None and share < 0.5 and rng.random() >= chordless_keep:
+            continue
+        rows.append(ex)
     tok_key = "tokens" if "tokens" in rows[0] else "input_ids"
 
     def stack(key, dtype):
@@ -114,6 +121,8 @@ def main(argv=None):
     p.add_argument("--ckpt-every", type=int, default=100)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--chordless-keep", type=float, default=1.0,
+                   help="chance of keeping a training window whose cuts mostly fall on single notes")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
@@ -186,7 +195,8 @@ def main(argv=None):
             lr = lr_at(step, args.lr, args.warmup, args.max_steps)
             for g in opt.param_groups:
                 g["lr"] = lr
-            x, y, c = get_batch(train, weights, rng, vocab, stats, args.batch_size, args.seq_len, cap)
+            x, y, c = get_batch(train, weights, rng, vocab, stats, args.batch_size, args.seq_len, cap,
+                                args.chordless_keep)
             _, loss, _ = model(x, c["valence"], c["arousal"], c["offset"], targets=y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
