@@ -69,13 +69,25 @@ def test_missing_model_is_refused(tmp_path):
 def test_opencv_without_cascades_says_what_to_install(monkeypatch):
     import cv2
 
-    F._cascade.cache_clear()
+    F._forget_cascades()
     monkeypatch.delattr(cv2, "CascadeClassifier")
     try:
         with pytest.raises(ModelError, match=r"opencv-python>=4\.9,<5"):
             F.detect(np.zeros((100, 100), np.uint8))
     finally:
-        F._cascade.cache_clear()
+        F._forget_cascades()
+
+
+def test_threads_detect_at_once_with_the_same_results():
+    """Scene workers detect in parallel, each with its own cascade: same boxes as one thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    gray = F.to_gray(skdata().astronaut())
+    want = F.detect(gray)
+    assert want
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda _: F.detect(gray), range(8)))
+    assert all(g == want for g in got)
 
 
 # ---------------------------------------------------------------- golden outputs

@@ -152,7 +152,6 @@ class SceneEmotion:
 
 _UNSET = object()
 _face_model = _UNSET
-_FACE_LOCK = threading.Lock()
 
 
 def face_model():
@@ -819,8 +818,7 @@ def analyze_source(reader: MediaReader, start: float, end: float, options: Analy
         if state["faces"] and k in face_ks:
             analyzer, reduce = state["faces"]
             try:
-                with _FACE_LOCK:  # one frame at a time (OpenCV's cascade is not known to be thread-safe)
-                    probs, weight = reduce(analyzer.analyze(rgb))
+                probs, weight = reduce(analyzer.analyze(rgb))  # each thread has its own cascade
             except Exception as exc:  # the face stage must not stop scoring
                 logger.warning("face analysis failed (%s: %s); using cues only for the rest", type(exc).__name__, exc)
                 state["faces"] = None

@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -79,8 +80,26 @@ class Face:
 
 # --------------------------------------------------------------------------- detection
 
-@lru_cache(maxsize=1)
+_LOCAL = threading.local()
+
+
 def _cascade():
+    """This thread's Haar cascade: one classifier object per thread, so that scene workers
+    detect at the same time (a ``CascadeClassifier`` is not safe to share between threads)."""
+    cascade = getattr(_LOCAL, "cascade", None)
+    if cascade is None:
+        cascade = _LOCAL.cascade = _load_cascade()
+    return cascade
+
+
+def _forget_cascades() -> None:
+    """Drop this thread's cascade and the cached lookup (tests)."""
+    _LOCAL.__dict__.pop("cascade", None)
+    _cascade_path.cache_clear()
+
+
+@lru_cache(maxsize=1)
+def _cascade_path() -> Path:
     import cv2
 
     if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
@@ -89,7 +108,13 @@ def _cascade():
             "detection needs (OpenCV 5 removed it)",
             hint='install OpenCV 4: pip install "opencv-python>=4.9,<5"',
         )
-    path = Path(cv2.data.haarcascades) / CASCADE_NAME
+    return Path(cv2.data.haarcascades) / CASCADE_NAME
+
+
+def _load_cascade():
+    import cv2
+
+    path = _cascade_path()
     cascade = cv2.CascadeClassifier(str(path))
     if cascade.empty():
         raise ModelError("OpenCV cannot load its Haar frontal-face cascade", path=path,
