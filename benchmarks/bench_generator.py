@@ -57,7 +57,7 @@ def hit_rates(cuts, midi):
     return float((d <= 0.25).mean()), float((d <= 1.0).mean())
 
 
-def bench_alignment(gen, n_timelines, temperature, top_p):
+def bench_alignment(gen, n_timelines, temperature, top_p, guidance=0.0):
     rng = np.random.default_rng(2025)
     rows = {"guarantee off (model alone)": [], "guarantee on": [], "offsets withheld, guarantee off": []}
     opts = {
@@ -69,7 +69,7 @@ def bench_alignment(gen, n_timelines, temperature, top_p):
         rate, cuts, dur = random_timeline(rng)
         moods = [SceneMood(0, dur, float(rng.uniform(-0.8, 0.8)), float(rng.uniform(-0.8, 0.8)))]
         for name, o in opts.items():
-            r = gen.generate(cuts, dur, moods, SamplingOptions(seed=i, temperature=temperature, top_p=top_p, **o))
+            r = gen.generate(cuts, dur, moods, SamplingOptions(seed=i, temperature=temperature, top_p=top_p, guidance=guidance, **o))
             rows[name].append((len(cuts), *hit_rates(cuts, r.midi)))
     print("\n### 1. Cut alignment (%d random timelines, %d cuts)\n" % (n_timelines, sum(r[0] for r in rows["guarantee on"])))
     print("| decoding | chord within ±0.25 s | within ±1 s |")
@@ -90,7 +90,7 @@ def spearman(x, y):
     return float(spearmanr(x, y).statistic)
 
 
-def bench_emotion(gen, stats, temperature, top_p, seeds, heldout_labels):
+def bench_emotion(gen, stats, temperature, top_p, seeds, heldout_labels, guidance=0.0):
     grid = np.linspace(-0.8, 0.8, 5)
     req_v, req_a, got_v, got_a = [], [], [], []
     dur = 24.0
@@ -99,11 +99,11 @@ def bench_emotion(gen, stats, temperature, top_p, seeds, heldout_labels):
         for a in grid:
             for s in range(seeds):
                 r = gen.generate(cuts, dur, [SceneMood(0, dur, float(v), float(a))],
-                                 SamplingOptions(seed=100 + s, temperature=temperature, top_p=top_p))
+                                 SamplingOptions(seed=100 + s, temperature=temperature, top_p=top_p, guidance=guidance))
                 mv, ma = labels(measure(r.notes, 0.0, dur), stats)
                 req_v.append(v), req_a.append(a), got_v.append(mv), got_a.append(ma)
     rv, ra = spearman(req_v, got_v), spearman(req_a, got_a)
-    print("\n### 2. Emotion control (5x5 grid, %d seeds each, 24 s with 3 cuts)\n" % seeds)
+    print("\n### 2. Emotion control (5x5 grid, %d seeds each, 24 s with 3 cuts), guidance %g\n" % (seeds, guidance))
     print("| axis | Spearman(requested, measured) | measured range (5th-95th pct) | held-out data range (5th-95th pct) |")
     print("|---|---|---|---|")
     for name, rho, got, held in (("valence", rv, got_v, heldout_labels[0]), ("arousal", ra, got_a, heldout_labels[1])):
@@ -142,14 +142,14 @@ def heldout_windows(cache, stats, n=200, length=24.0, seed=0):
     return wins, ([l[0] for l in labs], [l[1] for l in labs])
 
 
-def bench_stats(gen, wins, temperature, top_p, n):
+def bench_stats(gen, wins, temperature, top_p, n, guidance=0.0):
     rng = np.random.default_rng(7)
     dur = 24.0
     gen_rows, base_rows = [], []
     for i in range(n):
         v, a = float(rng.uniform(-0.8, 0.8)), float(rng.uniform(-0.8, 0.8))
         cuts = sorted(rng.uniform(2, dur - 2, 3).round(2).tolist())
-        r = gen.generate(cuts, dur, [SceneMood(0, dur, v, a)], SamplingOptions(seed=i, temperature=temperature, top_p=top_p))
+        r = gen.generate(cuts, dur, [SceneMood(0, dur, v, a)], SamplingOptions(seed=i, temperature=temperature, top_p=top_p, guidance=guidance))
         gen_rows.append(summary(r.notes, dur, r.tokens))
         pm = arrange(cuts, dur, [Mood(0, dur, v, a)], BaselineOptions(seed=i))
         notes = [Note(0, n_.pitch, n_.start, n_.end) for inst in pm.instruments if not inst.is_drum for n_ in inst.notes]
@@ -170,7 +170,7 @@ def bench_stats(gen, wins, temperature, top_p, n):
     return gen_rows
 
 
-def bench_speed(gen, ckpt, seconds=20.0):
+def bench_speed(gen, ckpt, seconds=20.0, guidance=0.0):
     cuts = [5.0, 10.0, 15.0]
     moods = [SceneMood(0, seconds, 0.3, 0.3)]
     r = gen.generate(cuts, seconds, moods, SamplingOptions(seed=3))
@@ -180,6 +180,10 @@ def bench_speed(gen, ckpt, seconds=20.0):
     print("| decoder | tokens/s | real-time factor (s of music per s) |")
     print("|---|---|---|")
     print(f"| ONNX Runtime, KV cache | {onnx_tps:.0f} | {onnx_rtf:.1f}x |")
+    if guidance > 0:
+        rg = gen.generate(cuts, seconds, moods, SamplingOptions(seed=3, guidance=guidance))
+        print(f"| ONNX Runtime, KV cache, guidance {guidance:g} (2 rows a step) | {rg.steps / rg.seconds:.0f} | "
+              f"{seconds / rg.seconds:.1f}x |")
     if ckpt is None:
         print("| PyTorch, no cache | (no checkpoint given) | |")
         return onnx_tps, None
@@ -213,20 +217,24 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="fewer timelines and seeds")
     p.add_argument("--temperature", type=float, default=None)
     p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--guidance", type=float, default=None, help="emotion guidance (default: the decoder's)")
     args = p.parse_args(argv)
     gen = Generator.load(args.model_dir, threads=2)
     stats = LabelStats.from_dict(gen.label_stats)
     d = SamplingOptions()
     temperature = args.temperature or d.temperature
     top_p = args.top_p or d.top_p
+    guidance = d.guidance if args.guidance is None else args.guidance
     print(f"model: {gen.path} (vocab {gen.vocab.size}, {gen.config['n_layer']}x{gen.config['n_embd']}); "
-          f"sampling: temperature {temperature}, top-p {top_p}")
+          f"sampling: temperature {temperature}, top-p {top_p}, guidance {guidance}")
     results = {}
-    results["alignment"] = bench_alignment(gen, 5 if args.quick else 20, temperature, top_p)
+    results["alignment"] = bench_alignment(gen, 5 if args.quick else 20, temperature, top_p, guidance)
     wins, held = heldout_windows(args.cache, stats, n=60 if args.quick else 200)
-    results["emotion"] = bench_emotion(gen, stats, temperature, top_p, 1 if args.quick else 2, held)
-    bench_stats(gen, wins, temperature, top_p, 10 if args.quick else 30)
-    results["speed"] = bench_speed(gen, args.ckpt)
+    results["emotion"] = bench_emotion(gen, stats, temperature, top_p, 1 if args.quick else 2, held, guidance)
+    if guidance > 0:  # side by side: the model alone
+        results["emotion_unguided"] = bench_emotion(gen, stats, temperature, top_p, 1 if args.quick else 2, held, 0.0)
+    bench_stats(gen, wins, temperature, top_p, 10 if args.quick else 30, guidance)
+    results["speed"] = bench_speed(gen, args.ckpt, guidance=guidance)
     print("\n" + json.dumps({k: v for k, v in results.items()}, default=float))
 
 

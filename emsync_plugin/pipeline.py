@@ -37,6 +37,7 @@ class ScoreOptions:
     engine: str = "auto"
     temperature: float | None = None  # sampling (learned engine); None: the documented default
     top_p: float | None = None
+    guidance: float | None = None  # emotion guidance of the learned engine; None: the default
     valence: float | None = None  # -1..1, for the whole timeline (overrides the estimate)
     arousal: float | None = None
     emotion: tuple[str, ...] = ()  # per-scene overrides "N=MOOD" / "N=V,A" (win over markers and --valence/--arousal)
@@ -62,6 +63,7 @@ class ScoreOptions:
             raise OptionsError(f"--loudness {self.loudness} LUFS is out of range", hint="use -70 to 0 (default -16)")
         if not (0.0 <= self.fade <= 30.0):
             raise OptionsError(f"--fade {self.fade} s is out of range", hint="use 0 to 30 seconds (default 3)")
+        self.sampling()  # temperature, top-p and guidance are checked now, not after the analysis
         for name in ("output", "report"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
@@ -71,6 +73,14 @@ class ScoreOptions:
             from .emotion.overrides import validate_cli
 
             validate_cli(self.emotion)  # the form of each; scene numbers are checked against the timeline
+
+
+    def sampling(self):
+        """The learned engine's :class:`~emsync_plugin.music.decoding.SamplingOptions`."""
+        from .music.decoding import SamplingOptions
+
+        kw = {k: getattr(self, k) for k in ("temperature", "top_p", "guidance") if getattr(self, k) is not None}
+        return SamplingOptions(seed=self.seed, **kw)
 
 
 @dataclass(frozen=True)
@@ -248,11 +258,9 @@ def generate(timeline: Timeline, moods: Sequence[SceneMood], options: ScoreOptio
     """MIDI for the timeline's cuts and moods with the chosen engine."""
     engine = resolve_engine(options.engine)
     if engine == "emsync":
-        from .music.decoding import SamplingOptions
         from .music.generator import Generator, SceneMood as GenMood
 
-        kw = {k: getattr(options, k) for k in ("temperature", "top_p") if getattr(options, k) is not None}
-        sampling = SamplingOptions(seed=options.seed, **kw)
+        sampling = options.sampling()
         result = Generator.load().generate(
             timeline.cuts, timeline.duration, [GenMood(m.start, m.end, m.valence, m.arousal) for m in moods], sampling
         )

@@ -54,10 +54,11 @@ def test_golden_output_for_a_fixed_seed(gen):
     assert digest == g["tokens_sha256"]
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_chord_on_every_cut_and_exact_length(gen, seed):
+@pytest.mark.parametrize("seed,guidance", [(0, None), (1, None), (2, 0.0), (3, 2.0)])
+def test_chord_on_every_cut_and_exact_length(gen, seed, guidance):
     moods = [SceneMood(0, 13.8, -0.6, -0.4), SceneMood(13.8, 31.4, 0.7, 0.6), SceneMood(31.4, SAMPLE_DURATION, 0.0, 0.8)]
-    r = gen.generate(SAMPLE_CUTS, SAMPLE_DURATION, moods, SamplingOptions(seed=seed))
+    opts = SamplingOptions(seed=seed) if guidance is None else SamplingOptions(seed=seed, guidance=guidance)
+    r = gen.generate(SAMPLE_CUTS, SAMPLE_DURATION, moods, opts)
     onsets = chord_onsets(r.midi, window=0.001)
     for c in SAMPLE_CUTS:
         assert np.min(np.abs(onsets - c)) <= 0.25, f"no chord at the cut {c}"
@@ -94,3 +95,37 @@ def test_sampling_options_are_validated():
         SamplingOptions(temperature=0)
     with pytest.raises(OptionsError):
         SamplingOptions(top_p=1.5)
+    with pytest.raises(OptionsError, match="guidance"):
+        SamplingOptions(guidance=-1)
+
+
+def test_score_options_check_sampling_up_front():
+    from emsync_plugin.pipeline import ScoreOptions
+
+    with pytest.raises(OptionsError, match="guidance"):
+        ScoreOptions(guidance=9.0)
+    assert ScoreOptions(guidance=1.5, temperature=0.9).sampling() == SamplingOptions(guidance=1.5, temperature=0.9)
+
+
+def test_guidance_combines_the_two_rows():
+    """g = 0 is the conditioned row as it is; g > 0 moves the log-probabilities away from the
+    neutral row's, so a token the mood favours gains and one it disfavours loses."""
+    cond = np.log(np.array([0.5, 0.3, 0.2]))
+    ref = np.log(np.array([0.2, 0.3, 0.5]))
+    logits = np.stack([cond, ref])[:, None, :]
+    assert np.array_equal(Generator._guide(logits, 0.0), cond)
+    g = Generator._guide(logits, 1.0)
+    p = np.exp(g - g.max())
+    p /= p.sum()
+    assert p[0] > 0.5 and p[2] < 0.2
+    same = Generator._guide(np.stack([cond, cond])[:, None, :], 3.0)
+    assert np.allclose(same, cond)  # no difference to amplify
+
+
+def test_guided_generation_is_deterministic_and_differs_from_unguided(gen):
+    moods = [SceneMood(0, 12.0, -0.8, 0.0)]
+    a = gen.generate([6.0], 12.0, moods, SamplingOptions(seed=5, guidance=2.0))
+    b = gen.generate([6.0], 12.0, moods, SamplingOptions(seed=5, guidance=2.0))
+    c = gen.generate([6.0], 12.0, moods, SamplingOptions(seed=5, guidance=0.0))
+    assert a.tokens == b.tokens
+    assert a.tokens != c.tokens

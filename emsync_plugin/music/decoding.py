@@ -4,6 +4,13 @@ Split whisper-style into replaceable parts: a frozen :class:`SamplingOptions`, a
 :class:`Clock` that follows musical time and what is sounding as tokens are chosen, and rule
 functions ``rule(logits, clock) -> None`` that mask impossible or forbidden tokens in place.
 
+Emotion guidance (``SamplingOptions.guidance = g``): the model is run twice per step, on the
+requested valence/arousal and on the neutral mood (0, 0) with the same tokens and cut offsets,
+and the step samples from ``log p(x | mood) + g · (log p(x | mood) − log p(x | neutral))``, the
+classifier-free guidance of Ho & Salimans (2022, arXiv:2207.12598) with neutral as the
+reference: it strengthens whatever the requested mood changes relative to neutral (mode,
+register, density) at twice the compute; ``g = 0`` is the model alone.
+
 The boundary guarantee (``SamplingOptions.guarantee_cuts``): a time shift that would cross
 the next cut is clamped so time lands exactly on it; at the cut, only a ``CHORD`` token (or
 releasing notes) is allowed, then note-ons until the chord has ``chord_notes`` notes. The
@@ -37,12 +44,15 @@ class SamplingOptions:
     max_note: float = 3.0  # seconds; longer notes are released
     max_polyphony: int = 6  # notes sounding at once
     max_events: int = 24  # tokens at one instant before time must move on
+    guidance: float = 0.0  # emotion guidance: 0 is the model alone (see below)
 
     def __post_init__(self):
         if not (0.05 <= self.temperature <= 5.0):
             raise OptionsError(f"temperature {self.temperature} is out of range", hint="use 0.05 to 5 (default 1.0)")
         if not (0.0 < self.top_p <= 1.0):
             raise OptionsError(f"top-p {self.top_p} is out of range", hint="use a value in (0, 1] (default 0.9)")
+        if not (0.0 <= self.guidance <= 5.0):
+            raise OptionsError(f"guidance {self.guidance} is out of range", hint="use 0 (off) to 5")
         if not (0.0 <= self.final_hold <= 10.0):
             raise OptionsError(f"final hold {self.final_hold} s is out of range", hint="use 0 to 10 s")
 

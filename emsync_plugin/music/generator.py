@@ -70,16 +70,33 @@ class Generator:
         return cls(models.find(MODEL_FILE, directory), threads)
 
     # ------------------------------------------------------------------------------------
-    def _run(self, ids, val, aro, off, past):
+    def _run(self, ids, val, aro, off, past, guided: bool):
+        """One model call on ``ids`` with their conditioning; with ``guided`` a second row runs
+        the same tokens and offsets on the neutral mood (batch of 2, one call)."""
+        rows = 2 if guided else 1
+        zeros = [0.0] * len(ids)
         return self.session.run(
             ["logits", "present_key_values"],
-            {"input_ids": np.asarray([ids], np.int64), "valence": np.asarray([val], np.float32),
-             "arousal": np.asarray([aro], np.float32), "offset": np.asarray([off], np.float32),
+            {"input_ids": np.asarray([ids] * rows, np.int64),
+             "valence": np.asarray([val, zeros][:rows], np.float32),
+             "arousal": np.asarray([aro, zeros][:rows], np.float32),
+             "offset": np.asarray([off] * rows, np.float32),
              "past_key_values": past},
         )
 
-    def _empty_past(self):
-        return np.zeros((self.n_layer, 2, 1, self.n_head, 0, self.head_dim), np.float32)
+    def _empty_past(self, rows: int = 1):
+        return np.zeros((self.n_layer, 2, rows, self.n_head, 0, self.head_dim), np.float32)
+
+    @staticmethod
+    def _guide(logits: np.ndarray, g: float) -> np.ndarray:
+        """The last step's scores: the model's, or guided (see :mod:`.decoding`)."""
+        cond = logits[0, -1].astype(np.float64)
+        if logits.shape[0] == 1 or g == 0.0:
+            return cond
+        ref = logits[1, -1].astype(np.float64)
+        lc = cond - cond.max() - np.log(np.exp(cond - cond.max()).sum())
+        lr = ref - ref.max() - np.log(np.exp(ref - ref.max()).sum())
+        return lc + g * (lc - lr)
 
     def generate(self, cuts: Sequence[float], duration: float, moods: Sequence[SceneMood],
                  options: SamplingOptions = SamplingOptions()) -> GenerationResult:
@@ -112,7 +129,8 @@ class Generator:
 
         t0 = time.perf_counter()
         history: list[tuple[int, float, float, float]] = []  # token and its conditioning
-        past = self._empty_past()
+        guided = options.guidance > 0.0
+        past = self._empty_past(2 if guided else 1)
         tok = v.bos
         steps = 0
         out_tokens: list[int] = []
@@ -122,13 +140,13 @@ class Generator:
             history.append((tok, *c))
             if past.shape[4] >= self.block_size - 1:  # window: re-feed the last half
                 keep = history[-(self.block_size // 2):]
-                past = self._empty_past()
+                past = self._empty_past(2 if guided else 1)
                 ids, va, ar, of = zip(*keep)
-                logits, past = self._run(list(ids), list(va), list(ar), list(of), past)
+                logits, past = self._run(list(ids), list(va), list(ar), list(of), past, guided)
             else:
-                logits, past = self._run([tok], [c[0]], [c[1]], [c[2]], past)
+                logits, past = self._run([tok], [c[0]], [c[1]], [c[2]], past, guided)
             steps += 1
-            row = logits[0, -1].astype(np.float64)
+            row = self._guide(logits, options.guidance)
             for rule in rules:
                 rule(row, clock)
             tok = sample(row, options, rng)
