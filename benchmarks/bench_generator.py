@@ -90,7 +90,7 @@ def spearman(x, y):
     return float(spearmanr(x, y).statistic)
 
 
-def bench_emotion(gen, stats, temperature, top_p, seeds, heldout_labels, guidance=0.0):
+def bench_emotion(gen, stats, temperature, top_p, seeds, heldout_labels, guidance=0.0, steering=0.0):
     grid = np.linspace(-0.8, 0.8, 5)
     req_v, req_a, got_v, got_a = [], [], [], []
     dur = 24.0
@@ -99,11 +99,13 @@ def bench_emotion(gen, stats, temperature, top_p, seeds, heldout_labels, guidanc
         for a in grid:
             for s in range(seeds):
                 r = gen.generate(cuts, dur, [SceneMood(0, dur, float(v), float(a))],
-                                 SamplingOptions(seed=100 + s, temperature=temperature, top_p=top_p, guidance=guidance))
+                                 SamplingOptions(seed=100 + s, temperature=temperature, top_p=top_p, guidance=guidance,
+                                                 mode_steering=steering))
                 mv, ma = labels(measure(r.notes, 0.0, dur), stats)
                 req_v.append(v), req_a.append(a), got_v.append(mv), got_a.append(ma)
     rv, ra = spearman(req_v, got_v), spearman(req_a, got_a)
-    print("\n### 2. Emotion control (5x5 grid, %d seeds each, 24 s with 3 cuts), guidance %g\n" % (seeds, guidance))
+    print("\n### 2. Emotion control (5x5 grid, %d seeds each, 24 s with 3 cuts), guidance %g, mode steering %g\n"
+          % (seeds, guidance, steering))
     print("| axis | Spearman(requested, measured) | measured range (5th-95th pct) | held-out data range (5th-95th pct) |")
     print("|---|---|---|---|")
     for name, rho, got, held in (("valence", rv, got_v, heldout_labels[0]), ("arousal", ra, got_a, heldout_labels[1])):

@@ -72,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--top-p", type=float, help="nucleus sampling threshold of the learned model")
     s.add_argument("--guidance", type=float,
                    help="how strongly the learned model follows the moods (0: the model alone; 0-5)")
+    s.add_argument("--mode-steering", type=float,
+                   help="how hard valence turns the music major (happy) or minor (sad); 0 leaves it to the model")
     s.add_argument("--valence", type=float, help="mood from -1 (sad, dark) to 1 (happy, bright) for the whole timeline")
     s.add_argument("--arousal", type=float, help="energy from -1 (calm) to 1 (excited, tense) for the whole timeline")
     _emotion_arg(s)
@@ -152,7 +154,7 @@ def _cmd_score(args) -> int:
     from .pipeline import ScoreOptions, score
 
     options = ScoreOptions(
-        output=args.output, engine=args.engine, temperature=args.temperature, top_p=args.top_p, guidance=args.guidance, valence=args.valence, arousal=args.arousal,
+        output=args.output, engine=args.engine, temperature=args.temperature, top_p=args.top_p, guidance=args.guidance, mode_steering=args.mode_steering, valence=args.valence, arousal=args.arousal,
         track=args.track, rate=args.rate, in_place=args.in_place, seed=args.seed,
         loudness=args.loudness, fade=args.fade, write_timeline=not args.no_timeline, report=args.report,
         emotion=tuple(args.emotion),

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from . import __version__, fileio
-from .errors import OptionsError
+from .errors import OptionsError, TimelineError
 from .music.baseline import BaselineOptions, Mood, arrange
 from .music.render import RenderOptions, render_midi, write_midi
 from .timeline import ScoreTrack, Timeline, read_cuts, write_timeline
@@ -38,6 +38,7 @@ class ScoreOptions:
     temperature: float | None = None  # sampling (learned engine); None: the documented default
     top_p: float | None = None
     guidance: float | None = None  # emotion guidance of the learned engine; None: the default
+    mode_steering: float | None = None  # how hard valence turns the mode major/minor; None: the default
     valence: float | None = None  # -1..1, for the whole timeline (overrides the estimate)
     arousal: float | None = None
     emotion: tuple[str, ...] = ()  # per-scene overrides "N=MOOD" / "N=V,A" (win over markers and --valence/--arousal)
@@ -79,7 +80,8 @@ class ScoreOptions:
         """The learned engine's :class:`~emsync_plugin.music.decoding.SamplingOptions`."""
         from .music.decoding import SamplingOptions
 
-        kw = {k: getattr(self, k) for k in ("temperature", "top_p", "guidance") if getattr(self, k) is not None}
+        kw = {k: getattr(self, k) for k in ("temperature", "top_p", "guidance", "mode_steering")
+              if getattr(self, k) is not None}
         return SamplingOptions(seed=self.seed, **kw)
 
 
@@ -173,6 +175,65 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
         picture = draw_report(timeline, moods, midi, options.report)
     report("done", 1.0)
     return ScoreResult(timeline, written, wav_path, midi_path, sidecar, rendered.lufs, tuple(moods), picture)
+
+
+SIDECAR_MAX_BYTES = 64 * 1024 * 1024
+
+
+def read_sidecar(path: str | Path) -> dict:
+    """The settings a run wrote beside its score (``NAME.emsync.json``), checked.
+
+    For scripts and the editor bridges that read back what a run did. A file that is not a
+    complete sidecar (truncated, edited by hand, another program's JSON) is a TimelineError
+    naming it, never a half-read dict.
+    """
+    path = Path(path)
+    hint = "score the timeline again to rewrite it"
+    try:
+        if path.stat().st_size > SIDECAR_MAX_BYTES:
+            raise TimelineError(f"is larger than a settings file can be ({path.stat().st_size:,} bytes)", path=path, hint=hint)
+        data = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise TimelineError(f"cannot be read ({exc.strerror or exc})", path=path, hint=hint) from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, nesting
+        raise TimelineError(f"is not a valid emsync settings file ({type(exc).__name__})", path=path, hint=hint) from None
+
+    def bad(what: str):
+        return TimelineError(f"is not a valid emsync settings file ({what})", path=path, hint=hint)
+
+    def number(value, what: str, low: float = -math.inf, high: float = math.inf) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or not low <= value <= high:
+            raise bad(f"{what} is {str(value)[:40]!r}")
+        return float(value)
+
+    if not isinstance(data, dict):
+        raise bad("not a JSON object")
+    for key in ("version", "engine", "wav", "midi"):
+        if not isinstance(data.get(key), str):
+            raise bad(f"{key!r} is missing")
+    if isinstance(data.get("seed"), bool) or not isinstance(data.get("seed"), int):
+        raise bad("'seed' is missing")
+    duration = number(data.get("duration"), "duration", 0.0)
+    number(data.get("rate"), "rate", 1e-9)
+    cuts = data.get("cuts")
+    if not isinstance(cuts, list):
+        raise bad("'cuts' is missing")
+    for c in cuts:
+        number(c, "a cut", 0.0, duration)
+    scenes = data.get("scenes")
+    if not isinstance(scenes, list):
+        raise bad("'scenes' is missing")
+    for scene in scenes:
+        if not isinstance(scene, dict):
+            raise bad("a scene is not an object")
+        if isinstance(scene.get("index"), bool) or not isinstance(scene.get("index"), int):
+            raise bad("a scene has no index")
+        number(scene.get("start"), "a scene's start", 0.0, duration)
+        number(scene.get("end"), "a scene's end", 0.0, duration)
+        number(scene.get("valence"), "a scene's valence", -1.0, 1.0)
+        number(scene.get("arousal"), "a scene's arousal", -1.0, 1.0)
+    return data
 
 
 def output_path(path: Path, timeline: Timeline, options: ScoreOptions) -> Path:

@@ -11,6 +11,17 @@ classifier-free guidance of Ho & Salimans (2022, arXiv:2207.12598) with neutral 
 reference: it strengthens whatever the requested mood changes relative to neutral (mode,
 register, density) at twice the compute; ``g = 0`` is the model alone.
 
+Mode steering (``SamplingOptions.mode_steering = m``): major mode is the strongest musical cue
+to positive valence (Gabrielsson & Lindström 2010; Eerola et al. 2013, cited in
+:mod:`.features`). Once the music has ``TONIC_ONSETS`` note onsets, the decoder fixes the
+tonic the model itself chose (the best Krumhansl-Kessler key of those onsets); from then on
+every note-on gains ``m · |valence| · profile[pitch class]``, where ``profile`` is the
+Krumhansl-Kessler *major* profile on that tonic when the valence is positive and the *minor*
+one when it is negative, scaled to a largest value of 1 (mean 0). So a scene asked to be sad
+turns to the parallel minor of the piece's key and a happy one to the parallel major, at its
+cut, as film scores do; the model still chooses every note. ``m = 0`` leaves the mode to the
+model's own conditioning.
+
 The boundary guarantee (``SamplingOptions.guarantee_cuts``): a time shift that would cross
 the next cut is clamped so time lands exactly on it; at the cut, only a ``CHORD`` token (or
 releasing notes) is allowed, then note-ons until the chord has ``chord_notes`` notes. The
@@ -26,9 +37,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import OptionsError
+from .features import key_correlations, key_profiles
 from .vocab import Vocab
 
 NEG = -1e9
+TONIC_ONSETS = 8  # note-ons before mode steering fixes the tonic
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,7 @@ class SamplingOptions:
     max_polyphony: int = 6  # notes sounding at once
     max_events: int = 24  # tokens at one instant before time must move on
     guidance: float = 0.0  # emotion guidance: 0 is the model alone (see below)
+    mode_steering: float = 0.0  # nats a step moves the mode towards the valence (0: off; see below)
 
     def __post_init__(self):
         if not (0.05 <= self.temperature <= 5.0):
@@ -53,6 +67,8 @@ class SamplingOptions:
             raise OptionsError(f"top-p {self.top_p} is out of range", hint="use a value in (0, 1] (default 0.9)")
         if not (0.0 <= self.guidance <= 5.0):
             raise OptionsError(f"guidance {self.guidance} is out of range", hint="use 0 (off) to 5")
+        if not (0.0 <= self.mode_steering <= 10.0):
+            raise OptionsError(f"mode steering {self.mode_steering} is out of range", hint="use 0 (off) to 10")
         if not (0.0 <= self.final_hold <= 10.0):
             raise OptionsError(f"final hold {self.final_hold} s is out of range", hint="use 0 to 10 s")
 
@@ -71,6 +87,9 @@ class Clock:
     onsets_now: int = 0  # note-ons at `now` since the CHORD token
     events_now: int = 0  # tokens since time last moved
     finished: bool = False
+    valence: float = 0.0  # the mood now (set by the generator before each step)
+    pc_onsets: np.ndarray = field(default_factory=lambda: np.zeros(12))  # note-ons per pitch class
+    tonic: int = -1  # fixed after TONIC_ONSETS onsets (mode steering); -1 before
 
     @property
     def cut(self) -> int | None:
@@ -89,6 +108,9 @@ class Clock:
             self.chord_open, self.onsets_now = True, 0
         elif kind == "on":
             self.sounding[v.group_pitch(token)] = self.now
+            self.pc_onsets[v.group_pitch(token)[1] % 12] += 1
+            if self.tonic < 0 and self.pc_onsets.sum() >= TONIC_ONSETS:
+                self.tonic = int(np.argmax(key_correlations(self.pc_onsets))) % 12
             if self.chord_open:
                 self.onsets_now += 1
                 if self.onsets_now >= v.chord_notes and self.cut is not None and abs(self.cut - self.now) == 0:
@@ -190,6 +212,26 @@ def cut_rules(guarantee: bool):
             return
         if limit < v.max_shift:
             shifts[limit:] = NEG
+
+    return rule
+
+
+def steer_mode(strength: float):
+    """Move the mode towards the valence along the Krumhansl-Kessler profile of the parallel
+    major (valence > 0) or minor (< 0) on the fixed tonic (see the module docstring)."""
+    profiles = key_profiles()
+    profiles = profiles / np.abs(profiles).max(axis=1, keepdims=True)
+
+    def rule(logits: np.ndarray, clock: Clock) -> None:
+        if strength <= 0.0 or clock.tonic < 0 or clock.valence == 0.0:
+            return
+        v = clock.vocab
+        by_pc = profiles[clock.tonic if clock.valence > 0 else 12 + clock.tonic]
+        pcs = (np.arange(v.n_pitches) + v.pitch_min) % 12
+        bias = np.tile(strength * abs(clock.valence) * by_pc[pcs], len(v.groups))
+        on = logits[v.on_base:v.off_base]
+        allowed = on > NEG / 2
+        on[allowed] += bias[allowed]
 
     return rule
 

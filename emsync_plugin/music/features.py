@@ -171,6 +171,11 @@ def _empty(start: float, end: float, n_onsets: int = 0) -> Features:
     return Features(start, end, 0, n_onsets, 0.0, -1, "", 0.0, nan, 0, 0.0, 0.0, nan, 0.0, 0.0)
 
 
+def key_profiles() -> np.ndarray:
+    """The 24 standardised key profiles, rows as in :func:`key_correlations` (a copy)."""
+    return _PROFILES.copy()
+
+
 def key_correlations(histogram: np.ndarray) -> np.ndarray:
     """Pearson correlations of a 12-bin pitch-class histogram with the 24 KK key profiles
     (index ``k < 12``: major with tonic ``k``; ``12 + k``: minor with tonic ``k``). Zeros for a

@@ -25,7 +25,7 @@ import pretty_midi
 
 from .. import models, progress
 from .decoding import (NEG, Clock, SamplingOptions, cut_rules, keep_time_moving, limit_polyphony, release_long_notes,
-                       sample, well_formed)
+                       sample, steer_mode, well_formed)
 from .vocab import Note, Vocab
 
 logger = logging.getLogger(__name__)
@@ -111,7 +111,8 @@ class Generator:
         clock = Clock(v, targets, end)
         # order matters: the cut rules decide what may happen now, then long notes are released
         rules = [well_formed, cut_rules(options.guarantee_cuts), limit_polyphony(options.max_polyphony),
-                 release_long_notes(int(options.max_note / unit)), keep_time_moving(options.max_events)]
+                 release_long_notes(int(options.max_note / unit)), keep_time_moving(options.max_events),
+                 steer_mode(options.mode_steering)]
         # the model is told about the real cuts (and the final chord), as in training
         bounds = np.array(sorted(set(cut_units) | {final}), float) * unit
         starts = np.array([m.start for m in moods]) if moods else np.zeros(1)
@@ -137,6 +138,7 @@ class Generator:
         bar = progress.bar(total=round(duration, 1), desc="generating", unit="s")
         while not clock.finished and clock.now <= end:
             c = cond(clock.now)
+            clock.valence = c[0]
             history.append((tok, *c))
             if past.shape[4] >= self.block_size - 1:  # window: re-feed the last half
                 keep = history[-(self.block_size // 2):]

@@ -1,0 +1,93 @@
+"""The decoder's rules on their own: a real vocabulary (the shipped model's), hand-made scores."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emsync_plugin import models
+from emsync_plugin.errors import OptionsError
+from emsync_plugin.music import decoding as D
+from emsync_plugin.music.features import key_correlations
+from emsync_plugin.music.vocab import Vocab
+
+pytestmark = pytest.mark.skipif(
+    "generator.onnx" not in models.manifest()["files"], reason="the learned generator is not shipped yet"
+)
+
+
+@pytest.fixture(scope="module")
+def vocab():
+    sess = models.session(models.find("generator.onnx"), 1)
+    return Vocab.from_json(models.metadata(sess)["emsync.vocab"])
+
+
+def _play(clock, vocab, pitches, group=2):
+    for p in pitches:
+        clock.advance(vocab.note_on(group, p))
+        clock.advance(vocab.shift(10))
+        clock.advance(vocab.note_off(group, p))
+
+
+def test_the_tonic_is_fixed_from_the_first_onsets(vocab):
+    clock = D.Clock(vocab, [500], 1000)
+    _play(clock, vocab, [60, 64, 67, 72, 65, 69, 67])  # C major, 7 onsets: not yet
+    assert clock.tonic == -1
+    _play(clock, vocab, [60])
+    assert D.TONIC_ONSETS == 8 and clock.tonic == 0
+    _play(clock, vocab, [63, 68, 70] * 5)  # later notes do not move it
+    assert clock.tonic == 0
+
+
+@pytest.mark.parametrize("valence", [0.8, -0.8])
+def test_mode_steering_favours_the_parallel_mode_of_the_valence(vocab, valence):
+    clock = D.Clock(vocab, [500], 1000)
+    _play(clock, vocab, [57, 60, 64, 69, 64, 60, 57, 69])  # A minor arpeggios: tonic A
+    assert clock.tonic == 9
+    clock.valence = valence
+    logits = np.zeros(vocab.size)
+    logits[vocab.note_on(2, 61)] = D.NEG  # a forbidden note stays forbidden
+    D.steer_mode(3.0)(logits, clock)
+    assert logits[vocab.note_on(2, 61)] == D.NEG
+    c_sharp, c = logits[vocab.note_on(1, 73)], logits[vocab.note_on(1, 72)]  # major / minor third of A
+    assert (c_sharp > c) == (valence > 0)
+    assert logits[vocab.note_on(0, 45)] > 0  # the tonic always gains
+    assert np.all(logits[vocab.off_base:] == 0)  # only note-ons move
+    # sampling only from the steered note-ons gives a pitch-class histogram in the asked mode
+    on = logits[vocab.on_base:vocab.off_base].reshape(len(vocab.groups), vocab.n_pitches)[2]
+    p = np.exp(on - on.max()) * (on > D.NEG / 2)
+    hist = np.bincount((np.arange(vocab.n_pitches) + vocab.pitch_min) % 12, weights=p / p.sum(), minlength=12)
+    best = int(np.argmax(key_correlations(hist)))
+    assert best == (9 if valence > 0 else 21)  # A major / A minor
+
+
+def test_no_steering_without_valence_tonic_or_strength(vocab):
+    clock = D.Clock(vocab, [500], 1000)
+    logits = np.zeros(vocab.size)
+    clock.valence = 0.9
+    D.steer_mode(3.0)(logits, clock)  # no tonic yet
+    _play(clock, vocab, [60, 64, 67, 72, 65, 69, 67, 60])
+    D.steer_mode(0.0)(logits, clock)
+    clock.valence = 0.0
+    D.steer_mode(3.0)(logits, clock)
+    assert np.all(logits == 0)
+
+
+def test_steering_options_are_validated():
+    with pytest.raises(OptionsError, match="mode steering"):
+        D.SamplingOptions(mode_steering=-1)
+
+
+def test_steered_music_measures_in_the_asked_direction():
+    """End to end with the shipped model: asking for high valence gives music the label
+    formula measures happier than asking for low valence, seed for seed."""
+    from emsync_plugin.music.features import LabelStats, labels, measure
+    from emsync_plugin.music.generator import Generator, SceneMood
+
+    gen = Generator.load(threads=1)
+    stats = LabelStats.from_dict(gen.label_stats)
+    got = {}
+    for v in (-0.8, 0.8):
+        got[v] = [labels(measure(gen.generate([6.0, 12.0], 18.0, [SceneMood(0, 18.0, v, 0.0)],
+                                              D.SamplingOptions(seed=s, mode_steering=3.0)).notes, 0, 18.0), stats)[0]
+                  for s in range(3)]
+    assert np.mean(got[0.8]) > np.mean(got[-0.8]) + 0.3
