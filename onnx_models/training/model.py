@@ -7,7 +7,9 @@ an MLP, weight-tied output), with two additions from EMSYNC (arXiv:2502.10154):
   and its **boundary offset**, the seconds until the next scene cut (capped at
   ``offset_cap``). They are turned into a vector (the raw values plus sines/cosines of the
   offset at several frequencies, so "0.1 s to the cut" and "0.3 s" are easy to tell apart)
-  and added to the token embedding through a small MLP;
+  and added to the token embedding through a small MLP; within ``n_offset_steps`` shift
+  units of the cut the exact count of units left also gets its own learned vector, so the
+  time shift that lands on the cut is a lookup, not arithmetic;
 * **a KV cache** for generation: ``forward`` takes the keys/values of the tokens seen so far
   as one tensor ``past`` of shape ``[n_layer, 2, batch, n_head, past_len, head_dim]`` and
   returns the updated one, which is what the ONNX export names ``past_key_values`` /
@@ -35,6 +37,8 @@ class ModelConfig:
     dropout: float = 0.1
     offset_cap: float = 8.0  # seconds; EMSYNC caps boundary offsets at 8 s
     n_offset_freqs: int = 8
+    offset_unit: float = 0.01  # seconds; the vocabulary's time-shift unit
+    n_offset_steps: int = 0  # offsets up to this many units also get a learned embedding each (0: none)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,6 +55,11 @@ class Conditioning(nn.Module):
         self.register_buffer("freqs", freqs, persistent=False)
         n_in = 4 + 2 * cfg.n_offset_freqs
         self.net = nn.Sequential(nn.Linear(n_in, cfg.n_embd), nn.GELU(), nn.Linear(cfg.n_embd, cfg.n_embd))
+        # close to the cut, the exact number of time-shift units left: one learned vector per
+        # count (the last one for "further"), so "37 units to go" maps straight to SHIFT(37)
+        self.unit, self.n_steps = cfg.offset_unit, cfg.n_offset_steps
+        if self.n_steps:
+            self.steps = nn.Embedding(self.n_steps + 2, cfg.n_embd)
 
     def forward(self, valence, arousal, offset):
         off = offset.clamp(0, self.cap)
@@ -61,7 +70,11 @@ class Conditioning(nn.Module):
              torch.sin(phase), torch.cos(phase)],
             dim=-1,
         )
-        return self.net(x)
+        out = self.net(x)
+        if self.n_steps:
+            idx = torch.round(off / self.unit).clamp(0, self.n_steps + 1).long()
+            out = out + self.steps(idx)
+        return out
 
 
 class CausalSelfAttention(nn.Module):

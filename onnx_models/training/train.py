@@ -62,6 +62,16 @@ def get_batch(pieces, weights, rng, vocab, stats, batch_size, seq_len, cap, chor
     return x, y, cond
 
 
+def weighted_loss(logits, y, offset, approach_weight):
+    """Cross-entropy where the predictions made less than 1 s before a cut weigh
+    ``approach_weight`` (the landing shift and the chord on it are rare but are what the
+    product needs), normalised by the total weight."""
+    ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-1,
+                                           reduction="none")
+    w = torch.where(offset.reshape(-1) < 1.0, approach_weight, 1.0) * (y.reshape(-1) >= 0)
+    return (ce * w).sum() / w.sum().clamp(min=1.0)
+
+
 def lr_at(step, base_lr, warmup, total):
     if step < warmup:
         return base_lr * (step + 1) / warmup
@@ -121,6 +131,10 @@ def main(argv=None):
     p.add_argument("--ckpt-every", type=int, default=100)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--offset-steps", type=int, default=100,
+                   help="offsets up to this many shift units get their own embedding (0: none)")
+    p.add_argument("--approach-weight", type=float, default=1.0,
+                   help="loss weight of the tokens fed less than 1 s before a cut (where the shift that lands on it is chosen)")
     p.add_argument("--chordless-keep", type=float, default=1.0,
                    help="chance of keeping a training window whose cuts mostly fall on single notes")
     args = p.parse_args(argv)
@@ -153,12 +167,17 @@ def main(argv=None):
         logger.info("resumed from %s at step %d (%.1fM tokens)", ckpt_path, step, tokens_seen / 1e6)
     else:
         cfg = ModelConfig(vocab_size=vocab.size, block_size=args.seq_len, n_layer=args.n_layer, n_head=args.n_head,
-                          n_embd=args.n_embd, dropout=args.dropout, offset_cap=cap)
+                          n_embd=args.n_embd, dropout=args.dropout, offset_cap=cap, offset_unit=vocab.shift_seconds,
+                          n_offset_steps=args.offset_steps)
         model = MusicTransformer(cfg)
         if args.init:
             init = torch.load(args.init, map_location="cpu", weights_only=False)
-            model.load_state_dict({k: v.float() for k, v in init["model"].items()})
-            logger.info("initialised from %s", args.init)
+            missing, unexpected = model.load_state_dict({k: v.float() for k, v in init["model"].items()}, strict=False)
+            if unexpected or any(not k.startswith("cond.steps.") for k in missing):
+                raise SystemExit(f"{args.init} does not fit this model: missing {missing}, unexpected {unexpected}")
+            for k in missing:  # a part the initial weights lack starts from zero: the same function
+                torch.nn.init.zeros_(model.get_parameter(k))
+            logger.info("initialised from %s%s", args.init, f" (new, zero: {missing})" if missing else "")
         opt = model.configure_optimizer(args.lr)
         step, tokens_seen = 0, 0
         rng = np.random.default_rng(args.seed)
@@ -197,7 +216,11 @@ def main(argv=None):
                 g["lr"] = lr
             x, y, c = get_batch(train, weights, rng, vocab, stats, args.batch_size, args.seq_len, cap,
                                 args.chordless_keep)
-            _, loss, _ = model(x, c["valence"], c["arousal"], c["offset"], targets=y)
+            if args.approach_weight != 1.0:
+                logits, _, _ = model(x, c["valence"], c["arousal"], c["offset"])
+                loss = weighted_loss(logits, y, c["offset"], args.approach_weight)
+            else:
+                _, loss, _ = model(x, c["valence"], c["arousal"], c["offset"], targets=y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
