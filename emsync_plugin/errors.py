@@ -14,6 +14,8 @@ class EmsyncError(Exception):
     """Base class of every error emsync raises on purpose."""
 
     exit_code = 2
+    #: True when a reader failed in a way it did not foresee (see ``timeline.io.read_edit``).
+    unexpected = False
 
     def __init__(self, message: str, *, path: str | Path | None = None, hint: str | None = None):
         self.path = Path(path) if path is not None else None

@@ -26,6 +26,9 @@ from .timeline.otio_io import ADAPTERS
 logger = logging.getLogger(__name__)
 
 ENGINES = ("auto", "emsync", "baseline")  # auto: the learned model when installed, else baseline
+#: The longest timeline scored in one run: the rendered audio is held in memory (about 2.7 GB
+#: of samples for 2 hours); longer programmes are scored reel by reel.
+MAX_SCORE_SECONDS = 2 * 3600.0
 Progress = Callable[[str, float], None]
 
 
@@ -58,6 +61,8 @@ class ScoreOptions:
             value = getattr(self, name)
             if value is not None and not (-1.0 <= value <= 1.0 and math.isfinite(value)):
                 raise OptionsError(f"--{name} {value} is out of range", hint="use a value from -1 to 1")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise OptionsError(f"--seed {self.seed} is not a seed", hint="use a whole number from 0 (default 0)")
         if self.rate is not None and not (0 < self.rate <= 240):
             raise OptionsError(f"--rate {self.rate} is not a frame rate", hint="use e.g. 24, 25, 29.97 or 30")
         if not (-70.0 <= self.loudness <= 0.0):
@@ -116,7 +121,15 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
     path = Path(path)
     options = replace(options, engine=resolve_engine(options.engine))  # decided once per run
     report("reading cuts", 0.0)
+    # what the project is now: with --in-place it is only replaced if nobody saved it meanwhile
+    snapshot = _snapshot(path) if options.in_place and options.write_timeline else None
     timeline = read_cuts(path, track=options.track, rate=options.rate, min_duration=MIN_DURATION)
+    if timeline.duration > MAX_SCORE_SECONDS:
+        raise OptionsError(
+            f"{path.name} is {timeline.duration / 3600:.1f} hours long; emsync scores at most "
+            f"{MAX_SCORE_SECONDS / 3600:g} hours in one run",
+            hint="score the programme reel by reel (one sequence or --track at a time)",
+        )
     out = output_path(path, timeline, options)
     logger.info("%s: %d cuts, %.2f s at %.3f fps", path.name, len(timeline.cuts), timeline.duration, timeline.rate)
     missing = missing_media(timeline)
@@ -136,6 +149,10 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
     wav_path = base.with_name(base.name + ".wav").resolve()
     midi_path = base.with_name(base.name + ".mid").resolve()
     sidecar = base.with_name(base.name + ".json").resolve()
+    for target in (out, wav_path, midi_path, sidecar):  # what killed runs left behind
+        fileio.remove_stale_temps(target)
+    if snapshot is not None:
+        snapshot.check()  # before anything is written
     write_midi(midi, midi_path)
 
     report("rendering audio", 0.5)
@@ -163,11 +180,14 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
     written = None
     if options.write_timeline:
         report("writing timeline", 0.85)
-        if out.exists() and (options.in_place or not _written_by_us(out)):
-            fileio.backup(out)
-        written = write_timeline(
-            timeline, out, ScoreTrack(wav=wav_path, midi=midi_path, duration=timeline.duration, metadata=settings)
-        )
+        with fileio.guarding(snapshot):  # the rename onto the project re-checks it
+            if snapshot is not None:
+                snapshot.check()
+            if out.exists() and (options.in_place or not _written_by_us(out)):
+                fileio.backup(out)
+            written = write_timeline(
+                timeline, out, ScoreTrack(wav=wav_path, midi=midi_path, duration=timeline.duration, metadata=settings)
+            )
     picture = None
     if options.report is not None:
         from .report import draw_report
@@ -234,6 +254,13 @@ def read_sidecar(path: str | Path) -> dict:
         number(scene.get("valence"), "a scene's valence", -1.0, 1.0)
         number(scene.get("arousal"), "a scene's arousal", -1.0, 1.0)
     return data
+
+
+def _snapshot(path: Path) -> fileio.Snapshot | None:
+    try:
+        return fileio.Snapshot.take(path)
+    except OSError:
+        return None  # read_cuts says what is wrong with the path
 
 
 def output_path(path: Path, timeline: Timeline, options: ScoreOptions) -> Path:

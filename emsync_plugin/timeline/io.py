@@ -4,8 +4,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..errors import TimelineError
-from . import otio_io
+from ..errors import EmsyncError, TimelineError
+from . import limits, otio_io
 from .model import Edit, ScoreTrack, Timeline, VideoTrack, build_timeline
 
 logger = logging.getLogger(__name__)
@@ -17,8 +17,31 @@ MIN_DURATION = 1.0  # seconds; shorter timelines cannot carry a score
 
 
 def read_edit(path: str | Path, *, rate: float | None = None) -> Edit:
-    """Read the tracks of any supported timeline (or shots of a bare video file)."""
+    """Read the tracks of any supported timeline (or shots of a bare video file).
+
+    Whatever a file does, the outcome is an :class:`Edit` or an ``EmsyncError`` naming it:
+    exceptions the readers did not foresee become a TimelineError (``unexpected`` set, the
+    traceback at debug level) instead of a crash.
+    """
     path = Path(path)
+    try:
+        return _read_edit(path, rate)
+    except EmsyncError:
+        raise
+    except RecursionError:
+        raise TimelineError("refused: it is nested too deeply to read", path=path,
+                            hint="re-export the timeline from the editor") from None
+    except Exception as exc:  # a reader's bug must not become a crash on the user's file
+        logger.debug("unexpected error reading %s", path, exc_info=True)
+        error = TimelineError(
+            f"cannot read it ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})", path=path,
+            hint="re-export the timeline from the editor; if it opens there, please report this file",
+        )
+        error.unexpected = True
+        raise error from exc
+
+
+def _read_edit(path: Path, rate: float | None) -> Edit:
     suffix = _check_file(path)
     if suffix in KDENLIVE_SUFFIXES or (suffix == ".xml" and _is_mlt(path)):
         from . import kdenlive
@@ -30,6 +53,8 @@ def read_edit(path: str | Path, *, rate: float | None = None) -> Edit:
         return video.read(path)
     if suffix in (".xml", ".fcpxml"):
         check_xml(path)
+    elif suffix in (".otio", ".edl"):
+        limits.check_size(path)
     return otio_io.read(path, rate=rate)
 
 
@@ -100,6 +125,16 @@ def write_timeline(timeline: Timeline, out: str | Path, score: ScoreTrack) -> Pa
 
 def _check_file(path: Path) -> str:
     suffix = path.suffix.lower()
+    try:
+        return _check_path(path, suffix)
+    except OSError as exc:  # permissions, a name too long, a dangling link
+        raise TimelineError(f"cannot be opened ({exc.strerror or exc})", path=path,
+                            hint="check the path and that the file is readable") from None
+    except ValueError as exc:  # e.g. a NUL byte in the name
+        raise TimelineError(f"is not a usable file name ({exc})", path=path, hint="check the path") from None
+
+
+def _check_path(path: Path, suffix: str) -> str:
     if not path.exists():
         raise TimelineError("no such file", path=path, hint="check the path (export the timeline from your editor first)")
     if suffix not in SUPPORTED:
@@ -116,28 +151,13 @@ def _check_file(path: Path) -> str:
 
 
 def check_xml(path: Path) -> None:
-    """Refuse XML entity tricks (billion laughs, external entities) and say where XML is broken.
+    """Refuse XML entity tricks (billion laughs, external entities, DTD fetches), absurd nesting,
+    huge attributes and files, and say where XML is broken (:func:`limits.check_xml`).
 
-    The OTIO adapters parse with the standard library; every XML file goes through defusedxml
-    first, so nothing they parse can expand entities.
+    The OTIO adapters parse with the standard library; every XML file is scanned first, so
+    nothing they parse can expand entities.
     """
-    import defusedxml
-    import defusedxml.ElementTree as DET
-
-    try:
-        DET.parse(str(path), forbid_dtd=False, forbid_entities=True, forbid_external=True)
-    except (defusedxml.EntitiesForbidden, defusedxml.ExternalReferenceForbidden, defusedxml.DTDForbidden) as exc:
-        raise TimelineError(
-            f"refused: the file declares XML entities ({type(exc).__name__})",
-            path=path,
-            hint="editors do not write these; re-export the timeline from the editor",
-        ) from exc
-    except DET.ParseError as exc:
-        raise TimelineError(
-            f"is not well-formed XML ({exc}); it may be truncated",
-            path=path,
-            hint="re-export the timeline from the editor",
-        ) from exc
+    limits.check_xml(path)
 
 
 def _is_mlt(path: Path) -> bool:

@@ -43,6 +43,7 @@ from defusedxml import DefusedXmlException
 
 from ..errors import OptionsError, TimelineError
 from ..fileio import backup, write_text
+from . import limits
 from .model import Edit, Marker, ScoreTrack, Shot, VideoTrack
 
 logger = logging.getLogger(__name__)
@@ -197,6 +198,7 @@ def _remove(parent: ET.Element, element: ET.Element) -> None:
 def _load(path: Path) -> ET.Element:
     """Parse ``path`` safely (defusedxml, comments kept) and return the ``<mlt>`` root."""
     try:
+        limits.check_size(path)
         data = path.read_bytes()
     except FileNotFoundError:
         raise TimelineError("file not found", path=path, hint="Check the path of the Kdenlive project") from None
@@ -210,6 +212,7 @@ def _load(path: Path) -> ET.Element:
     if not data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
         raise TimelineError("not an XML file (a Kdenlive project is MLT XML)", path=path,
                             hint="Choose a .kdenlive file saved by Kdenlive 19.04 or newer")
+    limits.check_xml(path, data)  # entities, DTD fetches, nesting, huge attributes, encodings
     stage = "feed"
     try:
         parser.feed(data)

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import re
+import stat
 import tempfile
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import opentimelineio as otio
 
 from .. import fileio
-from ..errors import TimelineError
+from ..errors import EmsyncError, TimelineError
+from . import limits
 from .model import Edit, Marker, ScoreTrack, Shot, VideoTrack
 
 logger = logging.getLogger(__name__)
@@ -57,30 +62,253 @@ def read(path: Path, *, rate: float | None = None) -> Edit:
     elif family == "fcpx_xml":
         start = fcpxml_tc_start(path)
     timeline = _load(path, adapter, **kwargs)
-    return _to_edit(timeline, path, family, rate=rate, start=start)
+    return _guarded(path, adapter, lambda: _to_edit(timeline, path, family, rate=rate, start=start))
+
+
+def _guarded(path: Path, adapter: str, job):
+    """Run ``job``; whatever an adapter or OTIO raises becomes a TimelineError naming the file."""
+    try:
+        return job()
+    except EmsyncError:
+        raise
+    except RecursionError:
+        raise TimelineError(
+            "refused: it is nested too deeply to read", path=path, hint="re-export the timeline from the editor",
+        ) from None
+    except MemoryError:
+        raise TimelineError(
+            "refused: it needs more memory than this machine has", path=path,
+            hint="re-export the timeline from the editor; split it into reels if it is really that large",
+        ) from None
+    except Exception as exc:  # adapters and OTIO raise anything from ValueError to KeyError
+        detail = " ".join(str(exc).split())[:300]
+        raise TimelineError(
+            f"cannot read this {_describe(adapter)} file ({type(exc).__name__}: {detail})",
+            path=path,
+            hint=f"check that it is a complete {_describe(adapter)} export; re-export it from the editor",
+        ) from exc
 
 
 def _load(path: Path, adapter: str, **kwargs) -> otio.schema.Timeline:
     if adapter == "fcpx_xml":
         _round_fcpx_times()
-    try:
-        result = otio.adapters.read_from_file(str(path), adapter_name=adapter, **kwargs)
-    except TimelineError:
-        raise
-    except Exception as exc:  # adapters raise anything from ValueError to KeyError
-        raise TimelineError(
-            f"cannot read this {_describe(adapter)} file ({type(exc).__name__}: {exc})",
-            path=path,
-            hint=f"check that it is a complete {_describe(adapter)} export; re-export it from the editor",
-        ) from exc
+    if adapter == "otioz":
+        result = read_otioz(path, kwargs.get("extract_to_directory"))
+    elif adapter in ("otio_json", "otiod"):
+        # parsed from a string we checked: OpenTimelineIO's own file reader was seen to crash
+        # the process (segmentation fault) on damaged files while fuzzing
+        content = path / "content.otio" if adapter == "otiod" else path
+        if adapter == "otiod" and not content.is_file():
+            raise TimelineError("is not an OTIOD bundle (no content.otio inside)", path=path,
+                                hint="pass the .otiod folder written by OpenTimelineIO, or its content.otio")
+        data = _read_bytes(content)
+        check_otio_json(content, data)
+        result = _guarded(path, adapter, lambda: otio.adapters.read_from_string(data.decode("utf-8"), "otio_json"))
+        if adapter == "otiod" and kwargs.get("absolute_media_reference_paths"):
+            _guarded(path, adapter, lambda: _absolute_media(result, path))
+    else:
+        result = _guarded(path, adapter, lambda: otio.adapters.read_from_file(str(path), adapter_name=adapter, **kwargs))
     if isinstance(result, otio.schema.Timeline):
         return result
-    timelines = [t for t in _walk_timelines(result)]
+    timelines = _guarded(path, adapter, lambda: list(_walk_timelines(result)))
     if not timelines:
         raise TimelineError("holds no timeline", path=path, hint="export a sequence/project, not a bin")
     if len(timelines) > 1:
         logger.info("%s holds %d timelines; using the first, %r", path, len(timelines), timelines[0].name)
     return timelines[0]
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise TimelineError(f"cannot be read ({exc.strerror or exc})", path=path, hint="check that the file is readable") from None
+
+
+def _absolute_media(result, folder: Path) -> None:
+    """What the otiod adapter's ``absolute_media_reference_paths`` does: bundle-relative media
+    made absolute (so the timeline can be written elsewhere)."""
+    from urllib.parse import urlparse
+
+    for clip in result.find_clips():
+        ref = clip.media_reference
+        if isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
+            rel = urlparse(ref.target_url).path
+            ref.target_url = otio.url_utils.url_from_filepath(os.path.join(str(folder), rel))
+
+
+_SCHEMA = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\.(\d{1,6})$")
+_ITEM = ("color", "effects", "enabled", "markers", "metadata", "name", "source_range")
+_REF = ("available_image_bounds", "available_range", "metadata", "name")
+_EFFECT = ("effect_name", "enabled", "metadata", "name")
+#: The fields of the OTIO schemas a timeline holds (all versions); an OTIO object stored under
+#: any other key is refused (OpenTimelineIO 0.18 can crash later on such "dynamic fields").
+_FIELDS = {
+    "Clip": {*_ITEM, "media_references", "active_media_reference_key", "media_reference"},
+    "Gap": {*_ITEM}, "Track": {*_ITEM, "children", "kind"}, "Stack": {*_ITEM, "children"},
+    "Timeline": {"global_start_time", "metadata", "name", "tracks"},
+    "Transition": {"in_offset", "metadata", "name", "out_offset", "transition_type"},
+    "Marker": {"color", "comment", "marked_range", "metadata", "name", "range"},
+    "ExternalReference": {*_REF, "target_url"}, "MissingReference": {*_REF},
+    "GeneratorReference": {*_REF, "generator_kind", "parameters"},
+    "ImageSequenceReference": {*_REF, "frame_step", "frame_zero_padding", "missing_frame_policy", "name_prefix",
+                               "name_suffix", "rate", "start_frame", "target_url_base"},
+    "SerializableCollection": {"children", "metadata", "name"},
+    "Effect": {*_EFFECT}, "TimeEffect": {*_EFFECT}, "LinearTimeWarp": {*_EFFECT, "time_scalar"},
+    "FreezeFrame": {*_EFFECT, "time_scalar"},
+}
+
+
+def check_otio_json(path: Path, data: bytes) -> None:
+    """Check OTIO JSON in Python before OpenTimelineIO's C++ reader sees it.
+
+    OpenTimelineIO 0.18 crashes the whole process (a segmentation fault, found by fuzzing)
+    on an ``OTIO_SCHEMA`` version it has to upgrade while the object already holds the new
+    version's fields (``"Clip.1"`` with ``media_references``), on versions like
+    ``"Clip.-1"``, and - on a later read - after reading an object with a key given twice
+    (its error path corrupts memory). Such files, OTIO objects under keys their schema does
+    not have, JSON that does not parse and JSON nested deeper than
+    :data:`limits.MAX_JSON_DEPTH` are refused here.
+    """
+    limits.check_json(path, data)
+    hint = "re-export the timeline from the editor (or from OpenTimelineIO)"
+
+    def hook(pairs: list) -> dict:
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            seen = set()
+            twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+            raise TimelineError(f"is not a valid OpenTimelineIO file (the key {twice[:40]!r} appears twice in one object)",
+                                path=path, hint=hint)
+        schema = obj.get("OTIO_SCHEMA")
+        if schema is not None:
+            m = _SCHEMA.match(schema) if isinstance(schema, str) else None
+            if m is None:
+                raise TimelineError(f"is not a valid OpenTimelineIO file (OTIO_SCHEMA {str(schema)[:60]!r})",
+                                    path=path, hint=hint)
+            if m.group(1) == "Clip" and int(m.group(2)) < 2 and "media_references" in obj:
+                raise TimelineError(
+                    f"is not a valid OpenTimelineIO file (a {schema} clip with the media_references of Clip.2)",
+                    path=path, hint=hint,
+                )
+            fields = _FIELDS.get(m.group(1))
+            if fields is not None:
+                for key, value in obj.items():
+                    if key not in fields and key != "OTIO_SCHEMA" and _holds_schema(value):
+                        raise TimelineError(
+                            f"is not a valid OpenTimelineIO file (an OTIO object under {key[:40]!r} of a {schema})",
+                            path=path, hint=hint,
+                        )
+        return obj
+
+    try:
+        json.loads(data, object_pairs_hook=hook)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise TimelineError(f"cannot read it: not valid JSON ({' '.join(str(exc).split())[:160]}); it may be truncated",
+                            path=path, hint=hint) from None
+    except RecursionError:
+        raise TimelineError("refused: its JSON is nested too deeply", path=path, hint=hint) from None
+
+
+def _holds_schema(value) -> bool:
+    if isinstance(value, dict):
+        return "OTIO_SCHEMA" in value or any(_holds_schema(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_schema(v) for v in value)
+    return False
+
+
+def _bundle_members(path: Path, z: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """The members of an OTIOZ bundle, refused if any could land outside the folder it is
+    unpacked to (``../``, absolute or drive paths, symlinks) or if they are too many or too big."""
+    members = z.infolist()
+    if len(members) > limits.MAX_MEMBERS:
+        raise TimelineError(f"refused: the bundle has {len(members):,} members (at most {limits.MAX_MEMBERS:,})",
+                            path=path, hint="editors do not write such bundles; re-export it")
+    total = 0
+    for info in members:
+        name = info.filename
+        parts = re.split(r"[\\/]", name)
+        if (name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in parts or "\0" in name):
+            raise TimelineError(f"refused: the bundle member {name[:120]!r} points outside the bundle",
+                                path=path, hint="this is not a bundle OpenTimelineIO wrote; do not use it")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise TimelineError(f"refused: the bundle member {name[:120]!r} is a symbolic link",
+                                path=path, hint="this is not a bundle OpenTimelineIO wrote; do not use it")
+        total += info.file_size
+        big = info.file_size > 1024 * 1024
+        if total > limits.MAX_UNPACKED or (big and info.file_size > limits.MAX_RATIO * max(info.compress_size, 1)):
+            raise TimelineError(
+                f"refused: the bundle unpacks to more than it may ({name[:120]!r}: {info.file_size:,} bytes "
+                f"from {info.compress_size:,}); it looks like a zip bomb",
+                path=path, hint="this is not a bundle OpenTimelineIO wrote; do not use it")
+    return members
+
+
+def _read_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, path: Path) -> bytes:
+    """A member's bytes, never more than ``limit`` (the header's size may lie)."""
+    with z.open(info) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise TimelineError(f"refused: the bundle member {info.filename[:120]!r} unpacks to more than {limit:,} bytes",
+                            path=path, hint="this is not a bundle OpenTimelineIO wrote; do not use it")
+    return data
+
+
+def read_otioz(path: Path, extract_to: str | Path | None = None) -> otio.schema.Timeline:
+    """Read an ``.otioz`` bundle ourselves (not with the adapter, which trusts the archive).
+
+    Members are checked (:func:`_bundle_members`) before anything is read; ``extract_to`` (a
+    private temporary folder) receives the media, member by member, never through a symlink,
+    each no larger than its header says; clips pointing at bundled media are relinked there.
+    """
+    def job():
+        with zipfile.ZipFile(path) as z:
+            members = _bundle_members(path, z)
+            content = next((m for m in members if m.filename == "content.otio"), None)
+            if content is None:
+                raise TimelineError("is not an OTIOZ bundle (no content.otio inside)", path=path,
+                                    hint="re-export the bundle from OpenTimelineIO")
+            data = _read_member(z, content, limits.MAX_FILE_BYTES, path)
+            check_otio_json(path, data)
+            timeline = otio.adapters.read_from_string(data.decode("utf-8"), adapter_name="otio_json")
+            if extract_to is not None:
+                _extract(path, z, members, Path(extract_to))
+                _relink(timeline, Path(extract_to))
+            return timeline
+
+    return _guarded(path, "otioz", job)
+
+
+def _extract(path: Path, z: zipfile.ZipFile, members: list[zipfile.ZipInfo], folder: Path) -> None:
+    root = folder.resolve()
+    for info in members:
+        if info.is_dir() or info.filename == "content.otio":
+            continue
+        dest = (root / info.filename).resolve()
+        if root not in dest.parents:
+            raise TimelineError(f"refused: the bundle member {info.filename[:120]!r} points outside the bundle",
+                                path=path, hint="this is not a bundle OpenTimelineIO wrote; do not use it")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        written = 0
+        with z.open(info) as src, os.fdopen(os.open(dest, flags, 0o600), "wb") as out:
+            while chunk := src.read(1 << 20):
+                written += len(chunk)
+                if written > info.file_size:
+                    raise TimelineError(f"refused: the bundle member {info.filename[:120]!r} is larger than it says",
+                                        path=path, hint="this is not a bundle OpenTimelineIO wrote; do not use it")
+                out.write(chunk)
+
+
+def _relink(timeline: otio.schema.Timeline, folder: Path) -> None:
+    """Point clips at media unpacked from the bundle (so writing a bundle again includes them)."""
+    for clip in timeline.find_clips():
+        ref = clip.media_reference
+        if isinstance(ref, otio.schema.ExternalReference) and ref.target_url and "://" not in ref.target_url:
+            local = (folder / ref.target_url).resolve()
+            if folder.resolve() in local.parents and local.is_file():
+                ref.target_url = otio.url_utils.url_from_filepath(str(local))
 
 
 _FCPX_PATCHED = False
@@ -131,7 +359,16 @@ def fcpxml_tc_start(path: Path) -> float | None:
     if not match:
         return None
     attr = re.search(r'tcStart="([^"]+)"', match.group(1))
-    return float(Fraction(attr.group(1).rstrip("s"))) if attr else None
+    if not attr:
+        return None
+    try:
+        seconds = float(Fraction(attr.group(1).strip().rstrip("s")))
+    except (ValueError, ZeroDivisionError, OverflowError):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and abs(seconds) <= limits.MAX_START):
+        logger.warning("%s: ignoring the sequence's start timecode tcStart=%r (not a time)", path, attr.group(1)[:40])
+        return None
+    return seconds
 
 
 def set_fcpxml_tc_start(path: Path, seconds: float, rate: float) -> None:
@@ -200,7 +437,7 @@ def _timeline_rate(timeline: otio.schema.Timeline) -> float | None:
     return None
 
 
-def _track_shots(track: otio.schema.Track, offset: float, path: Path) -> list[Shot]:
+def _track_shots(track: otio.schema.Track, offset: float, path: Path, depth: int = 0) -> list[Shot]:
     """Shots of one track in seconds, transitions moved to their midpoints, nested stacks flattened."""
     shots: list[Shot] = []
     items = list(track)
@@ -211,7 +448,7 @@ def _track_shots(track: otio.schema.Track, offset: float, path: Path) -> list[Sh
         a = offset + rng.start_time.to_seconds()
         b = a + rng.duration.to_seconds()
         if isinstance(item, otio.schema.Stack):
-            shots.extend(_stack_shots(item, a, b, path))
+            shots.extend(_stack_shots(item, a, b, path, depth + 1))
         elif isinstance(item, otio.schema.Clip) and item.enabled:
             media = _media(item, path)
             src0 = item.trimmed_range().start_time.to_seconds()
@@ -238,14 +475,19 @@ def _retime(shot: Shot, start: float, end: float) -> Shot:
     return Shot(start, end, shot.media, src0, None if src0 is None else src0 + (end - start), shot.name)
 
 
-def _stack_shots(stack: otio.schema.Stack, a: float, b: float, path: Path) -> list[Shot]:
+def _stack_shots(stack: otio.schema.Stack, a: float, b: float, path: Path, depth: int = 1) -> list[Shot]:
     """A compound clip: its own picture edits, seen through its trimmed range."""
+    if depth > limits.MAX_STACK_NESTING:
+        raise TimelineError(
+            f"refused: compound clips are nested more than {limits.MAX_STACK_NESTING} deep", path=path,
+            hint="flatten the nested sequences in the editor and export again",
+        )
     inner_start = stack.trimmed_range().start_time.to_seconds()
     video = [t for t in stack if isinstance(t, otio.schema.Track) and t.kind == otio.schema.TrackKind.Video]
     if not video:
         return [Shot(a, b, None, name=stack.name or "")]
     # flatten: the top track wins where tracks overlap (same rule as the timeline's own tracks)
-    layers = [_track_shots(t, a - inner_start, path) for t in video]
+    layers = [_track_shots(t, a - inner_start, path, depth) for t in video]
     cuts = sorted({a, b, *(t for layer in layers for s in layer for t in (s.start, s.end) if a < t < b)})
     out = []
     for s0, s1 in zip(cuts, cuts[1:]):
@@ -259,7 +501,19 @@ def _stack_shots(stack: otio.schema.Stack, a: float, b: float, path: Path) -> li
 
 
 def _media(clip: otio.schema.Clip, path: Path) -> str | None:
-    """Absolute path (or URL) of a clip's media, None where the file does not name it."""
+    """Absolute path (or URL) of a clip's media, None where the file does not name it.
+
+    Paths are data: Windows paths and ``file://`` URLs from other machines are kept as the
+    path they name (reported as missing media later), never interpreted further.
+    """
+    try:
+        return _media_path(clip, path)
+    except (ValueError, OSError, UnicodeError):  # e.g. a NUL byte or an undecodable URL
+        ref = clip.media_reference
+        return getattr(ref, "target_url", None) or None
+
+
+def _media_path(clip: otio.schema.Clip, path: Path) -> str | None:
     ref = clip.media_reference
     if isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
         url = ref.target_url

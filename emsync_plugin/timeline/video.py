@@ -6,11 +6,13 @@ neighbours, so a flash frame does not become a scene of its own.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import av
 
-from ..errors import MediaError, TimelineError
+from ..errors import EmsyncError, MediaError, TimelineError
+from . import limits
 from .model import Edit, Shot, VideoTrack
 
 logger = logging.getLogger(__name__)
@@ -22,6 +24,11 @@ THRESHOLD = 27.0  # PySceneDetect ContentDetector's default
 def read(path: Path, *, min_scene: float = MIN_SCENE, threshold: float = THRESHOLD) -> Edit:
     """Detect the shots of a video file and return them as a one-track :class:`Edit`."""
     rate, duration = probe(path)
+    if not (math.isfinite(rate) and 0 < rate <= limits.MAX_RATE):
+        raise MediaError(f"has an impossible frame rate ({rate:g} fps)", path=path, hint="re-encode the video")
+    if not (math.isfinite(duration) and 0 < duration <= limits.MAX_DURATION):
+        raise MediaError(f"has an impossible duration ({duration:g} s)", path=path,
+                         hint="check the file is complete, or re-encode it")
     boundaries = detect_shots(path, rate, min_scene=min_scene, threshold=threshold)
     bounds = [0.0, *[t for t in boundaries if 0 < t < duration], duration]
     media = str(path.resolve())
@@ -43,9 +50,16 @@ def probe(path: Path) -> tuple[float, float]:
                 duration = float(stream.duration * stream.time_base)
             else:
                 duration = (stream.frames or 0) / rate
-    except av.error.FFmpegError as exc:
-        raise MediaError(f"cannot decode this video ({exc})", path=path, hint="check the file is complete, or re-encode it") from exc
+    except EmsyncError:
+        raise
+    except Exception as exc:  # FFmpegError, and whatever PyAV raises on odd metadata
+        raise MediaError(f"cannot decode this video ({_one_line(exc)})", path=path,
+                         hint="check the file is complete, or re-encode it") from exc
     return rate, duration
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
 
 
 def detect_shots(path: Path, rate: float, *, min_scene: float = MIN_SCENE, threshold: float = THRESHOLD) -> list[float]:
@@ -58,10 +72,14 @@ def detect_shots(path: Path, rate: float, *, min_scene: float = MIN_SCENE, thres
             path=path,
             hint="install PySceneDetect and OpenCV (pip install scenedetect; on Debian: apt-get install libgl1)",
         ) from exc
-    video = open_video(str(path), backend="pyav")
-    manager = SceneManager()
-    manager.add_detector(ContentDetector(threshold=threshold, min_scene_len=max(1, int(round(min_scene * rate)))))
-    manager.detect_scenes(video, show_progress=False)
-    scenes = manager.get_scene_list()
+    try:
+        video = open_video(str(path), backend="pyav")
+        manager = SceneManager()
+        manager.add_detector(ContentDetector(threshold=threshold, min_scene_len=max(1, int(round(min_scene * rate)))))
+        manager.detect_scenes(video, show_progress=False)
+        scenes = manager.get_scene_list()
+    except Exception as exc:  # PySceneDetect and PyAV raise anything on a damaged file
+        raise MediaError(f"cannot detect the shots of this video ({_one_line(exc)})", path=path,
+                         hint="check the file is complete, or re-encode it") from exc
     logger.info("%s: %d shots detected", path.name, len(scenes))
     return [float(getattr(start, "seconds", None) or start.get_seconds()) for start, _ in scenes[1:]]
