@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,7 +251,8 @@ class OtiozReader(Reader):
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             members = [(i.filename, z.read(i.filename)) for i in z.infolist()]
         buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w") as z:
+        with warnings.catch_warnings(), zipfile.ZipFile(buf, "w") as z:
+            warnings.simplefilter("ignore")  # duplicate member names are part of the game
             for name, body in members:
                 if name.endswith(".otio") and rng.random() < 0.8:
                     body = mutate_bytes(body, rng, [], self.max_size)
@@ -463,6 +465,19 @@ def _cli_seeds(work: Path) -> list[tuple[str, bytes]]:
     return [(" ".join(a), "\0".join(a).encode()) for a in argvs]
 
 
+class SelfTestReader(MarkerReader):
+    """Only with EMSYNC_FUZZ_SELFTEST=1: case inputs holding ``die`` kill the worker (SIGSEGV),
+    so the tests can check that a dying case is counted and the run goes on."""
+
+    def mutate(self, data: bytes, rng: random.Random) -> bytes:
+        return b"die" if rng.random() < 0.2 else b"emsync: calm"
+
+    def run(self, data: bytes, workdir: Path):
+        if data == b"die":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return super().run(data, workdir)
+
+
 READERS: dict[str, Reader] = {
     r.name: r
     for r in (
@@ -480,6 +495,8 @@ READERS: dict[str, Reader] = {
         CliReader("cli", "", _cli_seeds, max_size=4096),
     )
 }
+if os.environ.get("EMSYNC_FUZZ_SELFTEST") == "1":
+    READERS["selftest"] = SelfTestReader("selftest", ".txt", lambda w: [("calm", b"emsync: calm")])
 
 
 # -------------------------------------------------------------------------------------------
@@ -533,8 +550,9 @@ def setup(readers: list[Reader], work: Path) -> None:
         av.logging.set_level(None)
     except Exception:  # noqa: BLE001 - only the noise
         pass
-    logging.getLogger("emsync_plugin").setLevel(logging.CRITICAL)
-    logging.getLogger("emsync_plugin").propagate = False
+    for name in ("emsync_plugin", "pyscenedetect"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+        logging.getLogger(name).propagate = False
     for r in readers:
         if not r.seeds:
             seed_dir = work / f"seeds-{r.name}"

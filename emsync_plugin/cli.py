@@ -144,7 +144,7 @@ def format_table(timeline) -> str:
 
 
 def _timecode(seconds: float, rate: float) -> str:
-    fps = int(round(rate))
+    fps = max(1, int(round(rate)))  # a timeline below 1 fps still prints (found by fuzzing)
     frames = int(round(seconds * rate))
     ff, total = frames % fps, frames // fps
     return f"{total // 3600:02d}:{total // 60 % 60:02d}:{total % 60:02d}:{ff:02d}"

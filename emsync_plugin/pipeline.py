@@ -146,6 +146,8 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
     midi = generate(timeline, moods, options)
 
     base = out.with_suffix("") if out.suffix else out
+    if options.in_place:  # NAME.emsync.wav, never NAME.wav: that may be the editor's own audio
+        base = base.with_name(base.name + ".emsync")
     wav_path = base.with_name(base.name + ".wav").resolve()
     midi_path = base.with_name(base.name + ".mid").resolve()
     sidecar = base.with_name(base.name + ".json").resolve()
@@ -153,6 +155,8 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
         fileio.remove_stale_temps(target)
     if snapshot is not None:
         snapshot.check()  # before anything is written
+    for target in (wav_path, midi_path, sidecar):
+        _keep_foreign(target, sidecar)
     write_midi(midi, midi_path)
 
     report("rendering audio", 0.5)
@@ -254,6 +258,19 @@ def read_sidecar(path: str | Path) -> dict:
         number(scene.get("valence"), "a scene's valence", -1.0, 1.0)
         number(scene.get("arousal"), "a scene's arousal", -1.0, 1.0)
     return data
+
+
+def _keep_foreign(target: Path, sidecar: Path) -> None:
+    """Back up an existing file emsync is about to replace unless an earlier run wrote it
+    (its sidecar names it)."""
+    if not target.exists():
+        return
+    try:
+        ours = {str(Path(v).resolve()) for k, v in read_sidecar(sidecar).items() if k in ("wav", "midi", "sidecar")}
+    except (TimelineError, OSError, ValueError):
+        ours = set()
+    if str(target.resolve()) not in ours:
+        fileio.backup(target)
 
 
 def _snapshot(path: Path) -> fileio.Snapshot | None:

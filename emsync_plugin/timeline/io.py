@@ -109,7 +109,10 @@ def select_tracks(edit: Edit, track: str | None) -> list[VideoTrack]:
 
 
 def write_timeline(timeline: Timeline, out: str | Path, score: ScoreTrack) -> Path:
-    """Write ``timeline``'s source file with the score track to ``out`` (format from ``out``'s suffix)."""
+    """Write ``timeline``'s source file with the score track to ``out`` (format from ``out``'s suffix).
+
+    Written atomically; backing up an ``out`` that exists is the caller's job (``pipeline.score``).
+    """
     out = Path(out)
     source = timeline.path
     if source is None:
@@ -117,7 +120,7 @@ def write_timeline(timeline: Timeline, out: str | Path, score: ScoreTrack) -> Pa
     if timeline.format == "kdenlive":
         from . import kdenlive
 
-        return kdenlive.write(source, out, score)
+        return kdenlive.write(source, out, score, backup_source=False)  # pipeline.score keeps the backup
     if timeline.format == "video":  # no timeline to go back to: write a new one
         return otio_io.write_for_video(timeline, out, score)
     return otio_io.write(source, out, score, rate=timeline.rate if timeline.format == "cmx_3600" else None)

@@ -990,7 +990,8 @@ def _serialize(root: ET.Element) -> str:
     return "<?xml version='1.0' encoding='utf-8'?>\n" + text.replace(" />", "/>") + "\n"
 
 
-def write(source: str | Path, out: str | Path, score: ScoreTrack, *, sequence: str | None = None) -> Path:
+def write(source: str | Path, out: str | Path, score: ScoreTrack, *, sequence: str | None = None,
+          backup_source: bool = True) -> Path:
     """Write ``source`` to ``out`` with the score as an audio track; return ``out``.
 
     The track (named ``score.name``) is added at the bottom of the audio tracks of the open
@@ -1000,7 +1001,8 @@ def write(source: str | Path, out: str | Path, score: ScoreTrack, *, sequence: s
     of the clip. If the timeline already has a track of that name (a re-run), its content is
     replaced instead of adding a second track. Everything else is kept; track numbers that
     Kdenlive stores (transitions, groups, targets) are renumbered for the added track. ``out``
-    is written atomically; when it is ``source`` itself a timestamped backup is kept beside it.
+    is written atomically; when it is ``source`` itself a timestamped backup is kept beside it
+    (unless ``backup_source`` is false: ``pipeline.score`` keeps its own).
     """
     source, out = Path(source), Path(out)
     project = _Project.open(source)
@@ -1086,7 +1088,7 @@ def write(source: str | Path, out: str | Path, score: ScoreTrack, *, sequence: s
     _drop_orphans(project, keep={bin_clip, instance}, name=score.name)
 
     text = _serialize(root)
-    if out.exists() and out.resolve() == source.resolve():
+    if backup_source and out.exists() and out.resolve() == source.resolve():
         backup(source)
     write_text(out, text)
     return out

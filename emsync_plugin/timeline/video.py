@@ -58,6 +58,30 @@ def probe(path: Path) -> tuple[float, float]:
     return rate, duration
 
 
+class _DecoderComplaints(logging.Filter):
+    """Collects what PySceneDetect logs as errors while it reads a damaged video, instead of
+    letting them through as the errors of an emsync run (they are warnings for us)."""
+
+    def __init__(self):
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+        self.source = logging.getLogger("pyscenedetect")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            self.records.append(record)
+            return False  # reported once, as our warning
+        return True
+
+    def __enter__(self):
+        self.source.addFilter(self)
+        return self
+
+    def __exit__(self, *exc):
+        self.source.removeFilter(self)
+        return False
+
+
 def _one_line(exc: Exception) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
 
@@ -73,13 +97,17 @@ def detect_shots(path: Path, rate: float, *, min_scene: float = MIN_SCENE, thres
             hint="install PySceneDetect and OpenCV (pip install scenedetect; on Debian: apt-get install libgl1)",
         ) from exc
     try:
-        video = open_video(str(path), backend="pyav")
-        manager = SceneManager()
-        manager.add_detector(ContentDetector(threshold=threshold, min_scene_len=max(1, int(round(min_scene * rate)))))
-        manager.detect_scenes(video, show_progress=False)
-        scenes = manager.get_scene_list()
+        with _DecoderComplaints() as complaints:
+            video = open_video(str(path), backend="pyav")
+            manager = SceneManager()
+            manager.add_detector(ContentDetector(threshold=threshold, min_scene_len=max(1, int(round(min_scene * rate)))))
+            manager.detect_scenes(video, show_progress=False)
+            scenes = manager.get_scene_list()
     except Exception as exc:  # PySceneDetect and PyAV raise anything on a damaged file
         raise MediaError(f"cannot detect the shots of this video ({_one_line(exc)})", path=path,
                          hint="check the file is complete, or re-encode it") from exc
+    if complaints.records:  # PySceneDetect stops at damaged frames and logs an ERROR: say what it means
+        logger.warning("%s: the video is damaged (%s); shots after %.1f s may be missing",
+                       path.name, complaints.records[0].getMessage()[:200], video.position.seconds)
     logger.info("%s: %d shots detected", path.name, len(scenes))
     return [float(getattr(start, "seconds", None) or start.get_seconds()) for start, _ in scenes[1:]]
