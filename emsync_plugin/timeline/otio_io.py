@@ -8,6 +8,7 @@ sees an OTIO object.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -441,17 +442,14 @@ def _track_shots(track: otio.schema.Track, offset: float, path: Path, depth: int
     """Shots of one track in seconds, transitions moved to their midpoints, nested stacks flattened."""
     shots: list[Shot] = []
     items = list(track)
-    for item in items:
-        if isinstance(item, otio.schema.Transition):
-            continue
-        rng = item.range_in_parent()
-        a = offset + rng.start_time.to_seconds()
-        b = a + rng.duration.to_seconds()
+    for item, start, trimmed in _placed(items):
+        a = offset + start.to_seconds()
+        b = a + trimmed.duration.to_seconds()
         if isinstance(item, otio.schema.Stack):
             shots.extend(_stack_shots(item, a, b, path, depth + 1))
         elif isinstance(item, otio.schema.Clip) and item.enabled:
             media = _media(item, path)
-            src0 = item.trimmed_range().start_time.to_seconds()
+            src0 = trimmed.start_time.to_seconds()
             shots.append(Shot(a, b, media, src0, src0 + (b - a), item.name or ""))
         else:  # gaps and disabled clips: the picture below shows through
             shots.append(Shot(a, b, None, name=getattr(item, "name", "") or ""))
@@ -468,6 +466,23 @@ def _track_shots(track: otio.schema.Track, offset: float, path: Path, depth: int
         shots[before - 1] = _retime(left, left.start, mid)
         shots[before] = _retime(right, mid, right.end)
     return shots
+
+
+def _placed(items):
+    """``(item, start in the track, trimmed range)`` of a track's items, transitions skipped.
+
+    What ``item.range_in_parent()`` gives, in one pass: OpenTimelineIO sums the items before
+    each one on every call, which made 100,000 clips take minutes.
+    """
+    pos = None
+    for item in items:
+        if isinstance(item, otio.schema.Transition):
+            continue
+        trimmed = item.trimmed_range()
+        if pos is None:
+            pos = otio.opentime.RationalTime(0, trimmed.duration.rate)
+        yield item, pos, trimmed
+        pos = pos + trimmed.duration
 
 
 def _retime(shot: Shot, start: float, end: float) -> Shot:
@@ -516,19 +531,23 @@ def _media(clip: otio.schema.Clip, path: Path) -> str | None:
 def _media_path(clip: otio.schema.Clip, path: Path) -> str | None:
     ref = clip.media_reference
     if isinstance(ref, otio.schema.ExternalReference) and ref.target_url:
-        url = ref.target_url
-        if url.startswith("file:"):
-            local = Path(otio.url_utils.filepath_from_url(url))
-        elif "://" in url:
-            return url
-        else:
-            local = Path(url.replace("\\", "/")) if re.match(r"^[A-Za-z]:\\", url) is None else Path(url)
-        if not local.is_absolute() and not re.match(r"^[A-Za-z]:", str(local)):
-            local = (path.parent / local).resolve()
-        return str(local)
+        return _local(ref.target_url, str(path.parent))
     if isinstance(ref, otio.schema.ImageSequenceReference):
         return ref.target_url_base
     return None
+
+
+@functools.lru_cache(maxsize=4096)  # long timelines use the same media many times
+def _local(url: str, folder: str) -> str:
+    if url.startswith("file:"):
+        local = Path(otio.url_utils.filepath_from_url(url))
+    elif "://" in url:
+        return url
+    else:
+        local = Path(url.replace("\\", "/")) if re.match(r"^[A-Za-z]:\\", url) is None else Path(url)
+    if not local.is_absolute() and not re.match(r"^[A-Za-z]:", str(local)):
+        local = (Path(folder) / local).resolve()
+    return str(local)
 
 
 def _markers(timeline: otio.schema.Timeline) -> list[Marker]:
@@ -539,17 +558,17 @@ def _markers(timeline: otio.schema.Timeline) -> list[Marker]:
     for track in timeline.tracks:
         for m in track.markers:
             out.append(Marker(m.marked_range.start_time.to_seconds(), m.name or "", _comment(m), f"track {track.name}"))
-        for item in track:
-            if isinstance(item, otio.schema.Transition) or not getattr(item, "markers", None):
+        if not isinstance(track, otio.schema.Track):
+            continue
+        for item, start, trimmed in _placed(list(track)):
+            if not getattr(item, "markers", None):
                 continue
-            placed = item.range_in_parent()
-            trimmed = item.trimmed_range()
             for m in item.markers:
                 t = m.marked_range.start_time - trimmed.start_time
                 if t < otio.opentime.RationalTime(0, t.rate) or t >= trimmed.duration:
                     continue  # marker on a part of the clip that was trimmed away
                 out.append(
-                    Marker((placed.start_time + t).to_seconds(), m.name or "", _comment(m), f"clip marker: {item.name}")
+                    Marker((start + t).to_seconds(), m.name or "", _comment(m), f"clip marker: {item.name}")
                 )
     return out
 
