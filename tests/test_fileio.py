@@ -1,0 +1,132 @@
+"""Safe writes: fsync, atomic rename, stale temporary files, and a project changed meanwhile."""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from emsync_plugin import fileio, pipeline
+from emsync_plugin.errors import TimelineError
+from emsync_plugin.pipeline import ScoreOptions, score
+
+SAMPLE = Path(__file__).resolve().parents[1] / "emsync_plugin" / "data" / "sample"
+MOOD = dict(valence=0.2, arousal=0.1, engine="baseline")
+
+
+def test_write_fsyncs_the_file_and_the_folder(tmp_path, monkeypatch):
+    synced = []
+    real = os.fsync
+
+    def spy(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    target = tmp_path / "out.json"
+    fileio.write_text(target, "{}")
+    assert target.read_text() == "{}"
+    assert any(Path(p).name.startswith(".out.") for p in synced), synced  # the data, before the rename
+    assert str(tmp_path) in synced  # the rename itself
+
+
+def test_bundle_folders_are_synced_and_replaced_whole(tmp_path, monkeypatch):
+    target = tmp_path / "b.otiod"
+    target.mkdir()
+    (target / "content.otio").write_text("old")
+    synced = []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")))
+    with fileio.atomic_path(target) as tmp:
+        tmp.unlink()
+        tmp.mkdir()
+        (tmp / "content.otio").write_text("new")
+    assert (target / "content.otio").read_text() == "new"
+    assert any(p.endswith("content.otio") for p in synced)
+    assert [p.name for p in tmp_path.iterdir()] == ["b.otiod"]
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    target = tmp_path / "project.kdenlive"
+    target.write_text("the editor's work")
+    with pytest.raises(RuntimeError):
+        with fileio.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert target.read_text() == "the editor's work"
+    assert [p.name for p in tmp_path.iterdir()] == ["project.kdenlive"]
+
+
+def test_stale_temporary_files_are_removed(tmp_path):
+    target = tmp_path / "cut.emsync.otio"
+    old = tmp_path / ".cut.emsync.ab12cd34.otio"
+    fresh = tmp_path / ".cut.emsync.zz99yy88.otio"
+    old_dir = tmp_path / ".cut.emsync.qq11ww22.old"
+    others = [tmp_path / ".other.ab12cd34.otio", tmp_path / ".cut.emsync.x.otio", tmp_path / "cut.emsync.otio"]
+    for p in (old, fresh, *others):
+        p.write_text("x")
+    old_dir.mkdir()
+    hours_ago = time.time() - 2 * 3600
+    for p in (old, old_dir, *others):
+        os.utime(p, (hours_ago, hours_ago))
+    assert fileio.is_temp(old, target) and fileio.is_temp(fresh, target) and not fileio.is_temp(others[0], target)
+    removed = fileio.remove_stale_temps(target)
+    assert sorted(removed) == sorted([old, old_dir])
+    assert fresh.exists() and all(p.exists() for p in others)  # a run in progress, and not ours
+
+
+def test_snapshot_notices_a_save_and_the_guard_refuses_the_rename(tmp_path):
+    project = tmp_path / "cut.otio"
+    project.write_text("version 1")
+    snap = fileio.Snapshot.take(project)
+    os.utime(project, (time.time() + 5, time.time() + 5))
+    assert not snap.changed()  # touched, same content
+    project.write_text("version 2 (saved by the editor)")
+    assert snap.changed()
+    with pytest.raises(TimelineError, match="changed on disk"):
+        with fileio.guarding(snap):
+            fileio.write_text(project, "emsync's version")
+    assert project.read_text() == "version 2 (saved by the editor)"
+    assert [p.name for p in tmp_path.iterdir()] == ["cut.otio"]
+    fileio.write_text(project, "outside the guard")  # only guarded writes are checked
+    assert project.read_text() == "outside the guard"
+
+
+def _sample(tmp_path: Path, name="sample.otio") -> Path:
+    shutil.copy(SAMPLE / name, tmp_path / name)
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("when", ["while making music", "while backing up"])
+def test_in_place_refuses_a_project_saved_meanwhile(tmp_path, monkeypatch, when):
+    project = _sample(tmp_path)
+    saved = project.read_text().replace('"EMSYNC sample"', '"EMSYNC sample (edited)"')
+
+    def editor_saves():
+        project.write_text(saved)
+
+    if when == "while making music":
+        real = pipeline.generate
+        monkeypatch.setattr(pipeline, "generate", lambda *a: (editor_saves(), real(*a))[1])
+    else:
+        real_backup = fileio.backup
+        monkeypatch.setattr(fileio, "backup", lambda p: (real_backup(p), editor_saves())[0])
+    with pytest.raises(TimelineError, match="changed on disk"):
+        score(project, ScoreOptions(in_place=True, **MOOD))
+    assert project.read_text() == saved  # the editor's save survives
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_in_place_keeps_the_editors_files_of_the_same_name(tmp_path):
+    project = _sample(tmp_path)
+    (tmp_path / "sample.wav").write_bytes(b"the editor's own recording")
+    (tmp_path / "sample.emsync.json").write_text('{"mine": true}')
+    result = score(project, ScoreOptions(in_place=True, **MOOD))
+    assert result.wav.name == "sample.emsync.wav" and result.output == project
+    assert (tmp_path / "sample.wav").read_bytes() == b"the editor's own recording"
+    assert [p.read_text() for p in tmp_path.glob("sample.emsync.*.bak.json")] == ['{"mine": true}']
+    again = score(project, ScoreOptions(in_place=True, **MOOD))  # our own outputs: replaced, no backup
+    assert again.wav == result.wav
+    assert len(list(tmp_path.glob("sample.emsync.*.bak.wav"))) == 0
+    assert len(list(tmp_path.glob("sample.*.bak.otio"))) == 2  # one per in-place run
