@@ -8,12 +8,12 @@ adapters (as an editor's export would be), and each is scored.
 from __future__ import annotations
 
 import logging
-import shutil
 from importlib import resources
 from pathlib import Path
 
 import opentimelineio as otio
 
+from . import fileio
 from .errors import EmsyncError
 from .timeline.otio_io import set_fcpxml_tc_start
 
@@ -35,7 +35,7 @@ def copy_sample(folder: Path) -> dict[str, Path]:
         if not (src / name).exists():
             raise EmsyncError(f"the bundled sample is incomplete: {name} is missing", path=src,
                               hint="reinstall emsync (pip install --force-reinstall .)")
-        shutil.copy2(src / name, folder / name)
+        fileio.copy(src / name, folder / name)
     timeline = otio.adapters.read_from_file(str(folder / "sample.otio"))
     for clip in timeline.find_clips():
         ref = clip.media_reference
@@ -43,7 +43,8 @@ def copy_sample(folder: Path) -> dict[str, Path]:
             ref.target_url = otio.url_utils.url_from_filepath(str((folder / ref.target_url).resolve()))
     files = {"otio": folder / "sample.otio", "kdenlive": folder / "sample.kdenlive"}
     for fmt, name, adapter in (("fcp7 xml", "sample.xml", "fcp_xml"), ("fcpxml", "sample.fcpxml", "fcpx_xml")):
-        otio.adapters.write_to_file(timeline, str(folder / name), adapter_name=adapter)
+        with fileio.atomic_path(folder / name) as tmp:
+            otio.adapters.write_to_file(timeline, str(tmp), adapter_name=adapter)
         files[fmt] = folder / name
     start = timeline.global_start_time
     set_fcpxml_tc_start(folder / "sample.fcpxml", start.to_seconds(), start.rate)  # the adapter drops it

@@ -248,6 +248,13 @@ def write_text(target: str | Path, text: str, encoding: str = "utf-8") -> Path:
     return write_bytes(target, text.encode(encoding))
 
 
+def copy(source: str | Path, target: str | Path) -> Path:
+    """Atomically copy the file ``source`` to ``target`` (data and times)."""
+    with atomic_path(target) as tmp:
+        shutil.copy2(source, tmp)
+    return Path(target)
+
+
 def backup(path: str | Path) -> Path:
     """Copy ``path`` to ``<name>.<YYYYmmdd-HHMMSS>.bak<suffix>`` beside it and return the copy
     (atomically, like every write)."""

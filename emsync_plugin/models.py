@@ -27,7 +27,19 @@ def manifest(directory: Path | None = None) -> dict:
     path = (directory or model_dir()) / "manifest.json"
     if not path.exists():
         return {"files": {}}
-    return json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+        files = data["files"]
+        if not isinstance(files, dict) or not all(
+            isinstance(e, dict) and isinstance(e.get("sha256"), str) for e in files.values()
+        ):
+            raise ValueError("files are not name -> {sha256}")
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # damaged: nothing can be verified
+        raise ModelError(
+            f"the model manifest is damaged ({type(exc).__name__}: {exc})", path=path,
+            hint="reinstall emsync (pip install --force-reinstall .)",
+        ) from None
+    return data
 
 
 def sha256(path: Path) -> str:

@@ -306,3 +306,15 @@ def test_media_paths_are_data(tmp_path, monkeypatch):
     for args in calls:
         text = " ".join(map(str, args)) if isinstance(args, (list, tuple)) else str(args)
         assert not any(w.split(".")[0] in text for w in WEIRD), args
+
+
+def test_damaged_model_manifest_is_a_model_error(tmp_path):
+    from emsync_plugin import models
+    from emsync_plugin.errors import ModelError
+
+    (tmp_path / "manifest.json").write_text('{"files": {"generator.onnx": {"sha256": 5')
+    with pytest.raises(ModelError, match="manifest is damaged"):
+        models.find("generator.onnx", tmp_path)
+    (tmp_path / "manifest.json").write_text('{"files": {"generator.onnx": "abc"}}')
+    with pytest.raises(ModelError, match="manifest is damaged"):
+        models.find("generator.onnx", tmp_path)

@@ -383,7 +383,7 @@ def set_fcpxml_tc_start(path: Path, seconds: float, rate: float) -> None:
     value = Fraction(round(seconds * rate)) / Fraction(rate).limit_denominator(1001)
     tc = f"{value.numerator}/{value.denominator}s" if value.denominator != 1 else f"{value.numerator}s"
     at = match.start(1)
-    path.write_text(text[:at] + f' tcStart="{tc}"' + text[at:])
+    fileio.write_text(path, text[:at] + f' tcStart="{tc}"' + text[at:])
 
 
 def _walk_timelines(obj):
