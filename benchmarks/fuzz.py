@@ -470,11 +470,15 @@ class SelfTestReader(MarkerReader):
     so the tests can check that a dying case is counted and the run goes on."""
 
     def mutate(self, data: bytes, rng: random.Random) -> bytes:
-        return b"die" if rng.random() < 0.2 else b"emsync: calm"
+        x = rng.random()
+        return b"die" if x < 0.2 else b"hang" if x < 0.3 else b"emsync: calm"
 
     def run(self, data: bytes, workdir: Path):
         if data == b"die":
             os.kill(os.getpid(), signal.SIGSEGV)
+        if data == b"hang":  # stuck where the alarm cannot reach, like a loop in C
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+            time.sleep(3600)
         return super().run(data, workdir)
 
 
@@ -604,13 +608,12 @@ def worker(reader_name: str, seed: int, start: int, stop: int, timeout: float, m
 
 
 def fuzz_reader(reader: Reader, cases: int, seed: int, crashes: Path, timeout: float, memory_mb: int,
-                progress: Path | None) -> dict:
+                progress: Path | None, watchdog: float | None = None) -> dict:
     """Run ``cases`` cases of one reader in worker processes (restarted when one dies)."""
     counts = {"cases": 0, "ok": 0, "errors": 0, "unexpected": 0, "crashes": 0, "hangs": 0, "seconds": 0.0}
     found: list[dict] = []
     t0 = time.perf_counter()
     nxt = 0
-    last_write = 0.0
     while nxt < cases:
         proc = subprocess.Popen(
             [sys.executable, __file__, "--worker", reader.name, "--seed", str(seed), "--start", str(nxt),
@@ -618,30 +621,22 @@ def fuzz_reader(reader: Reader, cases: int, seed: int, crashes: Path, timeout: f
             stdout=subprocess.PIPE, text=True, cwd=REPO,
         )
         done_here = False
-        for raw in proc.stdout:
-            msg = json.loads(raw)
-            if "ready" in msg:
-                continue
-            nxt = msg["i"] + 1
-            counts["cases"] += 1
-            kind = {"o": "ok", "e": "errors", "c": "crashes", "u": "unexpected"}[msg["k"]]
-            counts[kind] += 1
-            if kind == "unexpected":
-                counts["errors"] += 1  # a clean EmsyncError all the same
-            if kind in ("crashes", "unexpected"):
-                if msg["detail"].startswith("hang"):
-                    counts["hangs"] += 1
-                if len(found) < 200:
-                    found.append(_save_crash(reader, seed, msg["i"], msg["detail"], crashes, kind))
-            now = time.perf_counter()
-            if progress is not None and now - last_write > 5:
-                last_write = now
-                _write_progress(progress, reader.name, counts, now - t0)
+        try:
+            proc.hung = False
+            lines = list(_lines(proc, reader, seed, crashes, counts, found, progress, t0, watchdog or 3 * timeout + 60))
+        except KeyboardInterrupt:  # stopped (Ctrl-C or SIGTERM): keep the counts so far
+            proc.kill()
+            proc.wait()
+            counts["stopped"] = True
+            break
+        if lines:
+            nxt = lines[-1] + 1
         proc.wait()
         if nxt < cases and proc.returncode != 0:  # the worker died on case nxt
-            detail = f"process died (exit {proc.returncode})"
+            detail = "hang: the worker stopped answering" if proc.hung else f"process died (exit {proc.returncode})"
             counts["cases"] += 1
             counts["crashes"] += 1
+            counts["hangs"] += int(proc.hung)
             found.append(_save_crash(reader, seed, nxt, detail, crashes, "crashes"))
             nxt += 1
         elif nxt < cases:
@@ -653,6 +648,50 @@ def fuzz_reader(reader: Reader, cases: int, seed: int, crashes: Path, timeout: f
         _write_progress(progress, reader.name, counts, counts["seconds"])
     counts["crash_cases"] = found[:50]
     return counts
+
+
+def _lines(proc, reader, seed, crashes, counts, found, progress, t0, watchdog: float):
+    """Count the worker's reports; yield each case number. A worker silent for ``watchdog``
+    seconds (stuck in C code, where its own alarm cannot reach) is killed: a hang."""
+    import queue
+    import threading
+
+    lines: queue.Queue = queue.Queue()
+
+    def pump():
+        for raw in proc.stdout:
+            lines.put(raw)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    last_write = 0.0
+    while True:
+        try:
+            raw = lines.get(timeout=watchdog)
+        except queue.Empty:
+            proc.kill()
+            proc.hung = True
+            return
+        if raw is None:
+            return
+        msg = json.loads(raw)
+        if "ready" in msg:
+            continue
+        yield msg["i"]
+        counts["cases"] += 1
+        kind = {"o": "ok", "e": "errors", "c": "crashes", "u": "unexpected"}[msg["k"]]
+        counts[kind] += 1
+        if kind == "unexpected":
+            counts["errors"] += 1  # a clean EmsyncError all the same
+        if kind in ("crashes", "unexpected"):
+            if msg["detail"].startswith("hang"):
+                counts["hangs"] += 1
+            if len(found) < 200:
+                found.append(_save_crash(reader, seed, msg["i"], msg["detail"], crashes, kind))
+        now = time.perf_counter()
+        if progress is not None and now - last_write > 5:
+            last_write = now
+            _write_progress(progress, reader.name, counts, now - t0)
 
 
 def _save_crash(reader: Reader, seed: int, index: int, detail: str, crashes: Path, kind: str) -> dict:
@@ -671,9 +710,12 @@ def _save_crash(reader: Reader, seed: int, index: int, detail: str, crashes: Pat
 
 
 def _write_progress(progress: Path, name: str, counts: dict, seconds: float) -> None:
+    progress.parent.mkdir(parents=True, exist_ok=True)
     state = json.loads(progress.read_text()) if progress.exists() else {}
     state[name] = {**{k: v for k, v in counts.items() if k != "crash_cases"}, "seconds": round(seconds, 1)}
-    progress.write_text(json.dumps(state, indent=1))
+    tmp = progress.with_name(progress.name + ".tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    os.replace(tmp, progress)
 
 
 def print_table(results: dict) -> None:
@@ -696,6 +738,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=RESULTS / "fuzz.json")
     p.add_argument("--progress", type=Path, help="rewrite partial counts to this JSON file every few seconds")
     p.add_argument("--replay", type=Path, help="run one saved input and print its outcome")
+    p.add_argument("--merge", type=Path, nargs="+", metavar="JSON",
+                   help="combine the summaries of runs made in parallel (different readers) into --json")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--start", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--stop", type=int, default=0, help=argparse.SUPPRESS)
@@ -703,6 +747,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         worker(args.worker, args.seed, args.start, args.stop, args.timeout, args.memory_mb)
         return 0
+    if args.merge:
+        parts = [json.loads(p.read_text()) for p in args.merge]
+        results = {name: counts for part in parts for name, counts in part["readers"].items()}
+        summary = _summary(" && ".join(part["command"] for part in parts), results)
+        summary["runs"] = [{"command": part["command"], "date": part["date"]} for part in parts]
+        _write_json(args.json, summary)
+        print_table(results)
+        return 1 if summary["total"]["crashes"] else 0
     names = list(READERS) if args.reader == "all" else args.reader.split(",")
     unknown = [n for n in names if n not in READERS]
     if unknown:
@@ -715,24 +767,46 @@ def main(argv: list[str] | None = None) -> int:
             outcome = run_case(reader, args.replay.read_bytes(), Path(tmp))
             print(outcome.kind, outcome.detail)
             return 1 if outcome.kind == "crash" else 0
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # a stopped run still writes its counts
     results = {}
+    command = "python benchmarks/fuzz.py " + " ".join(argv if argv is not None else sys.argv[1:])
     for name in names:
         print(f"{name}: {args.cases} cases, seed {args.seed}", flush=True)
-        results[name] = fuzz_reader(READERS[name], args.cases, args.seed, args.crashes, args.timeout,
-                                    args.memory_mb, args.progress)
+        try:
+            results[name] = fuzz_reader(READERS[name], args.cases, args.seed, args.crashes, args.timeout,
+                                        args.memory_mb, args.progress)
+        except KeyboardInterrupt:
+            break
+        summary = _summary(command, results)
+        _write_json(args.json, summary)  # after every reader: partial runs keep their counts
+        if results[name].get("stopped"):
+            break
     print()
     print_table(results)
-    summary = {
-        "command": "python benchmarks/fuzz.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    summary = _summary(command, results)
+    _write_json(args.json, summary)
+    print(f"\nsummary: {args.json}")
+    return 1 if summary["total"]["crashes"] else 0
+
+
+def _summary(command: str, results: dict) -> dict:
+    return {
+        "command": command,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "python": sys.version.split()[0],
         "readers": results,
         "total": {k: sum(r[k] for r in results.values()) for k in ("cases", "ok", "errors", "unexpected", "crashes", "hangs")},
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"\nsummary: {args.json}")
-    return 1 if summary["total"]["crashes"] else 0
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

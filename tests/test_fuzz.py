@@ -119,13 +119,16 @@ def test_dying_case_is_counted_and_the_run_goes_on(tmp_path, monkeypatch):
     monkeypatch.setenv("EMSYNC_FUZZ_SELFTEST", "1")
     reader = fuzz.SelfTestReader("selftest", ".txt", lambda w: [("calm", b"emsync: calm")])
     reader.seeds = [("calm", b"emsync: calm")]
-    dying = [i for i in range(12) if fuzz.case_input(reader, SEED, i)[1] == b"die"]
-    assert dying, "the seed gives no dying case"
-    results = fuzz.fuzz_reader(reader, 12, SEED, tmp_path / "crashes", 10.0, 0, None)
-    assert results["cases"] == 12
-    assert results["crashes"] == len(dying) and results["ok"] == 12 - len(dying)
+    inputs = [fuzz.case_input(reader, SEED, i)[1] for i in range(14)]
+    dying = [i for i, data in enumerate(inputs) if data in (b"die", b"hang")]
+    assert b"die" in inputs and b"hang" in inputs, "the seed gives no dying or hanging case"
+    results = fuzz.fuzz_reader(reader, 14, SEED, tmp_path / "crashes", 1.0, 0, None, watchdog=4.0)
+    assert results["cases"] == 14
+    assert results["crashes"] == len(dying) and results["ok"] == 14 - len(dying)
+    assert results["hangs"] == inputs.count(b"hang")
     assert sorted(c["case"] for c in results["crash_cases"]) == dying
-    assert (tmp_path / "crashes" / f"selftest-{SEED}-{dying[0]}.txt").read_bytes() == b"die"
+    first = dying[0]
+    assert (tmp_path / "crashes" / f"selftest-{SEED}-{first}.txt").read_bytes() == inputs[first]
 
 
 # --------------------------------------------------------------------------- hypothesis
