@@ -214,6 +214,15 @@ def _files(*globs: str) -> Callable[[Path], list[tuple[str, bytes]]]:
     return make
 
 
+class KdenliveReader(Reader):
+    """Kdenlive projects, one case in five saved as ``.xml`` (MLT XML is told from FCP 7 XML by content)."""
+
+    def prepare(self, data: bytes, workdir: Path) -> Path:
+        path = workdir / ("case.xml" if len(data) % 5 == 0 else "case.kdenlive")
+        path.write_bytes(data)
+        return path
+
+
 def _otio_seeds(work: Path) -> list[tuple[str, bytes]]:
     import opentimelineio as otio
 
@@ -488,9 +497,8 @@ READERS: dict[str, Reader] = {
         Reader("otio", ".otio", _otio_seeds),
         OtiozReader("otioz", ".otioz", _otioz_seeds),
         OtiodReader("otiod", ".otiod", _otiod_seeds),
-        Reader("kdenlive", ".kdenlive", _files("kdenlive/*.kdenlive", "sample.kdenlive")),
-        Reader("kdenlive_xml", ".xml", _files("kdenlive/*.xml")),
-        Reader("fcp7xml", ".xml", _files("fcp7xml/*.xml")),
+        KdenliveReader("kdenlive", ".kdenlive", _files("kdenlive/*.kdenlive", "sample.kdenlive")),
+        Reader("fcp7xml", ".xml", _files("fcp7xml/*.xml", "kdenlive/*.xml")),  # the latter: Kdenlive's FCP 7 export
         Reader("fcpxml", ".fcpxml", _files("fcpxml/*.fcpxml")),
         Reader("edl", ".edl", _files("edl/*.edl")),
         VideoReader("video", ".mp4", _video_seeds, max_size=1 << 17),

@@ -37,7 +37,7 @@ def _load_harness():
 fuzz = _load_harness()
 
 #: Cases per reader in the test suite (seeded: the same inputs every run).
-CASES = {"video": 150, "kdenlive_xml": 300, "fcp7xml": 300, "fcpxml": 600, "cli": 600, "otiod": 600}
+CASES = {"video": 150, "fcp7xml": 400, "fcpxml": 600, "cli": 600, "otiod": 600}
 DEFAULT_CASES = 1000
 SEED = 20261125
 HYPOTHESIS = settings(max_examples=150, deadline=None, derandomize=True, database=None,
