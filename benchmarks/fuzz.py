@@ -616,12 +616,15 @@ def worker(reader_name: str, seed: int, start: int, stop: int, timeout: float, m
 
 
 def fuzz_reader(reader: Reader, cases: int, seed: int, crashes: Path, timeout: float, memory_mb: int,
-                progress: Path | None, watchdog: float | None = None) -> dict:
-    """Run ``cases`` cases of one reader in worker processes (restarted when one dies)."""
-    counts = {"cases": 0, "ok": 0, "errors": 0, "unexpected": 0, "crashes": 0, "hangs": 0, "seconds": 0.0}
+                progress: Path | None, watchdog: float | None = None, first: int = 0) -> dict:
+    """Run ``cases`` cases of one reader (numbers ``first`` on) in worker processes, restarted
+    when one dies."""
+    counts = {"cases": 0, "ok": 0, "errors": 0, "unexpected": 0, "crashes": 0, "hangs": 0, "seconds": 0.0,
+              "first_case": first}
     found: list[dict] = []
     t0 = time.perf_counter()
-    nxt = 0
+    nxt = first
+    cases += first
     while nxt < cases:
         proc = subprocess.Popen(
             [sys.executable, __file__, "--worker", reader.name, "--seed", str(seed), "--start", str(nxt),
@@ -720,7 +723,8 @@ def _save_crash(reader: Reader, seed: int, index: int, detail: str, crashes: Pat
 def _write_progress(progress: Path, name: str, counts: dict, seconds: float) -> None:
     progress.parent.mkdir(parents=True, exist_ok=True)
     state = json.loads(progress.read_text()) if progress.exists() else {}
-    state[name] = {**{k: v for k, v in counts.items() if k != "crash_cases"}, "seconds": round(seconds, 1)}
+    key = name if not counts.get("first_case") else f"{name}@{counts['first_case']}"
+    state[key] = {**{k: v for k, v in counts.items() if k != "crash_cases"}, "seconds": round(seconds, 1)}
     tmp = progress.with_name(progress.name + ".tmp")
     tmp.write_text(json.dumps(state, indent=1))
     os.replace(tmp, progress)
@@ -739,6 +743,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--reader", default="all", help=f"one of {', '.join(READERS)}, a comma list, or all")
     p.add_argument("--cases", type=int, default=1000, help="cases per reader")
+    p.add_argument("--first", type=int, default=0,
+                   help="first case number (to share one reader's cases among parallel runs: --first 50000)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--timeout", type=float, default=30.0, help="seconds one case may take (else a hang)")
     p.add_argument("--memory-mb", type=int, default=4096, help="address-space limit of the worker (0: none)")
@@ -757,7 +763,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.merge:
         parts = [json.loads(p.read_text()) for p in args.merge]
-        results = {name: counts for part in parts for name, counts in part["readers"].items()}
+        results: dict[str, dict] = {}
+        for part in parts:  # a reader's cases may be shared among runs (--first): add them up
+            for name, counts in part["readers"].items():
+                if name not in results:
+                    results[name] = {**counts, "crash_cases": list(counts.get("crash_cases", []))}
+                    continue
+                merged = results[name]
+                for key in ("cases", "ok", "errors", "unexpected", "crashes", "hangs", "seconds"):
+                    merged[key] = round(merged[key] + counts[key], 1) if key == "seconds" else merged[key] + counts[key]
+                merged["first_case"] = min(merged.get("first_case", 0), counts.get("first_case", 0))
+                merged["crash_cases"] += counts.get("crash_cases", [])
         summary = _summary(" && ".join(part["command"] for part in parts), results)
         summary["runs"] = [{"command": part["command"], "date": part["date"]} for part in parts]
         _write_json(args.json, summary)
@@ -785,7 +801,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {args.cases} cases, seed {args.seed}", flush=True)
         try:
             results[name] = fuzz_reader(READERS[name], args.cases, args.seed, args.crashes, args.timeout,
-                                        args.memory_mb, args.progress)
+                                        args.memory_mb, args.progress, first=args.first)
         except KeyboardInterrupt:
             break
         summary = _summary(command, results)
