@@ -20,7 +20,7 @@ from .errors import OptionsError, TimelineError
 from .music.baseline import BaselineOptions, Mood, arrange
 from .music.render import RenderOptions, render_midi, write_midi
 from .timeline import ScoreTrack, Timeline, read_cuts, write_timeline
-from .timeline.io import KDENLIVE_SUFFIXES, MIN_DURATION
+from .timeline.io import KDENLIVE_SUFFIXES, MIN_DURATION, VIDEO_SUFFIXES
 from .timeline.otio_io import ADAPTERS
 
 logger = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
     options = replace(options, engine=resolve_engine(options.engine))  # decided once per run
     report("reading cuts", 0.0)
     # what the project is now: with --in-place it is only replaced if nobody saved it meanwhile
-    snapshot = _snapshot(path) if options.in_place and options.write_timeline else None
+    snapshot = _snapshot(path) if options.in_place and options.write_timeline and path.suffix.lower() not in VIDEO_SUFFIXES else None
     timeline = read_cuts(path, track=options.track, rate=options.rate, min_duration=MIN_DURATION)
     if timeline.duration > MAX_SCORE_SECONDS:
         raise OptionsError(
