@@ -39,6 +39,7 @@ class ModelConfig:
     n_offset_freqs: int = 8
     offset_unit: float = 0.01  # seconds; the vocabulary's time-shift unit
     n_offset_steps: int = 0  # offsets up to this many units also get a learned embedding each (0: none)
+    offset_logit_bias: bool = False  # and a learned bias on every output logit per such offset
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,9 +73,12 @@ class Conditioning(nn.Module):
         )
         out = self.net(x)
         if self.n_steps:
-            idx = torch.round(off / self.unit).clamp(0, self.n_steps + 1).long()
-            out = out + self.steps(idx)
+            out = out + self.steps(self.steps_index(offset))
         return out
+
+    def steps_index(self, offset):
+        """Whole shift units left to the cut, ``n_offset_steps + 1`` for anything further."""
+        return torch.round(offset.clamp(0, self.cap) / self.unit).clamp(0, self.n_steps + 1).long()
 
 
 class CausalSelfAttention(nn.Module):
@@ -152,7 +156,13 @@ class MusicTransformer(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.n_embd)
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # weight tying
+        if cfg.n_offset_steps and cfg.offset_logit_bias:
+            # log-odds of each next token given the exact units left to the cut: the direct
+            # path for "never shift past the cut, and put the chord on it" (zero at start)
+            self.offset_bias = nn.Embedding(cfg.n_offset_steps + 2, cfg.vocab_size)
         self.apply(self._init)
+        if hasattr(self, "offset_bias"):
+            nn.init.zeros_(self.offset_bias.weight)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight") or name.endswith("mlp.proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
@@ -184,14 +194,20 @@ class MusicTransformer(nn.Module):
             x, present = block(x, None if past is None else past[i])
             presents.append(present)
         logits = self.lm_head(self.ln_f(x))
+        if hasattr(self, "offset_bias"):
+            logits = logits + self.offset_bias(self.cond.steps_index(offset))
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
         return logits, loss, torch.stack(presents)
 
-    def configure_optimizer(self, lr: float, weight_decay: float = 0.1, betas=(0.9, 0.95)):
-        decay = [p for n, p in self.named_parameters() if p.dim() >= 2]
-        no_decay = [p for n, p in self.named_parameters() if p.dim() < 2]
-        return torch.optim.AdamW(
-            [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=betas
-        )
+    def configure_optimizer(self, lr: float, weight_decay: float = 0.1, betas=(0.9, 0.95), bias_lr_mult: float = 20.0):
+        """AdamW; the offset logit bias learns ``bias_lr_mult`` times faster without decay (its
+        entries must reach log-odds of several nats, far from the 0.02 scale of the rest)."""
+        fast = [p for n, p in self.named_parameters() if n.startswith("offset_bias.")]
+        rest = [(n, p) for n, p in self.named_parameters() if not n.startswith("offset_bias.")]
+        groups = [{"params": [p for n, p in rest if p.dim() >= 2], "weight_decay": weight_decay},
+                  {"params": [p for n, p in rest if p.dim() < 2], "weight_decay": 0.0}]
+        if fast:
+            groups.append({"params": fast, "weight_decay": 0.0, "lr_mult": bias_lr_mult})
+        return torch.optim.AdamW(groups, lr=lr, betas=betas)

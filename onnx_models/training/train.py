@@ -133,6 +133,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--offset-steps", type=int, default=100,
                    help="offsets up to this many shift units get their own embedding (0: none)")
+    p.add_argument("--offset-logit-bias", action=argparse.BooleanOptionalAction, default=True,
+                   help="a learned output bias per exact offset (with --offset-steps)")
     p.add_argument("--approach-weight", type=float, default=1.0,
                    help="loss weight of the tokens fed less than 1 s before a cut (where the shift that lands on it is chosen)")
     p.add_argument("--chordless-keep", type=float, default=1.0,
@@ -168,12 +170,12 @@ def main(argv=None):
     else:
         cfg = ModelConfig(vocab_size=vocab.size, block_size=args.seq_len, n_layer=args.n_layer, n_head=args.n_head,
                           n_embd=args.n_embd, dropout=args.dropout, offset_cap=cap, offset_unit=vocab.shift_seconds,
-                          n_offset_steps=args.offset_steps)
+                          n_offset_steps=args.offset_steps, offset_logit_bias=args.offset_logit_bias)
         model = MusicTransformer(cfg)
         if args.init:
             init = torch.load(args.init, map_location="cpu", weights_only=False)
             missing, unexpected = model.load_state_dict({k: v.float() for k, v in init["model"].items()}, strict=False)
-            if unexpected or any(not k.startswith("cond.steps.") for k in missing):
+            if unexpected or any(not k.startswith(("cond.steps.", "offset_bias.")) for k in missing):
                 raise SystemExit(f"{args.init} does not fit this model: missing {missing}, unexpected {unexpected}")
             for k in missing:  # a part the initial weights lack starts from zero: the same function
                 torch.nn.init.zeros_(model.get_parameter(k))
@@ -213,7 +215,7 @@ def main(argv=None):
         while step < args.max_steps and (time.time() - start) < args.minutes * 60:
             lr = lr_at(step, args.lr, args.warmup, args.max_steps)
             for g in opt.param_groups:
-                g["lr"] = lr
+                g["lr"] = lr * g.get("lr_mult", 1.0)
             x, y, c = get_batch(train, weights, rng, vocab, stats, args.batch_size, args.seq_len, cap,
                                 args.chordless_keep)
             if args.approach_weight != 1.0:
