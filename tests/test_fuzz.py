@@ -266,3 +266,32 @@ def test_sidecar_documents(tmp_path_factory, doc):
     from emsync_plugin.pipeline import read_sidecar
 
     _check(lambda: read_sidecar(path))
+
+
+@pytest.mark.parametrize("name", ["otio", "otioz", "otiod", "kdenlive", "fcp7xml", "fcpxml", "edl"])
+def test_readable_mutations_are_written_back(work, tmp_path, name):
+    """What reads must write back (or say why not): the adapters' writers raised on some
+    (an FCP 7 timecode rate SMPTE does not have, an FCPXML clip it cannot place)."""
+    from emsync_plugin.timeline import ScoreTrack, write_timeline
+
+    reader = fuzz.READERS[name]
+    case_dir = tmp_path / "case"
+    case_dir.mkdir()
+    written = 0
+    for i in range(120 if name in ("fcp7xml", "otiod") else 250):
+        _, data = fuzz.case_input(reader, SEED, i)
+        try:
+            timeline = read_cuts(reader.prepare(data, case_dir))
+        except EmsyncError:
+            continue
+        out = tmp_path / f"out{i}{'.otio' if name == 'edl' else reader.prepare(data, case_dir).suffix}"
+        score = ScoreTrack(wav=tmp_path / "s.wav", midi=tmp_path / "s.mid", duration=max(timeline.duration, 1.0),
+                           metadata={"seed": i})
+        try:
+            write_timeline(timeline, out, score)
+        except EmsyncError as exc:
+            assert "\n" not in str(exc)
+            continue
+        _check(lambda: read_cuts(out))
+        written += 1
+    assert written > 0

@@ -631,6 +631,13 @@ def write(source: Path, out: Path, score: ScoreTrack, *, rate: float | None = No
     An existing "EMSYNC Score" track is replaced, so re-running on an edited timeline updates
     the score. Every other track is written back as read.
     """
+    out_adapter = ADAPTERS[out.suffix.lower()][0]
+    _writing(out, out_adapter, lambda: _write(source, out, score, rate))
+    logger.info("wrote %s", out)
+    return out
+
+
+def _write(source: Path, out: Path, score: ScoreTrack, rate: float | None) -> None:
     in_adapter, in_family = ADAPTERS[source.suffix.lower()]
     out_adapter, _ = ADAPTERS[out.suffix.lower()]
     with tempfile.TemporaryDirectory(prefix="emsync-") as tmp:
@@ -660,8 +667,21 @@ def write(source: Path, out: Path, score: ScoreTrack, *, rate: float | None = No
             otio.adapters.write_to_file(timeline, str(tmp_out), adapter_name=out_adapter, **write_kwargs)
             if out_adapter == "fcpx_xml" and timeline.global_start_time is not None:
                 set_fcpxml_tc_start(tmp_out, timeline.global_start_time.to_seconds(), timeline_rate)
-    logger.info("wrote %s", out)
-    return out
+
+
+def _writing(out: Path, adapter: str, job) -> None:
+    """Run an adapter's writer; what it raises on a timeline it cannot express (a timecode rate
+    SMPTE does not have, a clip FCPXML cannot place - found by fuzzing) is a TimelineError."""
+    try:
+        job()
+    except (EmsyncError, OSError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the adapters raise anything
+        detail = " ".join(str(exc).split())[:200]
+        raise TimelineError(
+            f"cannot write this timeline as {_describe(adapter)} ({type(exc).__name__}: {detail})", path=out,
+            hint="write it as OpenTimelineIO instead (-o NAME.otio)",
+        ) from exc
 
 
 def write_for_video(timeline, out: Path, score: ScoreTrack) -> Path:
@@ -687,7 +707,8 @@ def write_for_video(timeline, out: Path, score: ScoreTrack) -> Path:
     add_score_track(result, score, rate)
     with fileio.atomic_path(out) as tmp_out:
         tmp_out.unlink()
-        otio.adapters.write_to_file(result, str(tmp_out), adapter_name=ADAPTERS[out.suffix.lower()][0])
+        adapter = ADAPTERS[out.suffix.lower()][0]
+        _writing(out, adapter, lambda: otio.adapters.write_to_file(result, str(tmp_out), adapter_name=adapter))
     logger.info("wrote %s", out)
     return out
 
