@@ -474,6 +474,43 @@ def _cli_seeds(work: Path) -> list[tuple[str, bytes]]:
     return [(" ".join(a), "\0".join(a).encode()) for a in argvs]
 
 
+class WritebackReader(Reader):
+    """Read a mutated timeline of any OTIO family or Kdenlive and write it back with a score
+    track; what was written must read again. A case is ``SUFFIX\\n`` + the file's bytes."""
+
+    def make(self, work: Path) -> list[tuple[str, bytes]]:
+        seeds = []
+        for name in ("otio", "kdenlive", "fcpxml", "edl"):
+            for seed_name, data in READERS[name].make_seeds(work):
+                seeds.append((seed_name, READERS[name].suffix.encode() + b"\n" + data))
+        for seed_name, data in _files("fcp7xml/*.xml")(work):
+            if len(data) < 100_000:  # the 1 MB export makes every case slow
+                seeds.append((seed_name, b".xml\n" + data))
+        return seeds
+
+    def mutate(self, data: bytes, rng: random.Random) -> bytes:
+        suffix, _, body = data.partition(b"\n")
+        return suffix + b"\n" + mutate_bytes(body, rng, [], self.max_size)
+
+    def run(self, data: bytes, workdir: Path):
+        from emsync_plugin.timeline import ScoreTrack, read_cuts, write_timeline
+
+        suffix, _, body = data.partition(b"\n")
+        suffix = suffix.decode("ascii", "replace")
+        path = workdir / f"case{suffix}"
+        path.write_bytes(body)
+        timeline = read_cuts(path)
+        out = workdir / f"out{'.otio' if suffix == '.edl' else suffix}"
+        if out.exists():
+            out.unlink()
+        score = ScoreTrack(wav=workdir / "s.wav", midi=workdir / "s.mid", duration=max(timeline.duration, 1.0),
+                           metadata={"fuzz": True})
+        write_timeline(timeline, out, score)
+        again = read_cuts(out)
+        check_timeline(again)
+        return again
+
+
 class SelfTestReader(MarkerReader):
     """Only with EMSYNC_FUZZ_SELFTEST=1: case inputs holding ``die`` kill the worker (SIGSEGV),
     so the tests can check that a dying case is counted and the run goes on."""
@@ -507,6 +544,7 @@ READERS: dict[str, Reader] = {
         CliReader("cli", "", _cli_seeds, max_size=4096),
     )
 }
+READERS["writeback"] = WritebackReader("writeback", ".txt", lambda work: READERS["writeback"].make(work))
 if os.environ.get("EMSYNC_FUZZ_SELFTEST") == "1":
     READERS["selftest"] = SelfTestReader("selftest", ".txt", lambda w: [("calm", b"emsync: calm")])
 
