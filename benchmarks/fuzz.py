@@ -522,8 +522,8 @@ class SelfTestReader(MarkerReader):
     def run(self, data: bytes, workdir: Path):
         if data == b"die":
             os.kill(os.getpid(), signal.SIGSEGV)
-        if data == b"hang":  # stuck where the alarm cannot reach, like a loop in C
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        if data == b"hang":  # stuck where the alarm cannot reach, like a wait in C
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGPROF})
             time.sleep(3600)
         return super().run(data, workdir)
 
@@ -610,8 +610,8 @@ def setup(readers: list[Reader], work: Path) -> None:
             r.seeds = r.make_seeds(seed_dir)
 
 
-class _Timeout(Exception):
-    pass
+class _Timeout(BaseException):
+    """Not an Exception: the readers' safety nets must not turn a hang into an error."""
 
 
 def _alarm(signum, frame):
@@ -631,12 +631,12 @@ def worker(reader_name: str, seed: int, start: int, stop: int, timeout: float, m
         setup([reader], work)
         case_dir = work / "case"
         case_dir.mkdir()
-        signal.signal(signal.SIGALRM, _alarm)
+        signal.signal(signal.SIGPROF, _alarm)  # CPU time: a paused run (SIGSTOP) does not time out
         print(json.dumps({"ready": True}), flush=True)
         for i in range(start, stop):
             name, data = case_input(reader, seed, i)
             t0 = time.perf_counter()
-            signal.setitimer(signal.ITIMER_REAL, timeout)
+            signal.setitimer(signal.ITIMER_PROF, timeout)
             try:
                 outcome = run_case(reader, data, case_dir)
             except _Timeout:
@@ -644,7 +644,7 @@ def worker(reader_name: str, seed: int, start: int, stop: int, timeout: float, m
             except MemoryError:
                 outcome = Outcome("crash", f"memory: over {memory_mb} MB")
             finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.setitimer(signal.ITIMER_PROF, 0)
             if outcome.kind == "crash" and outcome.detail.startswith(("MemoryError", "_Timeout")):
                 outcome.detail = ("memory: " if "Memory" in outcome.detail else "hang: ") + outcome.detail
             line = {"i": i, "k": outcome.kind[0], "s": round(time.perf_counter() - t0, 4)}
@@ -714,10 +714,15 @@ def _lines(proc, reader, seed, crashes, counts, found, progress, t0, watchdog: f
 
     threading.Thread(target=pump, daemon=True).start()
     last_write = 0.0
+    silent = 0
     while True:
         try:
             raw = lines.get(timeout=watchdog)
+            silent = 0
         except queue.Empty:
+            silent += 1  # twice: a run paused with SIGSTOP/SIGCONT is not a hang
+            if silent < 2:
+                continue
             proc.kill()
             proc.hung = True
             return

@@ -122,7 +122,7 @@ def test_dying_case_is_counted_and_the_run_goes_on(tmp_path, monkeypatch):
     inputs = [fuzz.case_input(reader, SEED, i)[1] for i in range(14)]
     dying = [i for i, data in enumerate(inputs) if data in (b"die", b"hang")]
     assert b"die" in inputs and b"hang" in inputs, "the seed gives no dying or hanging case"
-    results = fuzz.fuzz_reader(reader, 14, SEED, tmp_path / "crashes", 1.0, 0, None, watchdog=4.0)
+    results = fuzz.fuzz_reader(reader, 14, SEED, tmp_path / "crashes", 1.0, 0, None, watchdog=2.0)
     assert results["cases"] == 14
     assert results["crashes"] == len(dying) and results["ok"] == 14 - len(dying)
     assert results["hangs"] == inputs.count(b"hang")
