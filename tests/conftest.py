@@ -40,3 +40,12 @@ def fail_on_error_logs(caplog):
     errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
     if errors:
         pytest.fail("ERROR logged during the test: " + "; ".join(f"{r.name}: {r.getMessage()}" for r in errors))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """How many fuzz cases each reader tried in this run (tests/test_fuzz.py)."""
+    counts = getattr(config, "emsync_fuzz_counts", None)
+    if counts:
+        terminalreporter.write_sep("-", "fuzz cases per reader (ok / EmsyncError / crash)")
+        for name, c in counts.items():
+            terminalreporter.write_line(f"{name:<10} {sum(c.values()):>5}: {c['ok']} / {c['error']} / {c['crash'] + c['unexpected']}")

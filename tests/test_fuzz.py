@@ -81,10 +81,13 @@ def test_seeds_are_read(work, name):
 
 
 @pytest.mark.parametrize("name", list(fuzz.READERS))
-def test_mutations(work, name):
+def test_mutations(work, name, request):
     reader = fuzz.READERS[name]
     cases = CASES.get(name, DEFAULT_CASES)
     counts = _outcomes(reader, work, cases)
+    if not hasattr(request.config, "emsync_fuzz_counts"):
+        request.config.emsync_fuzz_counts = {}
+    request.config.emsync_fuzz_counts[name] = counts  # printed at the end of the run (conftest.py)
     assert sum(counts.values()) == cases
     # mutations that keep a file readable and ones that break it both occur
     assert counts["error"] > 0
