@@ -136,6 +136,11 @@ def remove_stale_temps(target: str | Path, older_than: float = STALE_AFTER) -> l
         if not is_temp(entry, target):
             continue
         try:
+            if entry.name.endswith(".old") and not target.exists() and entry.is_dir():
+                # a bundle folder set aside by a run killed between its two renames: the only copy
+                entry.rename(target)
+                logger.warning("restored %s from %s, left by an interrupted run", target, entry.name)
+                continue
             if now - entry.lstat().st_mtime < older_than:
                 continue
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()

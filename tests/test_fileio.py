@@ -130,3 +130,12 @@ def test_in_place_keeps_the_editors_files_of_the_same_name(tmp_path):
     assert again.wav == result.wav
     assert len(list(tmp_path.glob("sample.emsync.*.bak.wav"))) == 0
     assert len(list(tmp_path.glob("sample.*.bak.otio"))) == 2  # one per in-place run
+
+
+def test_a_bundle_set_aside_by_a_killed_run_is_restored(tmp_path):
+    target = tmp_path / "cut.otiod"
+    aside = tmp_path / ".cut.ab12cd34.old"  # killed between "old aside" and "new in place"
+    aside.mkdir()
+    (aside / "content.otio").write_text("the project")
+    assert fileio.remove_stale_temps(target) == []
+    assert (target / "content.otio").read_text() == "the project" and not aside.exists()
