@@ -121,6 +121,7 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
     path = Path(path)
     options = replace(options, engine=resolve_engine(options.engine))  # decided once per run
     report("reading cuts", 0.0)
+    fileio.remove_stale_temps(path)  # puts back a bundle an interrupted --in-place run set aside
     # what the project is now: with --in-place it is only replaced if nobody saved it meanwhile
     snapshot = _snapshot(path) if options.in_place and options.write_timeline and path.suffix.lower() not in VIDEO_SUFFIXES else None
     timeline = read_cuts(path, track=options.track, rate=options.rate, min_duration=MIN_DURATION)
