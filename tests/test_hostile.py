@@ -318,3 +318,14 @@ def test_damaged_model_manifest_is_a_model_error(tmp_path):
     (tmp_path / "manifest.json").write_text('{"files": {"generator.onnx": "abc"}}')
     with pytest.raises(ModelError, match="manifest is damaged"):
         models.find("generator.onnx", tmp_path)
+
+
+def test_timeline_file_with_a_hostile_name(tmp_path, monkeypatch, capsys):
+    name = "-rf ünï😀 new\nline.otio"
+    otio.adapters.write_to_file(_timeline(), str(tmp_path / name))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["cuts", "--json", "--", name]) == 0
+    assert json.loads(capsys.readouterr().out)["cuts"] == [2.0]
+    assert cli.main(["score", "--engine", "baseline", "--valence", "0", "--arousal", "0", "-q", "--", name]) == 0
+    stem = name[:-len(".otio")]
+    assert {f"{stem}.emsync{s}" for s in (".otio", ".wav", ".mid", ".json")} <= {p.name for p in tmp_path.iterdir()}
