@@ -225,6 +225,7 @@ def test_windows_are_exact_slices_of_the_whole_stream(ex_setup, monkeypatch):
     vocab, stats, pieces = ex_setup
     monkeypatch.setattr(dataset, "TRANSPOSE", (0, 0))
     monkeypatch.setattr(dataset, "STRETCH", (1.0, 1.0))
+    monkeypatch.setattr(dataset, "WARP", 0.0)
     from numpy.lib.stride_tricks import sliding_window_view
 
     for key in (FILES["chorale"] + "#0", FILES["mass"] + "#0"):
@@ -260,3 +261,28 @@ def test_short_piece_gives_bos_to_eos(ex_setup):
     assert ex["tokens"][0] == vocab.bos and ex["tokens"][-1] == vocab.eos
     assert len(ex["tokens"]) == 1 + 12 * 2 + 12 + 1  # BOS, ON and OFF each, 12 shifts, EOS
     assert dataset.make_example(np.zeros((0, 4), np.float32), np.random.default_rng(0), vocab, stats) is None
+
+
+def test_boundaries_bend_the_clock_off_the_beat(ex_setup, monkeypatch):
+    """Cuts do not fall on the beat: boundaries move off the music's onsets and the run-up
+    is stretched or hurried (by at most 25 %) so that the chord still lands on them."""
+    vocab, stats, _ = ex_setup
+    monkeypatch.setattr(dataset, "TRANSPOSE", (0, 0))
+    monkeypatch.setattr(dataset, "STRETCH", (1.0, 1.0))
+    notes = np.array([[PIANO, p + 12 * (i % 2), i * 0.5, i * 0.5 + 0.45] for i in range(120) for p in (60, 64, 67)],
+                     np.float32)
+    off_beat = total = 0
+    for seed in range(12):
+        ex = dataset.make_example(notes, np.random.default_rng(seed), vocab, stats, seq_len=512, start_prob=1.0)
+        tok, t = ex["tokens"], ex["time"].astype(np.float64)
+        after = t + np.where(tok >= vocab.shift_base, tok - vocab.shift_base + 1, 0) * vocab.shift_seconds
+        for b in ex["boundaries"]:
+            at = np.abs(t - b) < 1e-4
+            assert np.any(tok[at] == vocab.chord), f"no chord on the moved boundary {b}"
+            assert np.all(ex["offset"][np.abs(after - b) < 1e-4] == 0)
+            total += 1
+            off_beat += abs(b / 0.5 - round(b / 0.5)) > 0.02
+        onsets = np.unique(t[tok == vocab.chord])
+        gaps = np.diff(onsets)
+        assert np.all((gaps >= 0.5 * 0.75 - 0.011) & (gaps <= 0.5 * 1.25 + 0.011)), gaps
+    assert total > 30 and off_beat / total > 0.5

@@ -62,6 +62,7 @@ TRANSPOSE = (-5, 6)
 STRETCH = (0.8, 1.25)
 GAP_MEDIAN, GAP_SIGMA, GAP_RANGE = 5.0, 0.5, (2.0, 12.0)
 START_PROB = 0.1
+WARP, WARP_PROB = 0.4, 0.8  # boundaries move up to this many seconds off the music's onsets (see _bend)
 
 
 @dataclass(frozen=True, eq=False)
@@ -257,9 +258,20 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
         bounds.append(b)
         t = b
 
-    # ---- per-scene labels ---------------------------------------------------------------------
+    # ---- bend time into the boundaries ---------------------------------------------------------
+    new_bounds = list(bounds)
+    if WARP > 0.0 and bounds:
+        tokens, times, new_bounds = _bend(tokens, times, bounds, rng, vocab, want)
+        times_a = np.asarray(times, dtype=np.float64)
+        tok_a = np.asarray(tokens, dtype=np.int64)
+        is_shift = tok_a >= vocab.shift_base
+        after_steps = np.round(times_a / unit).astype(np.int64) + np.where(is_shift, tok_a - vocab.shift_base + 1, 0)
+        after_a = after_steps * unit
+        w0, w1 = float(times_a[0]), float(times_a[-1])
+
+    # ---- per-scene labels (measured on the notes as written; scenes found on the bent clock) ----
     edges = np.asarray([seg_start] + bounds)
-    seg = np.searchsorted(edges[1:], after_a, side="right")  # token -> scene index
+    seg = np.searchsorted(np.asarray(new_bounds), after_a, side="right")  # token -> scene index
     rel_arr = np.column_stack([group, pitch, rel_start, (sb - base) * unit]).astype(np.float64)
     max_len = float((rel_arr[:, 3] - rel_arr[:, 2]).max())
     val = np.zeros(len(times_a), np.float32)
@@ -272,8 +284,8 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
         val[seg == s] = v
         aro[seg == s] = ar
 
-    offs = np.asarray(boundary_offsets(after_a.tolist(), bounds, cap), dtype=np.float32)
-    inside = [b - w0 for b in bounds if w0 <= b <= w1]
+    offs = np.asarray(boundary_offsets(after_a.tolist(), new_bounds, cap), dtype=np.float32)
+    inside = [b - w0 for b in new_bounds if w0 <= b <= w1]
     return {
         "tokens": np.asarray(tokens, dtype=np.int64),
         "valence": val,
@@ -282,6 +294,75 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
         "time": (times_a - w0).astype(np.float32),
         "boundaries": np.asarray(inside, dtype=np.float32),
     }
+
+
+def _bend(tokens: list[int], times: list[float], bounds: list[float], rng: np.random.Generator, vocab: Vocab,
+          max_len: int) -> tuple[list[int], list[float], list[float]]:
+    """Move each boundary by up to ``WARP`` seconds (with probability ``WARP_PROB``) and bend
+    the music's clock over the run-up so that its chord still lands on it.
+
+    Real cuts do not fall on the music's beat: the model must learn to stretch or hurry its
+    last steps into a cut, which windows whose boundaries sit on the music's own onsets never
+    show. The clock is moved by ``D(t)``: constant between run-ups, and ramping linearly from
+    the previous boundary's displacement to this one's over the run-up before it (at least
+    1 s, at least 4× the change, so no interval is stretched or squeezed by more than 25 %).
+    Events keep their order and distinct times stay distinct; time shifts are re-encoded as the
+    vocabulary encodes them; moved boundaries keep gaps of 2-12 s. Returns the new tokens, their
+    times and the moved boundaries.
+    """
+    unit = vocab.shift_seconds
+    max_u = int(round(WARP / unit))
+    lo_gap, hi_gap = int(round(GAP_RANGE[0] / unit)), int(round(GAP_RANGE[1] / unit))
+    knots_t, knots_d = [], []
+    prev_c, prev_d = None, 0
+    moved = []
+    for b in bounds:
+        c = int(round(b / unit))
+        d = int(rng.integers(-max_u, max_u + 1)) if rng.random() < WARP_PROB else 0
+        if prev_c is not None:
+            gap = c - prev_c
+            d = min(max(d, prev_d + lo_gap - gap), prev_d + hi_gap - gap)  # keep the gap in 2-12 s
+            ramp = min(gap - 1, max(100, 4 * abs(d - prev_d)))
+            if 4 * abs(d - prev_d) > ramp:
+                d = prev_d + int(np.sign(d - prev_d)) * (ramp // 4)
+        else:
+            ramp = max(100, 4 * abs(d))
+        knots_t += [c - ramp, c]
+        knots_d += [prev_d, d]
+        moved.append((c, d))
+        prev_c, prev_d = c, d
+
+    def shift_of(u: np.ndarray) -> np.ndarray:
+        return np.round(np.interp(u, knots_t, knots_d, left=0.0, right=float(prev_d))).astype(np.int64)
+
+    events = [(tok, int(round(t / unit))) for tok, t in zip(tokens, times) if tok < vocab.shift_base]
+    if not events:
+        return tokens, times, list(bounds)
+    old_u = np.array([u for _, u in events], dtype=np.int64)
+    new_u = old_u + shift_of(old_u)
+    for i in range(1, len(new_u)):  # order kept, distinct times stay distinct
+        if old_u[i] != old_u[i - 1]:
+            new_u[i] = max(new_u[i], new_u[i - 1] + 1)
+        else:
+            new_u[i] = new_u[i - 1]
+    where = {}
+    for o, n in zip(old_u.tolist(), new_u.tolist()):
+        where.setdefault(o, n)
+    out_t: list[int] = []
+    out_times: list[float] = []
+    cur = int(new_u[0])
+    for (tok, _), u in zip(events, new_u.tolist()):
+        gap = u - cur
+        while gap > 0:
+            k = min(gap, vocab.max_shift)
+            out_t.append(vocab.shift(k))
+            out_times.append(cur * unit)
+            cur += k
+            gap -= k
+        out_t.append(tok)
+        out_times.append(cur * unit)
+    new_bounds = [where.get(c, c + d) * unit for c, d in moved]
+    return out_t[:max_len], out_times[:max_len], new_bounds
 
 
 def chord_share(example: dict, vocab: Vocab) -> float | None:
