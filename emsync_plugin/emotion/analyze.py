@@ -52,8 +52,10 @@ Decoding (PyAV) - a few frames per scene, chosen where they are cheap
     analysed by one thread per core (:func:`analyze_scenes`), each with its own readers: two
     single-threaded decoders on two cores go ~1.5× faster than one decoder's frame threads (a
     P-frame waits for the frame before it). On 2 cores the cues of a 1080p25 H.264 edit take
-    1/20-1/30 of its duration, of intra-only media ~1/60; the face model adds ~12 ms a frame
-    (``benchmarks/bench_analysis.py``). Results are cached per (file, size, mtime, source
+    1/20-1/30 of its duration, of intra-only media ~1/60. Faces are looked for in at most 4
+    frames a scene, spread over it (Haar detection is ~6 ms a 320-pixel frame, the expression
+    network ~0.4 ms a face; 4 instead of 8 frames moved the sample's face scene by 0.04 in
+    valence and arousal), each scene worker with its own cascade (``benchmarks/bench_analysis.py``). Results are cached per (file, size, mtime, source
     range) for the process, so scoring the same edit in several formats decodes it once.
 """
 from __future__ import annotations
@@ -98,7 +100,7 @@ class AnalysisOptions:
     max_width: int = 320
     audio_rate: int = AUDIO_RATE
     faces: bool = True
-    face_frames: int = 8  # at most this many of a scene's frames go through the face model
+    face_frames: int = 4  # at most this many of a scene's frames (spread over it) go through the face model
     thumbnail_width: int = 96
     max_audio_seconds: float = 600.0  # longer scenes: the sound of their first 10 minutes
 
