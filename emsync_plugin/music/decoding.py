@@ -17,7 +17,9 @@ to positive valence (Gabrielsson & Lindström 2010; Eerola et al. 2013, cited in
 tonic the model itself chose (the best Krumhansl-Kessler key of those onsets); from then on
 every note-on gains ``m · |valence| · profile[pitch class]``, where ``profile`` is the
 Krumhansl-Kessler *major* profile on that tonic when the valence is positive and the *minor*
-one when it is negative, scaled to a largest value of 1 (mean 0). So a scene asked to be sad
+one when it is negative (scaled to a largest value of 1), the minor one made harmonic: its
+leading tone favoured (+0.5) and its minor seventh, the relative major's dominant, avoided
+(−1), so that sad music does not drift into the relative major. So a scene asked to be sad
 turns to the parallel minor of the piece's key and a happy one to the parallel major, at its
 cut, as film scores do; the model still chooses every note. ``m = 0`` leaves the mode to the
 model's own conditioning.
@@ -58,7 +60,7 @@ class SamplingOptions:
     max_polyphony: int = 6  # notes sounding at once
     max_events: int = 24  # tokens at one instant before time must move on
     guidance: float = 0.0  # emotion guidance: 0 is the model alone (see below)
-    mode_steering: float = 0.0  # nats a step moves the mode towards the valence (0: off; see below)
+    mode_steering: float = 6.0  # nats a step moves the mode towards the valence (0: off; see below)
 
     def __post_init__(self):
         if not (0.05 <= self.temperature <= 5.0):
@@ -221,6 +223,9 @@ def steer_mode(strength: float):
     major (valence > 0) or minor (< 0) on the fixed tonic (see the module docstring)."""
     profiles = key_profiles()
     profiles = profiles / np.abs(profiles).max(axis=1, keepdims=True)
+    for t in range(12):  # minor: the harmonic minor's leading tone, not the relative major's tonic
+        profiles[12 + t, (t + 10) % 12] = -1.0
+        profiles[12 + t, (t + 11) % 12] = 0.5
 
     def rule(logits: np.ndarray, clock: Clock) -> None:
         if strength <= 0.0 or clock.tonic < 0 or clock.valence == 0.0:
