@@ -169,6 +169,7 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
         "source": str(path.resolve()),
         "engine": options.engine,
         "seed": options.seed,
+        **({"sampling": asdict(options.sampling())} if options.engine == "emsync" else {}),
         "wav": str(wav_path),
         "midi": str(midi_path),
         "sidecar": str(sidecar),

@@ -423,3 +423,18 @@ def test_scoring_writes_probs_and_sources_to_the_sidecar(two_clips, tmp_path):
     scenes = json.loads(result.sidecar.read_text())["scenes"]
     assert [(s["source"], s["probs"]) for s in scenes] == [("cues", {}), ("cli", {})]
     assert [m.source for m in result.moods] == ["cues", "cli"]
+
+
+def test_the_learned_engine_records_its_sampling_in_the_sidecar(two_clips, tmp_path):
+    from emsync_plugin import models
+
+    if "generator.onnx" not in models.manifest()["files"]:
+        pytest.skip("the learned generator is not shipped")
+    folder, dark, bright = two_clips
+    path = otio_edit(tmp_path / "edit.otio", [(dark, 0.0, 3.0), (bright, 0.0, 3.0)])
+    result = pipeline.score(path, ScoreOptions(engine="emsync", write_timeline=False, guidance=0.5, seed=3))
+    sampling = json.loads(result.sidecar.read_text())["sampling"]
+    assert sampling["guidance"] == 0.5 and sampling["seed"] == 3
+    assert sampling["mode_steering"] == ScoreOptions().sampling().mode_steering
+    base = pipeline.score(path, ScoreOptions(engine="baseline", write_timeline=False))
+    assert "sampling" not in json.loads(base.sidecar.read_text())
