@@ -88,6 +88,11 @@ def test_threads_detect_at_once_with_the_same_results():
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda _: F.detect(gray), range(8)))
     assert all(g == want for g in got)
+    loaded = F._POOL.qsize()
+    assert 1 <= loaded <= 5  # one per thread that detected at the same time, at most
+    with ThreadPoolExecutor(2) as pool:  # new threads reuse the loaded cascades
+        list(pool.map(lambda _: F.detect(gray), range(4)))
+    assert F._POOL.qsize() == loaded
 
 
 # ---------------------------------------------------------------- golden outputs

@@ -39,7 +39,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
+import queue
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -80,21 +81,31 @@ class Face:
 
 # --------------------------------------------------------------------------- detection
 
-_LOCAL = threading.local()
+_POOL: queue.SimpleQueue = queue.SimpleQueue()  # loaded cascades not in use right now
 
 
+@contextmanager
 def _cascade():
-    """This thread's Haar cascade: one classifier object per thread, so that scene workers
-    detect at the same time (a ``CascadeClassifier`` is not safe to share between threads)."""
-    cascade = getattr(_LOCAL, "cascade", None)
-    if cascade is None:
-        cascade = _LOCAL.cascade = _load_cascade()
-    return cascade
+    """A Haar cascade for this call alone: scene workers detect at the same time, each with its
+    own ``CascadeClassifier`` (one object must not be shared between threads), and a cascade is
+    loaded once and reused by later calls and threads (loading one parses a 1 MB XML file)."""
+    try:
+        cascade = _POOL.get_nowait()
+    except queue.Empty:
+        cascade = _load_cascade()
+    try:
+        yield cascade
+    finally:
+        _POOL.put(cascade)
 
 
 def _forget_cascades() -> None:
-    """Drop this thread's cascade and the cached lookup (tests)."""
-    _LOCAL.__dict__.pop("cascade", None)
+    """Drop the loaded cascades and the cached lookup (tests)."""
+    while True:
+        try:
+            _POOL.get_nowait()
+        except queue.Empty:
+            break
     _cascade_path.cache_clear()
 
 
@@ -165,9 +176,10 @@ def detect(gray: np.ndarray) -> list[tuple[tuple[int, int, int, int], float]]:
     small = gray if scale == 1.0 else cv2.resize(gray, (round(w * scale), round(h * scale)),
                                                  interpolation=cv2.INTER_AREA)
     min_side = max(24, round(MIN_FACE_FRACTION * min(small.shape[:2])))
-    rects, _levels, scores = _cascade().detectMultiScale3(
-        small, scaleFactor=SCALE_FACTOR, minNeighbors=MIN_NEIGHBORS, minSize=(min_side, min_side),
-        outputRejectLevels=True)
+    with _cascade() as cascade:
+        rects, _levels, scores = cascade.detectMultiScale3(
+            small, scaleFactor=SCALE_FACTOR, minNeighbors=MIN_NEIGHBORS, minSize=(min_side, min_side),
+            outputRejectLevels=True)
     found = []
     for (x, y, bw, bh), s in zip(np.asarray(rects).reshape(-1, 4), np.asarray(scores).reshape(-1)):
         box = tuple(round(float(v) / scale) for v in (x, y, bw, bh))
@@ -220,7 +232,8 @@ class FaceAnalyzer:
     @classmethod
     def load(cls, directory: Path | None = None, threads: int = 0) -> FaceAnalyzer:
         """The shipped model, verified against the manifest (``ModelError`` if missing/altered)."""
-        _cascade()  # fail early, with the fix, when OpenCV has no Haar cascades
+        with _cascade():  # fail early, with the fix, when OpenCV has no Haar cascades
+            pass
         path = models.find(MODEL_NAME, directory)
         sess = models.session(path, threads)
         meta = models.metadata(sess)
