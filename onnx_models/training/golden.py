@@ -31,7 +31,7 @@ def main() -> None:
         "cuts": cuts,
         "duration": duration,
         "moods": [asdict(m) for m in moods],
-        "options": {"seed": options.seed, "temperature": options.temperature, "top_p": options.top_p},
+        "options": asdict(options),  # every decoding option, so a change of default shows
         "first_tokens": r.tokens[:40],
         "n_tokens": len(r.tokens),
         "tokens_sha256": hashlib.sha256(np.asarray(r.tokens, np.int64).tobytes()).hexdigest(),
