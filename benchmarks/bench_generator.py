@@ -57,7 +57,7 @@ def hit_rates(cuts, midi):
     return float((d <= 0.25).mean()), float((d <= 1.0).mean())
 
 
-def bench_alignment(gen, n_timelines, temperature, top_p, guidance=0.0):
+def bench_alignment(gen, n_timelines, temperature, top_p, guidance=0.0, steering=0.0):
     rng = np.random.default_rng(2025)
     rows = {"guarantee off (model alone)": [], "guarantee on": [], "offsets withheld, guarantee off": []}
     opts = {
@@ -69,7 +69,8 @@ def bench_alignment(gen, n_timelines, temperature, top_p, guidance=0.0):
         rate, cuts, dur = random_timeline(rng)
         moods = [SceneMood(0, dur, float(rng.uniform(-0.8, 0.8)), float(rng.uniform(-0.8, 0.8)))]
         for name, o in opts.items():
-            r = gen.generate(cuts, dur, moods, SamplingOptions(seed=i, temperature=temperature, top_p=top_p, guidance=guidance, **o))
+            r = gen.generate(cuts, dur, moods, SamplingOptions(seed=i, temperature=temperature, top_p=top_p, guidance=guidance,
+                                                             mode_steering=steering, **o))
             rows[name].append((len(cuts), *hit_rates(cuts, r.midi)))
     print("\n### 1. Cut alignment (%d random timelines, %d cuts)\n" % (n_timelines, sum(r[0] for r in rows["guarantee on"])))
     print("| decoding | chord within ±0.25 s | within ±1 s |")
@@ -144,14 +145,15 @@ def heldout_windows(cache, stats, n=200, length=24.0, seed=0):
     return wins, ([l[0] for l in labs], [l[1] for l in labs])
 
 
-def bench_stats(gen, wins, temperature, top_p, n, guidance=0.0):
+def bench_stats(gen, wins, temperature, top_p, n, guidance=0.0, steering=0.0):
     rng = np.random.default_rng(7)
     dur = 24.0
     gen_rows, base_rows = [], []
     for i in range(n):
         v, a = float(rng.uniform(-0.8, 0.8)), float(rng.uniform(-0.8, 0.8))
         cuts = sorted(rng.uniform(2, dur - 2, 3).round(2).tolist())
-        r = gen.generate(cuts, dur, [SceneMood(0, dur, v, a)], SamplingOptions(seed=i, temperature=temperature, top_p=top_p, guidance=guidance))
+        r = gen.generate(cuts, dur, [SceneMood(0, dur, v, a)], SamplingOptions(seed=i, temperature=temperature, top_p=top_p, guidance=guidance,
+                                                                      mode_steering=steering))
         gen_rows.append(summary(r.notes, dur, r.tokens))
         pm = arrange(cuts, dur, [Mood(0, dur, v, a)], BaselineOptions(seed=i))
         notes = [Note(0, n_.pitch, n_.start, n_.end) for inst in pm.instruments if not inst.is_drum for n_ in inst.notes]
@@ -220,6 +222,7 @@ def main(argv=None):
     p.add_argument("--temperature", type=float, default=None)
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--guidance", type=float, default=None, help="emotion guidance (default: the decoder's)")
+    p.add_argument("--mode-steering", type=float, default=None, help="mode steering (default: the decoder's)")
     args = p.parse_args(argv)
     gen = Generator.load(args.model_dir, threads=2)
     stats = LabelStats.from_dict(gen.label_stats)
@@ -227,15 +230,17 @@ def main(argv=None):
     temperature = args.temperature or d.temperature
     top_p = args.top_p or d.top_p
     guidance = d.guidance if args.guidance is None else args.guidance
+    steering = d.mode_steering if args.mode_steering is None else args.mode_steering
     print(f"model: {gen.path} (vocab {gen.vocab.size}, {gen.config['n_layer']}x{gen.config['n_embd']}); "
-          f"sampling: temperature {temperature}, top-p {top_p}, guidance {guidance}")
+          f"sampling: temperature {temperature}, top-p {top_p}, guidance {guidance}, mode steering {steering}")
     results = {}
-    results["alignment"] = bench_alignment(gen, 5 if args.quick else 20, temperature, top_p, guidance)
+    results["alignment"] = bench_alignment(gen, 5 if args.quick else 20, temperature, top_p, guidance, steering)
     wins, held = heldout_windows(args.cache, stats, n=60 if args.quick else 200)
-    results["emotion"] = bench_emotion(gen, stats, temperature, top_p, 1 if args.quick else 2, held, guidance)
-    if guidance > 0:  # side by side: the model alone
-        results["emotion_unguided"] = bench_emotion(gen, stats, temperature, top_p, 1 if args.quick else 2, held, 0.0)
-    bench_stats(gen, wins, temperature, top_p, 10 if args.quick else 30, guidance)
+    seeds = 1 if args.quick else 2
+    results["emotion"] = bench_emotion(gen, stats, temperature, top_p, seeds, held, guidance, steering)
+    if guidance > 0 or steering > 0:  # side by side: the model's own conditioning alone
+        results["emotion_model_alone"] = bench_emotion(gen, stats, temperature, top_p, seeds, held, 0.0, 0.0)
+    bench_stats(gen, wins, temperature, top_p, 10 if args.quick else 30, guidance, steering)
     results["speed"] = bench_speed(gen, args.ckpt, guidance=guidance)
     print("\n" + json.dumps({k: v for k, v in results.items()}, default=float))
 
