@@ -91,3 +91,21 @@ def test_steered_music_measures_in_the_asked_direction():
                                               D.SamplingOptions(seed=s, mode_steering=3.0)).notes, 0, 18.0), stats)[0]
                   for s in range(3)]
     assert np.mean(got[0.8]) > np.mean(got[-0.8]) + 0.3
+
+
+def test_without_the_guarantee_a_shift_never_jumps_the_final_chord(vocab):
+    """A cut just before the final chord: without the guarantee a long shift may pass the cut
+    but must stop on the final chord, which is then still required (it once skipped both and
+    stalled at the end of the timeline)."""
+    clock = D.Clock(vocab, [150, 180], 200)  # a cut at 1.5 s, the final chord at 1.8 s
+    clock.advance(vocab.shift(100))
+    logits = np.zeros(vocab.size)
+    D.cut_rules(False)(logits, clock)
+    allowed = [vocab.shift_units(t) for t in range(vocab.shift_base, vocab.size) if logits[t] > D.NEG / 2]
+    assert max(allowed) == 80  # past the cut at 150, up to the final chord at 180
+    clock.advance(vocab.shift(80))
+    assert clock.now == 180 and clock.cut == 180  # the skipped cut is gone, the final one is not
+    logits = np.zeros(vocab.size)
+    D.cut_rules(False)(logits, clock)
+    assert np.all(logits[vocab.shift_base:] == D.NEG)  # stay: the chord comes first
+    assert np.all(logits[vocab.on_base:vocab.off_base] == D.NEG) and logits[vocab.chord] == 0

@@ -104,7 +104,8 @@ class Clock:
         if kind == "shift":
             self.now += v.shift_units(token)
             self.chord_open, self.onsets_now, self.events_now = False, 0, 0
-            while self.cut is not None and self.cut < self.now:  # skipped without guarantee
+            # cuts passed without a chord (no guarantee) are skipped; never the final chord
+            while self.cut is not None and self.cut < self.now and self.next_cut < len(self.cuts) - 1:
                 self.next_cut += 1
         elif token == v.chord:
             self.chord_open, self.onsets_now = True, 0
@@ -198,6 +199,8 @@ def cut_rules(guarantee: bool):
         v = clock.vocab
         shifts = logits[v.shift_base:v.size]
         limit = clock.end - clock.now  # never cross the end
+        if clock.cuts and clock.cuts[-1] >= clock.now:  # nor the final chord, even past other cuts
+            limit = min(limit, clock.cuts[-1] - clock.now)
         cut = clock.cut
         final = clock.next_cut == len(clock.cuts) - 1
         if cut is not None and (guarantee or final):
