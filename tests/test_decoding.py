@@ -109,3 +109,15 @@ def test_without_the_guarantee_a_shift_never_jumps_the_final_chord(vocab):
     D.cut_rules(False)(logits, clock)
     assert np.all(logits[vocab.shift_base:] == D.NEG)  # stay: the chord comes first
     assert np.all(logits[vocab.on_base:vocab.off_base] == D.NEG) and logits[vocab.chord] == 0
+
+
+def test_a_note_is_not_released_where_it_was_struck(vocab):
+    clock = D.Clock(vocab, [500], 1000)
+    clock.advance(vocab.note_on(2, 60))
+    logits = np.zeros(vocab.size)
+    D.well_formed(logits, clock)
+    assert logits[vocab.note_off(2, 60)] == D.NEG  # it would last no time at all
+    clock.advance(vocab.shift(1))
+    logits = np.zeros(vocab.size)
+    D.well_formed(logits, clock)
+    assert logits[vocab.note_off(2, 60)] == 0 and logits[vocab.note_on(2, 60)] == D.NEG

@@ -60,7 +60,7 @@ class SamplingOptions:
     max_polyphony: int = 6  # notes sounding at once
     max_events: int = 24  # tokens at one instant before time must move on
     guidance: float = 0.0  # emotion guidance: 0 is the model alone (see below)
-    mode_steering: float = 6.0  # nats a step moves the mode towards the valence (0: off; see below)
+    mode_steering: float = 2.0  # nats a step moves the mode towards the valence (0: off; see below)
 
     def __post_init__(self):
         if not (0.05 <= self.temperature <= 5.0):
@@ -130,14 +130,16 @@ class Clock:
 
 
 def well_formed(logits: np.ndarray, clock: Clock) -> None:
-    """No PAD/BOS/EOS; no note-off for a silent note; no second note-on for a sounding one."""
+    """No PAD/BOS/EOS; no note-off for a silent note, nor for one that started at this very
+    instant (a note lasts at least one time unit: a chord released where it was struck would
+    vanish); no second note-on for a sounding one."""
     v = clock.vocab
     logits[[v.pad, v.bos, v.eos]] = NEG
     off_ok = np.zeros(v.shift_base - v.off_base, bool)
-    for g, p in clock.sounding:
+    for (g, p), start in clock.sounding.items():
         idx = v.note_on(g, p) - v.on_base
         logits[v.on_base + idx] = NEG
-        off_ok[idx] = True
+        off_ok[idx] = start < clock.now
     logits[v.off_base:v.shift_base][~off_ok] = NEG
     if clock.chord_open:
         logits[v.chord] = NEG
