@@ -121,3 +121,25 @@ def test_a_note_is_not_released_where_it_was_struck(vocab):
     logits = np.zeros(vocab.size)
     D.well_formed(logits, clock)
     assert logits[vocab.note_off(2, 60)] == 0 and logits[vocab.note_on(2, 60)] == D.NEG
+
+
+def test_the_chord_on_a_cut_changes_the_harmony(vocab):
+    """Held notes at a cut: the cut's chord is pushed off their pitch classes (a quiet scene
+    once re-struck one triad at every cut for 45 s)."""
+    clock = D.Clock(vocab, [100, 300], 400)
+    for p in (48, 52, 55):  # C major held into the cut
+        clock.advance(vocab.note_on(2, p))
+    clock.advance(vocab.shift(100))
+    assert clock.now == clock.cut == 100 and clock.before_cut == {0, 4, 7}
+    rule = D.fresh_chord_at_cuts(2.0)
+    logits = np.zeros(vocab.size)
+    rule(logits, clock)
+    assert np.all(logits == 0)  # before the CHORD token nothing changes
+    clock.advance(vocab.chord)
+    logits = np.zeros(vocab.size)
+    logits[vocab.note_on(2, 60)] = D.NEG
+    rule(logits, clock)
+    assert logits[vocab.note_on(1, 64)] == -2.0 and logits[vocab.note_on(0, 43)] == -2.0  # E, G in any group
+    assert logits[vocab.note_on(2, 53)] == 0 and logits[vocab.note_on(2, 57)] == 0  # F, A: a new chord
+    assert logits[vocab.note_on(2, 60)] == D.NEG  # forbidden stays forbidden
+    assert np.all(logits[vocab.off_base:] == 0)

@@ -24,6 +24,11 @@ turns to the parallel minor of the piece's key and a happy one to the parallel m
 cut, as film scores do; the model still chooses every note. ``m = 0`` leaves the mode to the
 model's own conditioning.
 
+Fresh chords (``SamplingOptions.fresh_chords = f``): the chord on a cut should change the
+harmony, as a film cue's does. Its note-ons of pitch classes that were sounding when time
+reached the cut lose ``f``, so the model picks its next most likely chord instead of
+re-striking the one it holds (quiet scenes otherwise held one triad across every cut).
+
 The boundary guarantee (``SamplingOptions.guarantee_cuts``): a time shift that would cross
 the next cut is clamped so time lands exactly on it; at the cut, only a ``CHORD`` token (or
 releasing notes) is allowed, then note-ons until the chord has ``chord_notes`` notes. The
@@ -61,6 +66,7 @@ class SamplingOptions:
     max_events: int = 24  # tokens at one instant before time must move on
     guidance: float = 0.0  # emotion guidance: 0 is the model alone (see below)
     mode_steering: float = 2.0  # nats a step moves the mode towards the valence (0: off; see below)
+    fresh_chords: float = 2.0  # nats a cut's chord loses per pitch class held over from before the cut
 
     def __post_init__(self):
         if not (0.05 <= self.temperature <= 5.0):
@@ -69,6 +75,8 @@ class SamplingOptions:
             raise OptionsError(f"top-p {self.top_p} is out of range", hint="use a value in (0, 1] (default 0.9)")
         if not (0.0 <= self.guidance <= 5.0):
             raise OptionsError(f"guidance {self.guidance} is out of range", hint="use 0 (off) to 5")
+        if not (0.0 <= self.fresh_chords <= 20.0):
+            raise OptionsError(f"fresh chords {self.fresh_chords} is out of range", hint="use 0 (off) to 20")
         if not (0.0 <= self.mode_steering <= 10.0):
             raise OptionsError(f"mode steering {self.mode_steering} is out of range", hint="use 0 (off) to 10")
         if not (0.0 <= self.final_hold <= 10.0):
@@ -91,6 +99,7 @@ class Clock:
     finished: bool = False
     valence: float = 0.0  # the mood now (set by the generator before each step)
     pc_onsets: np.ndarray = field(default_factory=lambda: np.zeros(12))  # note-ons per pitch class
+    before_cut: frozenset = frozenset()  # pitch classes sounding when time reached the current cut
     tonic: int = -1  # fixed after TONIC_ONSETS onsets (mode steering); -1 before
 
     @property
@@ -104,6 +113,8 @@ class Clock:
         if kind == "shift":
             self.now += v.shift_units(token)
             self.chord_open, self.onsets_now, self.events_now = False, 0, 0
+            if self.cut == self.now:  # arrived on a cut: remember the harmony it leaves
+                self.before_cut = frozenset(p % 12 for _, p in self.sounding)
             # cuts passed without a chord (no guarantee) are skipped; never the final chord
             while self.cut is not None and self.cut < self.now and self.next_cut < len(self.cuts) - 1:
                 self.next_cut += 1
@@ -242,6 +253,23 @@ def steer_mode(strength: float):
         on = logits[v.on_base:v.off_base]
         allowed = on > NEG / 2
         on[allowed] += bias[allowed]
+
+    return rule
+
+
+def fresh_chord_at_cuts(penalty: float):
+    """The chord on a cut should change the harmony: its note-ons of pitch classes that were
+    sounding when time reached the cut lose ``penalty`` (the model then picks its next most
+    likely chord instead of re-striking the one it holds; a shared note still may stay)."""
+
+    def rule(logits: np.ndarray, clock: Clock) -> None:
+        if penalty <= 0.0 or not clock.before_cut or clock.cut != clock.now or not clock.chord_open:
+            return
+        v = clock.vocab
+        pcs = (np.arange(v.n_pitches) + v.pitch_min) % 12
+        held = np.isin(pcs, list(clock.before_cut))
+        on = logits[v.on_base:v.off_base].reshape(len(v.groups), v.n_pitches)
+        on[:, held] = np.where(on[:, held] > NEG / 2, on[:, held] - penalty, on[:, held])
 
     return rule
 

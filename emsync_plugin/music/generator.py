@@ -25,7 +25,7 @@ import pretty_midi
 
 from .. import models, progress
 from .decoding import (NEG, Clock, SamplingOptions, cut_rules, keep_time_moving, limit_polyphony, release_long_notes,
-                       sample, steer_mode, well_formed)
+                       sample, steer_mode, well_formed, fresh_chord_at_cuts)
 from .vocab import Note, Vocab
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class Generator:
         # order matters: the cut rules decide what may happen now, then long notes are released
         rules = [well_formed, cut_rules(options.guarantee_cuts), limit_polyphony(options.max_polyphony),
                  release_long_notes(int(options.max_note / unit)), keep_time_moving(options.max_events),
-                 steer_mode(options.mode_steering)]
+                 steer_mode(options.mode_steering), fresh_chord_at_cuts(options.fresh_chords)]
         # the model is told about the real cuts (and the final chord), as in training
         bounds = np.array(sorted(set(cut_units) | {final}), float) * unit
         starts = np.array([m.start for m in moods]) if moods else np.zeros(1)
