@@ -95,6 +95,15 @@ class Vocab:
             raise ValueError(f"shift of {units} units is outside 1..{self.max_shift}")
         return self.shift_base + units - 1
 
+    def shifts(self, units: int) -> list[int]:
+        """The SHIFT tokens that move time on by ``units`` (longest first; none for 0)."""
+        out = []
+        while units > 0:
+            k = min(units, self.max_shift)
+            out.append(self.shift(k))
+            units -= k
+        return out
+
     def kind(self, token: int) -> str:
         """"special", "on", "off" or "shift"."""
         if token < self.on_base:
@@ -160,13 +169,10 @@ class Vocab:
         now = 0
         for step in sorted(events):
             offs, ons = events[step]
-            gap = step - now
-            while gap > 0:
-                k = min(gap, self.max_shift)
-                tokens.append(self.shift(k))
+            for tok in self.shifts(step - now):
+                tokens.append(tok)
                 times.append(now * unit)
-                now += k
-                gap -= k
+                now += self.shift_units(tok)
             for key in sorted(set(offs)):
                 if sounding.get(key, 0) > 0:
                     sounding[key] -= 1

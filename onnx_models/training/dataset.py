@@ -223,14 +223,8 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
         times.append(times[-1] if times else 0.0)
     if len(tokens) < 2:
         return None
-    times_a = np.asarray(times, dtype=np.float64)
+    times_a, after_a = _clocks(tokens, times, vocab)
     w0, w1 = float(times_a[0]), float(times_a[-1])
-    # every token is conditioned on the clock *after* it (a time shift has moved time on):
-    # that is when the next token sits, and what the decoder knows when it feeds the token
-    tok_a = np.asarray(tokens, dtype=np.int64)
-    is_shift = tok_a >= vocab.shift_base
-    after_steps = np.round(times_a / unit).astype(np.int64) + np.where(is_shift, tok_a - vocab.shift_base + 1, 0)
-    after_a = after_steps * unit  # the same float expression as the tokens' times
 
     # ---- boundaries, snapped to chord onsets ------------------------------------------------
     rel_start = (sa - base) * unit
@@ -262,11 +256,7 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
     new_bounds = list(bounds)
     if WARP > 0.0 and bounds:
         tokens, times, new_bounds = _bend(tokens, times, bounds, rng, vocab, want)
-        times_a = np.asarray(times, dtype=np.float64)
-        tok_a = np.asarray(tokens, dtype=np.int64)
-        is_shift = tok_a >= vocab.shift_base
-        after_steps = np.round(times_a / unit).astype(np.int64) + np.where(is_shift, tok_a - vocab.shift_base + 1, 0)
-        after_a = after_steps * unit
+        times_a, after_a = _clocks(tokens, times, vocab)
         w0, w1 = float(times_a[0]), float(times_a[-1])
 
     # ---- per-scene labels (measured on the notes as written; scenes found on the bent clock) ----
@@ -294,6 +284,18 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
         "time": (times_a - w0).astype(np.float32),
         "boundaries": np.asarray(inside, dtype=np.float32),
     }
+
+
+def _clocks(tokens: list[int], times: list[float], vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
+    """Each token's time and the clock *after* it (a time shift has moved time on): every
+    token is conditioned on the latter, which is when the next token sits and what the decoder
+    knows when it feeds the token back."""
+    unit = vocab.shift_seconds
+    times_a = np.asarray(times, dtype=np.float64)
+    tok_a = np.asarray(tokens, dtype=np.int64)
+    moved = np.where(tok_a >= vocab.shift_base, tok_a - vocab.shift_base + 1, 0)
+    after_a = (np.round(times_a / unit).astype(np.int64) + moved) * unit  # the tokens' own float expression
+    return times_a, after_a
 
 
 def _bend(tokens: list[int], times: list[float], bounds: list[float], rng: np.random.Generator, vocab: Vocab,
@@ -352,13 +354,10 @@ def _bend(tokens: list[int], times: list[float], bounds: list[float], rng: np.ra
     out_times: list[float] = []
     cur = int(new_u[0])
     for (tok, _), u in zip(events, new_u.tolist()):
-        gap = u - cur
-        while gap > 0:
-            k = min(gap, vocab.max_shift)
-            out_t.append(vocab.shift(k))
+        for shift in vocab.shifts(u - cur):
+            out_t.append(shift)
             out_times.append(cur * unit)
-            cur += k
-            gap -= k
+            cur += vocab.shift_units(shift)
         out_t.append(tok)
         out_times.append(cur * unit)
     new_bounds = [where.get(c, c + d) * unit for c, d in moved]
