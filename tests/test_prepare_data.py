@@ -226,6 +226,7 @@ def test_windows_are_exact_slices_of_the_whole_stream(ex_setup, monkeypatch):
     monkeypatch.setattr(dataset, "TRANSPOSE", (0, 0))
     monkeypatch.setattr(dataset, "STRETCH", (1.0, 1.0))
     monkeypatch.setattr(dataset, "WARP", 0.0)
+    monkeypatch.setattr(dataset, "MODE_FLIP_PROB", 0.0)
     from numpy.lib.stride_tricks import sliding_window_view
 
     for key in (FILES["chorale"] + "#0", FILES["mass"] + "#0"):
@@ -286,3 +287,39 @@ def test_boundaries_bend_the_clock_off_the_beat(ex_setup, monkeypatch):
         gaps = np.diff(onsets)
         assert np.all((gaps >= 0.5 * 0.75 - 0.011) & (gaps <= 0.5 * 1.25 + 0.011)), gaps
     assert total > 30 and off_beat / total > 0.5
+
+
+def test_scenes_change_mode_with_their_valence(ex_setup, monkeypatch):
+    """Some scenes of a major piece move to the parallel (harmonic) minor: E and A become Eb
+    and Ab in C major, the leading tone B stays, and the flipped scenes' valence, measured
+    after the flip, is lower than the untouched scenes'. Without the flip nothing moves."""
+    vocab, stats, _ = ex_setup
+    monkeypatch.setattr(dataset, "TRANSPOSE", (0, 0))
+    monkeypatch.setattr(dataset, "STRETCH", (1.0, 1.0))
+    monkeypatch.setattr(dataset, "WARP", 0.0)
+    monkeypatch.setattr(dataset, "MODE_FLIP_PROB", 1.0)
+    # I - IV - V7 - I in C major, half a second per chord
+    chords = [(48, 60, 64, 67), (53, 60, 65, 69), (55, 59, 65, 67), (48, 60, 64, 67)]
+    notes = np.array([[PIANO, p, i * 0.5, i * 0.5 + 0.45] for i in range(240) for p in chords[i % 4]], np.float32)
+    minor_v, major_v = [], []
+    for seed in range(10):
+        ex = dataset.make_example(notes, np.random.default_rng(seed), vocab, stats, seq_len=512, start_prob=1.0)
+        tok = ex["tokens"]
+        ons = [(i, vocab.group_pitch(int(t))[1] % 12) for i, t in enumerate(tok) if vocab.kind(int(t)) == "on"]
+        pcs = {pc for _, pc in ons}
+        assert pcs <= {0, 2, 3, 4, 5, 7, 8, 9, 11} and 11 in pcs  # nothing else moves
+        edges = np.r_[0.0, ex["boundaries"], np.inf]
+        for a, b in zip(edges[:-1], edges[1:]):
+            inside = [pc for i, pc in ons if a - 1e-4 <= ex["time"][i] < b - 1e-4]
+            if len(inside) < 8:
+                continue
+            v = ex["valence"][[i for i, _ in ons if a - 1e-4 <= ex["time"][i] < b - 1e-4]]
+            assert np.all(v == v[0])  # one label per scene
+            flat, natural = {3, 8} & set(inside), {4, 9} & set(inside)
+            assert not (flat and natural), "a scene is in one mode"
+            (minor_v if flat else major_v).append(float(v[0]))
+    assert len(minor_v) > 5 and len(major_v) > 5
+    assert max(minor_v) < min(major_v)
+    monkeypatch.setattr(dataset, "MODE_FLIP_PROB", 0.0)
+    ex = dataset.make_example(notes, np.random.default_rng(0), vocab, stats, seq_len=512, start_prob=1.0)
+    assert not {vocab.group_pitch(int(t))[1] % 12 for t in ex["tokens"] if vocab.kind(int(t)) == "on"} & {3, 8}
