@@ -19,11 +19,15 @@ overridden or ``--valence``/``--arousal`` are given (then those values stand in 
 warning).
 
 Decoding (PyAV) - a few frames per scene, chosen where they are cheap
-    A scene gets ``max(2, min(8, round(2 × seconds)))`` frames (:class:`AnalysisOptions`
+    A scene gets ``max(2, min(6, round(2 × seconds)))`` frames (:class:`AnalysisOptions`
     ``fps``, ``max_frames``), in *chains* of frames ~0.5 s apart (the motion cue compares the
-    frames of a chain, :mod:`.cues`): a scene up to ~4 s is one chain spread over it (2 frames
-    a second, as every frame used to be sampled); a longer one has two chains of four, one in
-    each half, each starting where decoding is cheapest (:func:`plan_samples`):
+    frames of a chain, :mod:`.cues`): a scene up to ~3 s is one chain spread over it (2 frames
+    a second, as every frame used to be sampled); a longer one has three chains of two, one in
+    each third, each starting where decoding is cheapest (:func:`plan_samples`). (Eight frames
+    in two chains of four cost a third more decoding in long-GOP H.264, where each chain frame
+    is another 0.5 s decoded from a keyframe: 20× real time with faces instead of 25×; six in
+    three pairs moved the bundled sample's scenes by at most 0.10 in valence and 0.04 in
+    arousal, two chains of three up to 0.16, and a tie in arousal between two scenes):
 
     * the demuxer's index (MP4/MOV, AVI, Matroska cues) tells where the keyframes are, so each
       chain starts where it costs least to decode, counting a keyframe as 4 frames and a run
@@ -52,10 +56,12 @@ Decoding (PyAV) - a few frames per scene, chosen where they are cheap
     analysed by one thread per core (:func:`analyze_scenes`), each with its own readers: two
     single-threaded decoders on two cores go ~1.5× faster than one decoder's frame threads (a
     P-frame waits for the frame before it). On 2 cores the cues of a 1080p25 H.264 edit take
-    1/20-1/30 of its duration, of intra-only media ~1/60. Faces are looked for in at most 4
-    frames a scene, spread over it (Haar detection is ~6 ms a 320-pixel frame, the expression
-    network ~0.4 ms a face; 4 instead of 8 frames moved the sample's face scene by 0.04 in
-    valence and arousal), each scene worker with its own cascade (``benchmarks/bench_analysis.py``). Results are cached per (file, size, mtime, source
+    1/25-1/35 of its duration, of intra-only media ~1/60. Faces are looked for in at most 4
+    frames a scene, spread over it, by a Haar cascade stepping its scale by 1.25 (8 ms a
+    320-pixel frame on one thread, 18 ms at the 1.1 step it used to take, with every face of
+    the calibration pictures still found and fewer false detections:
+    ``benchmarks/face_calibration.py``; the expression network costs ~0.4 ms a face), each
+    scene worker with its own cascade (``benchmarks/bench_analysis.py``). Results are cached per (file, size, mtime, source
     range) for the process, so scoring the same edit in several formats decodes it once.
 """
 from __future__ import annotations
@@ -96,7 +102,7 @@ class AnalysisOptions:
     docstring); ≤ 320 px; 16 kHz mono."""
 
     fps: float = 2.0
-    max_frames: int = 8  # frames sampled per scene at most
+    max_frames: int = 6  # frames sampled per scene at most (see the module docstring)
     max_width: int = 320
     audio_rate: int = AUDIO_RATE
     faces: bool = True
@@ -196,7 +202,7 @@ class _Sample:
     frame_time: float = math.inf
 
 
-CHAIN = 4  # frames per chain when a range is too long for its frames to follow each other
+CHAIN = 2  # frames per chain when a range is too long for its frames to follow each other
 EDGE = 0.2  # seconds: chains keep this far from the range's ends (its first frame may be a transition)
 LEAN = 0.5  # a chain may start this fraction of the frame gap outside its slot (towards a cheaper start)
 KEY_COST = 4.0  # decoding a keyframe costs about as much as this many other frames (it has that many more bits)
