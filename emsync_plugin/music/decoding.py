@@ -13,16 +13,20 @@ register, density) at twice the compute; ``g = 0`` is the model alone.
 
 Mode steering (``SamplingOptions.mode_steering = m``): major mode is the strongest musical cue
 to positive valence (Gabrielsson & Lindström 2010; Eerola et al. 2013, cited in
-:mod:`.features`). Once the music has ``TONIC_ONSETS`` note onsets, the decoder fixes the
-tonic the model itself chose (the best Krumhansl-Kessler key of those onsets); from then on
-every note-on gains ``m · |valence| · profile[pitch class]``, where ``profile`` is the
-Krumhansl-Kessler *major* profile on that tonic when the valence is positive and the *minor*
-one when it is negative (scaled to a largest value of 1), the minor one made harmonic: its
-leading tone favoured (+0.5) and its minor seventh, the relative major's dominant, avoided
-(−1), so that sad music does not drift into the relative major. So a scene asked to be sad
-turns to the parallel minor of the piece's key and a happy one to the parallel major, at its
-cut, as film scores do; the model still chooses every note. ``m = 0`` leaves the mode to the
-model's own conditioning.
+:mod:`.features`). Once the music has ``TONIC_ONSETS`` note onsets, every step reads the key
+the music is in *in the asked mode*: the best of the 12 major (valence > 0) or the 12 minor
+(< 0) Krumhansl-Kessler keys of the recent onsets (a pitch-class histogram whose weights fade
+by ``RECENT_DECAY`` an onset), and every note-on gains ``m · |valence| · profile[pitch
+class]``, that key's profile scaled to a largest value of 1, the minor one made harmonic: its
+leading tone favoured (+0.5) and its minor seventh avoided (−1), so that sad music does not
+drift into the relative major. A happy scene in A minor is pulled towards C major (or A major,
+whichever the notes so far are closer to), a sad one in C major towards A minor (or C minor),
+at its cut; the model still chooses every note, and the key keeps following the music. ``m = 0``
+leaves the mode to the model's own conditioning. (A tonic fixed once from the first onsets
+let the model wander off it, and read major and minor keys alike it could settle on the wrong
+mode: valence Spearman 0.36 instead of 0.64 at ``m = 2`` on the shipped model. Favouring only
+the degrees that tell the parallel modes apart, the thirds and sixths, backfired: the major
+sixth is the relative minor's tonic.)
 
 Fresh chords (``SamplingOptions.fresh_chords = f``): the chord on a cut should change the
 harmony, as a film cue's does. Its note-ons of pitch classes that were sounding when time
@@ -48,7 +52,8 @@ from .features import key_correlations, key_profiles
 from .vocab import Vocab
 
 NEG = -1e9
-TONIC_ONSETS = 8  # note-ons before mode steering fixes the tonic
+TONIC_ONSETS = 8  # note-ons before mode steering reads a key
+RECENT_DECAY = 0.95  # the recent pitch-class histogram: an onset's weight halves over ~14 onsets
 
 
 @dataclass(frozen=True)
@@ -99,8 +104,16 @@ class Clock:
     finished: bool = False
     valence: float = 0.0  # the mood now (set by the generator before each step)
     pc_onsets: np.ndarray = field(default_factory=lambda: np.zeros(12))  # note-ons per pitch class
+    pc_recent: np.ndarray = field(default_factory=lambda: np.zeros(12))  # the same, fading (RECENT_DECAY an onset)
     before_cut: frozenset = frozenset()  # pitch classes sounding when time reached the current cut
-    tonic: int = -1  # fixed after TONIC_ONSETS onsets (mode steering); -1 before
+
+    def key(self, major: bool) -> int:
+        """The best Krumhansl-Kessler key of the recent onsets among the major (0-11: tonic C..B)
+        or the minor ones (12-23); -1 before ``TONIC_ONSETS`` onsets."""
+        if self.pc_onsets.sum() < TONIC_ONSETS:
+            return -1
+        r = key_correlations(self.pc_recent)
+        return int(np.argmax(r[:12])) if major else 12 + int(np.argmax(r[12:]))
 
     @property
     def cut(self) -> int | None:
@@ -123,8 +136,8 @@ class Clock:
         elif kind == "on":
             self.sounding[v.group_pitch(token)] = self.now
             self.pc_onsets[v.group_pitch(token)[1] % 12] += 1
-            if self.tonic < 0 and self.pc_onsets.sum() >= TONIC_ONSETS:
-                self.tonic = int(np.argmax(key_correlations(self.pc_onsets))) % 12
+            self.pc_recent *= RECENT_DECAY
+            self.pc_recent[v.group_pitch(token)[1] % 12] += 1
             if self.chord_open:
                 self.onsets_now += 1
                 if self.onsets_now >= v.chord_notes and self.cut is not None and abs(self.cut - self.now) == 0:
@@ -235,8 +248,8 @@ def cut_rules(guarantee: bool):
 
 
 def steer_mode(strength: float):
-    """Move the mode towards the valence along the Krumhansl-Kessler profile of the parallel
-    major (valence > 0) or minor (< 0) on the fixed tonic (see the module docstring)."""
+    """Move the mode towards the valence along the Krumhansl-Kessler profile of the key the
+    music is in, read in the asked mode (see the module docstring)."""
     profiles = key_profiles()
     profiles = profiles / np.abs(profiles).max(axis=1, keepdims=True)
     for t in range(12):  # minor: the harmonic minor's leading tone, not the relative major's tonic
@@ -244,12 +257,14 @@ def steer_mode(strength: float):
         profiles[12 + t, (t + 11) % 12] = 0.5
 
     def rule(logits: np.ndarray, clock: Clock) -> None:
-        if strength <= 0.0 or clock.tonic < 0 or clock.valence == 0.0:
+        if strength <= 0.0 or clock.valence == 0.0:
+            return
+        key = clock.key(major=clock.valence > 0)
+        if key < 0:
             return
         v = clock.vocab
-        by_pc = profiles[clock.tonic if clock.valence > 0 else 12 + clock.tonic]
         pcs = (np.arange(v.n_pitches) + v.pitch_min) % 12
-        bias = np.tile(strength * abs(clock.valence) * by_pc[pcs], len(v.groups))
+        bias = np.tile(strength * abs(clock.valence) * profiles[key][pcs], len(v.groups))
         on = logits[v.on_base:v.off_base]
         allowed = on > NEG / 2
         on[allowed] += bias[allowed]
