@@ -26,6 +26,7 @@ from .timeline.otio_io import ADAPTERS
 logger = logging.getLogger(__name__)
 
 ENGINES = ("auto", "emsync", "baseline")  # auto: the learned model when installed, else baseline
+PRECISIONS = ("fp32", "int8")  # builds of the learned model (onnx_models/generator.onnx, generator.int8.onnx)
 #: The longest timeline scored in one run: the rendered audio is held in memory (about 2.7 GB
 #: of samples for 2 hours); longer programmes are scored reel by reel.
 MAX_SCORE_SECONDS = 2 * 3600.0
@@ -42,6 +43,7 @@ class ScoreOptions:
     top_p: float | None = None
     guidance: float | None = None  # emotion guidance of the learned engine; None: the default
     mode_steering: float | None = None  # how hard valence turns the mode major/minor; None: the default
+    precision: str = "fp32"  # learned engine build: "fp32" or "int8" (faster, smaller, same quality)
     valence: float | None = None  # -1..1, for the whole timeline (overrides the estimate)
     arousal: float | None = None
     emotion: tuple[str, ...] = ()  # per-scene overrides "N=MOOD" / "N=V,A" (win over markers and --valence/--arousal)
@@ -57,6 +59,8 @@ class ScoreOptions:
     def __post_init__(self):
         if self.engine not in ENGINES:
             raise OptionsError(f"unknown engine {self.engine!r}", hint=f"choose one of: {', '.join(ENGINES)}")
+        if self.precision not in PRECISIONS:
+            raise OptionsError(f"unknown precision {self.precision!r}", hint=f"choose one of: {', '.join(PRECISIONS)}")
         for name in ("valence", "arousal"):
             value = getattr(self, name)
             if value is not None and not (-1.0 <= value <= 1.0 and math.isfinite(value)):
@@ -169,7 +173,7 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
         "source": str(path.resolve()),
         "engine": options.engine,
         "seed": options.seed,
-        **({"sampling": asdict(options.sampling())} if options.engine == "emsync" else {}),
+        **({"sampling": asdict(options.sampling()), "precision": options.precision} if options.engine == "emsync" else {}),
         "wav": str(wav_path),
         "midi": str(midi_path),
         "sidecar": str(sidecar),
@@ -368,7 +372,7 @@ def generate(timeline: Timeline, moods: Sequence[SceneMood], options: ScoreOptio
         from .music.generator import Generator, SceneMood as GenMood
 
         sampling = options.sampling()
-        result = Generator.load().generate(
+        result = Generator.load(precision=options.precision).generate(
             timeline.cuts, timeline.duration, [GenMood(m.start, m.end, m.valence, m.arousal) for m in moods], sampling
         )
         return result.midi

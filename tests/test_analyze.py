@@ -34,7 +34,7 @@ from emsync_plugin import cli, pipeline
 from emsync_plugin.demo import sample_dir
 from emsync_plugin.emotion import analyze, mapping
 from emsync_plugin.emotion.analyze import AnalysisOptions, MediaReader
-from emsync_plugin.errors import MediaError, ModelError
+from emsync_plugin.errors import MediaError, ModelError, OptionsError
 from emsync_plugin.pipeline import ScoreOptions, estimate_moods
 from emsync_plugin.timeline import read_cuts
 from emsync_plugin.timeline.model import Scene
@@ -438,5 +438,11 @@ def test_the_learned_engine_records_its_sampling_in_the_sidecar(two_clips, tmp_p
     sampling = json.loads(result.sidecar.read_text())["sampling"]
     assert sampling["guidance"] == 0.5 and sampling["seed"] == 3
     assert sampling["mode_steering"] == ScoreOptions().sampling().mode_steering
+    assert json.loads(result.sidecar.read_text())["precision"] == "fp32"
+    # the int8 build (--precision int8) scores too, with a chord on the cut, and says so
+    quick = pipeline.score(path, ScoreOptions(engine="emsync", write_timeline=False, precision="int8", seed=3))
+    assert json.loads(quick.sidecar.read_text())["precision"] == "int8"
+    with pytest.raises(OptionsError, match="precision"):
+        ScoreOptions(precision="fp8")
     base = pipeline.score(path, ScoreOptions(engine="baseline", write_timeline=False))
     assert "sampling" not in json.loads(base.sidecar.read_text())

@@ -46,12 +46,30 @@ def test_metadata_carries_the_vocabulary_and_config(gen):
     assert [o.name for o in gen.session.get_outputs()] == ["logits", "present_key_values"]
 
 
-def test_golden_output_for_a_fixed_seed(gen):
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_golden_output_for_a_fixed_seed(precision):
+    """Each shipped build gives the stored tokens for a fixed seed (onnx_models/golden.json)."""
     g = golden()
+    gen = Generator.load(threads=1, precision=precision)
     r = gen.generate(g["cuts"], g["duration"], [SceneMood(**m) for m in g["moods"]], SamplingOptions(**g["options"]))
     digest = hashlib.sha256(np.asarray(r.tokens, np.int64).tobytes()).hexdigest()
-    assert r.tokens[:40] == g["first_tokens"]
-    assert digest == g["tokens_sha256"]
+    assert r.tokens[:40] == g[precision]["first_tokens"]
+    assert digest == g[precision]["tokens_sha256"]
+    if precision == "fp32":
+        assert g["tokens_sha256"] == digest
+
+
+def test_int8_build_carries_the_same_metadata_and_is_smaller():
+    fp32, int8 = Generator.load(precision="fp32"), Generator.load(precision="int8")
+    assert int8.vocab.to_json() == fp32.vocab.to_json() and int8.config == fp32.config
+    assert int8.label_stats == fp32.label_stats
+    meta = models.metadata(int8.session)
+    assert meta["emsync.precision"] == "int8"
+    q = json.loads(meta["emsync.quantization"])
+    assert q["heldout_loss_int8"] - q["heldout_loss_fp32"] < 0.01
+    assert int8.path.stat().st_size < 0.4 * fp32.path.stat().st_size
+    with pytest.raises(OptionsError, match="precision"):
+        Generator.load(precision="fp16")
 
 
 @pytest.mark.parametrize("seed,guidance", [(0, None), (1, None), (2, 0.0), (3, 2.0)])

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from emsync_plugin.music.decoding import SamplingOptions
-from emsync_plugin.music.generator import Generator, SceneMood
+from emsync_plugin.music.generator import MODEL_FILES, Generator, SceneMood
 
 HERE = Path(__file__).resolve().parents[1]
 
@@ -25,19 +25,17 @@ def main() -> None:
     duration = 15.0
     moods = [SceneMood(0.0, 7.0, 0.6, 0.4), SceneMood(7.0, 15.0, -0.5, -0.2)]
     options = SamplingOptions(seed=1234)
-    gen = Generator.load(HERE, threads=1)
-    r = gen.generate(cuts, duration, moods, options)
-    data = {
-        "cuts": cuts,
-        "duration": duration,
-        "moods": [asdict(m) for m in moods],
-        "options": asdict(options),  # every decoding option, so a change of default shows
-        "first_tokens": r.tokens[:40],
-        "n_tokens": len(r.tokens),
-        "tokens_sha256": hashlib.sha256(np.asarray(r.tokens, np.int64).tobytes()).hexdigest(),
-    }
+    data = {"cuts": cuts, "duration": duration, "moods": [asdict(m) for m in moods],
+            "options": asdict(options)}  # every decoding option, so a change of default shows
+    for precision in MODEL_FILES:  # the fp32 build's tokens at the top level, each build's under its name
+        r = Generator.load(HERE, threads=1, precision=precision).generate(cuts, duration, moods, options)
+        tokens = {"first_tokens": r.tokens[:40], "n_tokens": len(r.tokens),
+                  "tokens_sha256": hashlib.sha256(np.asarray(r.tokens, np.int64).tobytes()).hexdigest()}
+        if precision == "fp32":
+            data.update(tokens)
+        data[precision] = tokens
     (HERE / "golden.json").write_text(json.dumps(data, indent=1) + "\n")
-    print(json.dumps({k: v for k, v in data.items() if k != "first_tokens"}))
+    print(json.dumps({k: v for k, v in data.items() if k not in ("first_tokens", *MODEL_FILES)}))
 
 
 if __name__ == "__main__":
