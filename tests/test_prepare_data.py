@@ -187,6 +187,15 @@ def test_make_example_arrays_are_aligned(ex_setup, seed):
     change = np.flatnonzero((np.diff(ex["valence"]) != 0) | (np.diff(ex["arousal"]) != 0)) + 1
     for i in change:
         assert ex["offset"][i] == 0 or tok[i] == vocab.eos
+    # since: 0 where a boundary opens a scene, then the clock's distance from it
+    since = ex["since"]
+    assert since.shape == (n,) and np.all((0 <= since) & (since <= 8.0))
+    for b in ex["boundaries"]:
+        at = np.abs(after - b) < 1e-4
+        assert np.all(since[at & (ex["offset"] == 0)] == 0)
+        nxt = min([c for c in ex["boundaries"] if c > b + 1e-4], default=np.inf)
+        scene = (after > b + 1e-4) & (after < nxt - 1e-4)  # the scene b opens, on the same clock
+        assert np.allclose(since[scene], np.minimum(after[scene] - b, 8.0), atol=1e-4)
 
 
 def test_boundaries_fall_on_chords(ex_setup):

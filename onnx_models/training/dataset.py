@@ -22,7 +22,9 @@
    notes of that scene (between consecutive boundaries), and give every token its scene's
    valence and arousal; the token at a boundary belongs to the scene it opens.
 5. **Offsets**: :func:`emsync_plugin.music.vocab.boundary_offsets`: seconds to the next
-   boundary at or after the token, capped at ``cap``; 0 on a boundary.
+   boundary at or after the token, capped at ``cap``; 0 on a boundary. ``since``: seconds
+   from the boundary that opened the token's scene (capped at ``cap``; for the loss weights
+   only, the model does not see it).
 
 Conditioning (scene and offset) is read on the clock *after* each token: a time shift's
 conditioning is that of the instant it moves to. That is where the next token sits and what
@@ -31,7 +33,7 @@ offset 0 and the model's next prediction is the chord. (Reading it at the token'
 before the shift, taught the model the opposite: offset 0 on a shift meant "leaving the cut".)
 
 The example is a dict of numpy arrays of one length ``n <= seq_len + 1``: ``tokens`` (int64),
-``valence``, ``arousal``, ``offset`` and ``time`` (float32; seconds since the window's first
+``valence``, ``arousal``, ``offset``, ``since`` and ``time`` (float32; seconds since the window's first
 token), plus ``boundaries`` (float32, the boundary times inside the window, same clock).
 
     python -m onnx_models.training.dataset --bench [--cache DIR] [--n 2000]
@@ -270,12 +272,15 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
         aro[seg == s] = ar
 
     offs = np.asarray(boundary_offsets(after_a.tolist(), new_bounds, cap), dtype=np.float32)
+    prev = np.asarray([seg_start] + list(new_bounds))[seg]  # the boundary that opened each token's scene
+    since = np.minimum(after_a - prev, cap).astype(np.float32)
     inside = [b - w0 for b in new_bounds if w0 <= b <= w1]
     return {
         "tokens": np.asarray(tokens, dtype=np.int64),
         "valence": val,
         "arousal": aro,
         "offset": offs,
+        "since": since,
         "time": (times_a - w0).astype(np.float32),
         "boundaries": np.asarray(inside, dtype=np.float32),
     }

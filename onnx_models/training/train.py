@@ -25,6 +25,7 @@ import torch
 from emsync_plugin.music.features import LabelStats
 from emsync_plugin.music.vocab import Vocab
 
+from . import dataset
 from .dataset import chord_share, iter_pieces, make_example
 from .model import ModelConfig, MusicTransformer
 from .prepare_data import VOCAB_SPEC
@@ -58,17 +59,22 @@ def get_batch(pieces, weights, rng, vocab, stats, batch_size, seq_len, cap, chor
     tok = stack(tok_key, np.int64)
     x = tok[:, :-1].clamp(min=0)
     y = tok[:, 1:].clone()
-    cond = {k: stack(k, np.float32)[:, :-1] for k in ("valence", "arousal", "offset")}
+    cond = {k: stack(k, np.float32)[:, :-1] for k in ("valence", "arousal", "offset", "since") if k in rows[0]}
     return x, y, cond
 
 
-def weighted_loss(logits, y, offset, approach_weight):
+def weighted_loss(logits, y, offset, approach_weight, since=None, departure_weight=1.0):
     """Cross-entropy where the predictions made less than 1 s before a cut weigh
     ``approach_weight`` (the landing shift and the chord on it are rare but are what the
-    product needs), normalised by the total weight."""
+    product needs) and those less than 1 s after one ``departure_weight`` (the chord on the
+    cut and its first notes, where the new scene's mood, and mode, must show), the larger of
+    the two where both hold; normalised by the total weight."""
     ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-1,
                                            reduction="none")
-    w = torch.where(offset.reshape(-1) < 1.0, approach_weight, 1.0) * (y.reshape(-1) >= 0)
+    w = torch.where(offset.reshape(-1) < 1.0, approach_weight, 1.0)
+    if since is not None and departure_weight != 1.0:
+        w = torch.maximum(w, torch.where(since.reshape(-1) < 1.0, departure_weight, 1.0))
+    w = w * (y.reshape(-1) >= 0)
     return (ce * w).sum() / w.sum().clamp(min=1.0)
 
 
@@ -137,12 +143,19 @@ def main(argv=None):
                    help="a learned output bias per exact offset (with --offset-steps)")
     p.add_argument("--approach-weight", type=float, default=1.0,
                    help="loss weight of the tokens fed less than 1 s before a cut (where the shift that lands on it is chosen)")
+    p.add_argument("--departure-weight", type=float, default=1.0,
+                   help="loss weight of the predictions made less than 1 s after a cut")
+    p.add_argument("--mode-flip", type=float, default=None,
+                   help="share of training windows whose scenes may move to the parallel mode "
+                        "(default: dataset.MODE_FLIP_PROB)")
     p.add_argument("--chordless-keep", type=float, default=1.0,
                    help="chance of keeping a training window whose cuts mostly fall on single notes")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.mode_flip is not None:
+        dataset.MODE_FLIP_PROB = args.mode_flip
 
     vocab = Vocab.from_json(VOCAB_SPEC)
     stats_json = json.loads((args.data / "stats.json").read_text())
@@ -218,9 +231,9 @@ def main(argv=None):
                 g["lr"] = lr * g.get("lr_mult", 1.0)
             x, y, c = get_batch(train, weights, rng, vocab, stats, args.batch_size, args.seq_len, cap,
                                 args.chordless_keep)
-            if args.approach_weight != 1.0:
+            if args.approach_weight != 1.0 or args.departure_weight != 1.0:
                 logits, _, _ = model(x, c["valence"], c["arousal"], c["offset"])
-                loss = weighted_loss(logits, y, c["offset"], args.approach_weight)
+                loss = weighted_loss(logits, y, c["offset"], args.approach_weight, c.get("since"), args.departure_weight)
             else:
                 _, loss, _ = model(x, c["valence"], c["arousal"], c["offset"], targets=y)
             opt.zero_grad(set_to_none=True)
