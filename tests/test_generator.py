@@ -147,3 +147,16 @@ def test_guided_generation_is_deterministic_and_differs_from_unguided(gen):
     c = gen.generate([6.0], 12.0, moods, SamplingOptions(seed=5, guidance=0.0))
     assert a.tokens == b.tokens
     assert a.tokens != c.tokens
+
+
+@pytest.mark.parametrize("meta", [{}, {"emsync.vocab": "{not json", "emsync.config": "{}"}, "no config"])
+def test_a_model_without_readable_metadata_is_a_clear_error(monkeypatch, meta):
+    """An ONNX file that is not one of ours (or was exported without its metadata) is refused
+    with an error naming the file, not a KeyError from deep inside."""
+    real = models.metadata
+    if meta == "no config":
+        meta = {k: v for k, v in real(Generator.load().session).items() if k != "emsync.config"}
+    monkeypatch.setattr(models, "metadata", lambda sess: dict(meta))
+    with pytest.raises(ModelError, match="not an emsync generator") as err:
+        Generator.load()
+    assert "generator.onnx" in str(err.value) and "export" in str(err.value)

@@ -24,7 +24,7 @@ import numpy as np
 import pretty_midi
 
 from .. import models, progress
-from ..errors import OptionsError
+from ..errors import ModelError, OptionsError
 from .decoding import (NEG, Clock, SamplingOptions, cut_rules, keep_time_moving, limit_polyphony, release_long_notes,
                        sample, steer_mode, well_formed, fresh_chord_at_cuts)
 from .vocab import Note, Vocab
@@ -61,13 +61,22 @@ class Generator:
         self.path = path
         self.session = models.session(path, threads)
         meta = models.metadata(self.session)
-        self.vocab = Vocab.from_json(meta["emsync.vocab"])
-        self.config = json.loads(meta["emsync.config"])
-        self.label_stats = json.loads(meta.get("emsync.label_stats", "{}"))
-        self.block_size = int(self.config["block_size"])
-        self.cap = float(self.config["offset_cap"])
-        self.n_layer, self.n_head = int(self.config["n_layer"]), int(self.config["n_head"])
-        self.head_dim = int(self.config["n_embd"]) // self.n_head
+        try:  # everything the runtime knows about the model comes from the model file itself
+            self.vocab = Vocab.from_json(meta["emsync.vocab"])
+            self.config = json.loads(meta["emsync.config"])
+            self.label_stats = json.loads(meta.get("emsync.label_stats", "{}"))
+            self.block_size = int(self.config["block_size"])
+            self.cap = float(self.config["offset_cap"])
+            self.n_layer, self.n_head = int(self.config["n_layer"]), int(self.config["n_head"])
+            self.head_dim = int(self.config["n_embd"]) // self.n_head
+            if min(self.block_size, self.n_layer, self.n_head, self.head_dim) <= 0 or not self.cap > 0:
+                raise ValueError(f"impossible sizes in its config {self.config}")
+        except (KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError) as exc:
+            raise ModelError(
+                f"is not an emsync generator: its metadata is missing or unreadable ({type(exc).__name__}: {exc})",
+                path=path,
+                hint="export it with python -m onnx_models.training.export, or reinstall emsync",
+            ) from None
 
     @classmethod
     def load(cls, directory: Path | None = None, threads: int = 0, precision: str = "fp32") -> "Generator":
