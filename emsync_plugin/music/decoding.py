@@ -70,7 +70,7 @@ class SamplingOptions:
     max_polyphony: int = 6  # notes sounding at once
     max_events: int = 24  # tokens at one instant before time must move on
     guidance: float = 0.0  # emotion guidance: 0 is the model alone (see below)
-    mode_steering: float = 2.0  # nats a step moves the mode towards the valence (0: off; see below)
+    mode_steering: float = 3.0  # nats a step moves the mode towards the valence (0: off; see below)
     fresh_chords: float = 2.0  # nats a cut's chord loses per pitch class held over from before the cut
 
     def __post_init__(self):
