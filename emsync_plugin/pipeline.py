@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 from . import __version__, fileio
 from .errors import OptionsError, TimelineError
 from .music.baseline import BaselineOptions, Mood, arrange
+from .music.generator import MODEL_FILES
 from .music.render import RenderOptions, render_midi, write_midi
 from .timeline import ScoreTrack, Timeline, read_cuts, write_timeline
 from .timeline.io import KDENLIVE_SUFFIXES, MIN_DURATION, VIDEO_SUFFIXES
@@ -26,7 +27,7 @@ from .timeline.otio_io import ADAPTERS
 logger = logging.getLogger(__name__)
 
 ENGINES = ("auto", "emsync", "baseline")  # auto: the learned model when installed, else baseline
-PRECISIONS = ("fp32", "int8")  # builds of the learned model (onnx_models/generator.onnx, generator.int8.onnx)
+PRECISIONS = tuple(MODEL_FILES)  # builds of the learned model (onnx_models/generator.onnx, generator.int8.onnx)
 #: The longest timeline scored in one run: the rendered audio is held in memory (about 2.7 GB
 #: of samples for 2 hours); longer programmes are scored reel by reel.
 MAX_SCORE_SECONDS = 2 * 3600.0

@@ -38,7 +38,7 @@ def test_the_key_is_read_in_the_asked_mode_and_follows_the_music(vocab):
     assert clock.key(major=False) == 12 + 9  # read in minor: A minor, the relative key
     _play(clock, vocab, [62, 66, 69, 74, 67, 71, 74, 62] * 4)  # then D major for a while
     assert clock.key(major=True) == 2
-    assert clock.pc_onsets.sum() == 40  # the whole count stays; the recent one fades
+    assert clock.onsets == 40  # the whole count stays; the recent one fades
 
 
 @pytest.mark.parametrize("valence", [0.8, -0.8])

@@ -106,17 +106,22 @@ class Clock:
     events_now: int = 0  # tokens since time last moved
     finished: bool = False
     valence: float = 0.0  # the mood now (set by the generator before each step)
-    pc_onsets: np.ndarray = field(default_factory=lambda: np.zeros(12))  # note-ons per pitch class
-    pc_recent: np.ndarray = field(default_factory=lambda: np.zeros(12))  # the same, fading (RECENT_DECAY an onset)
+    onsets: int = 0  # note-ons so far
+    pc_recent: np.ndarray = field(default_factory=lambda: np.zeros(12))  # note-ons per pitch class, fading (RECENT_DECAY an onset)
     before_cut: frozenset = frozenset()  # pitch classes sounding when time reached the current cut
 
     def key(self, major: bool) -> int:
         """The best Krumhansl-Kessler key of the recent onsets among the major (0-11: tonic C..B)
         or the minor ones (12-23); -1 before ``TONIC_ONSETS`` onsets."""
-        if self.pc_onsets.sum() < TONIC_ONSETS:
+        if self.onsets < TONIC_ONSETS:
             return -1
         r = key_correlations(self.pc_recent)
         return int(np.argmax(r[:12])) if major else 12 + int(np.argmax(r[12:]))
+
+    @property
+    def striking_cut_chord(self) -> bool:
+        """The chord on a cut is being struck (a ``CHORD`` token at the cut's instant)."""
+        return self.chord_open and self.cut == self.now
 
     @property
     def cut(self) -> int | None:
@@ -138,7 +143,7 @@ class Clock:
             self.chord_open, self.onsets_now = True, 0
         elif kind == "on":
             self.sounding[v.group_pitch(token)] = self.now
-            self.pc_onsets[v.group_pitch(token)[1] % 12] += 1
+            self.onsets += 1
             self.pc_recent *= RECENT_DECAY
             self.pc_recent[v.group_pitch(token)[1] % 12] += 1
             if self.chord_open:
@@ -262,7 +267,7 @@ def steer_mode(strength: float):
     def rule(logits: np.ndarray, clock: Clock) -> None:
         if strength <= 0.0 or clock.valence == 0.0:
             return
-        if clock.chord_open and clock.cut == clock.now:
+        if clock.striking_cut_chord:
             return  # the chord on a cut is the model's (and fresh_chord_at_cuts'): the harmony moves there
         key = clock.key(major=clock.valence > 0)
         if key < 0:
@@ -283,7 +288,7 @@ def fresh_chord_at_cuts(penalty: float):
     likely chord instead of re-striking the one it holds; a shared note still may stay)."""
 
     def rule(logits: np.ndarray, clock: Clock) -> None:
-        if penalty <= 0.0 or not clock.before_cut or clock.cut != clock.now or not clock.chord_open:
+        if penalty <= 0.0 or not clock.before_cut or not clock.striking_cut_chord:
             return
         v = clock.vocab
         pcs = (np.arange(v.n_pitches) + v.pitch_min) % 12
