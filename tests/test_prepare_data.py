@@ -165,8 +165,9 @@ def test_make_example_arrays_are_aligned(ex_setup, seed):
     ex = dataset.make_example(piece, np.random.default_rng(seed), vocab, stats, seq_len=128)
     n = len(ex["tokens"])
     assert 2 <= n <= 129
-    for k in ("valence", "arousal", "offset", "time"):
+    for k in ("valence", "arousal", "offset", "mode", "time"):
         assert ex[k].shape == (n,) and ex[k].dtype == np.float32
+    assert set(np.unique(ex["mode"])) <= {0.0, 1.0}
     assert ex["tokens"].dtype == np.int64
     assert np.all((ex["tokens"] >= 0) & (ex["tokens"] < vocab.size))
     assert np.all((-1 <= ex["valence"]) & (ex["valence"] <= 1) & (-1 <= ex["arousal"]) & (ex["arousal"] <= 1))
@@ -327,8 +328,29 @@ def test_scenes_change_mode_with_their_valence(ex_setup, monkeypatch):
             flat, natural = {3, 8} & set(inside), {4, 9} & set(inside)
             assert not (flat and natural), "a scene is in one mode"
             (minor_v if flat else major_v).append(float(v[0]))
+        # the loss's mode flags: exactly the note-ons of the thirds and sixths, flipped or not
+        flagged = {i for i in np.flatnonzero(ex["mode"])}
+        assert flagged == {i for i, pc in ons if pc in (3, 4, 8, 9)} and flagged
     assert len(minor_v) > 5 and len(major_v) > 5
     assert max(minor_v) < min(major_v)
     monkeypatch.setattr(dataset, "MODE_FLIP_PROB", 0.0)
     ex = dataset.make_example(notes, np.random.default_rng(0), vocab, stats, seq_len=512, start_prob=1.0)
     assert not {vocab.group_pitch(int(t))[1] % 12 for t in ex["tokens"] if vocab.kind(int(t)) == "on"} & {3, 8}
+
+
+def test_mode_loss_weight_multiplies_the_flagged_predictions():
+    """train.weighted_loss: a flagged target weighs ``mode_weight`` times more (on top of the
+    approach weight); the loss is normalised by the total weight."""
+    torch = pytest.importorskip("torch")
+    from onnx_models.training.train import weighted_loss
+
+    logits = torch.zeros(1, 4, 3)
+    logits[0, 0, 0] = 5.0  # target 0 at position 0 is cheap, the rest cost log 3
+    y = torch.tensor([[0, 1, 2, -1]])
+    offset = torch.tensor([[9.0, 9.0, 0.5, 9.0]])
+    mode = torch.tensor([[1.0, 0.0, 1.0, 1.0]])
+    ce = torch.nn.functional.cross_entropy(logits[0], torch.tensor([0, 1, 2, 0]), reduction="none")
+    got = weighted_loss(logits, y, offset, 3.0, mode=mode, mode_weight=4.0)
+    want = (4 * ce[0] + 1 * ce[1] + 12 * ce[2]) / (4 + 1 + 12)
+    assert got.item() == pytest.approx(want.item(), rel=1e-6)
+    assert weighted_loss(logits, y, offset, 1.0).item() == pytest.approx(ce[:3].mean().item(), rel=1e-6)

@@ -33,7 +33,8 @@ offset 0 and the model's next prediction is the chord. (Reading it at the token'
 before the shift, taught the model the opposite: offset 0 on a shift meant "leaving the cut".)
 
 The example is a dict of numpy arrays of one length ``n <= seq_len + 1``: ``tokens`` (int64),
-``valence``, ``arousal``, ``offset``, ``since`` and ``time`` (float32; seconds since the window's first
+``valence``, ``arousal``, ``offset``, ``since``, ``mode`` (1 on the note-ons that tell major from minor in
+the window's key, see :func:`mode_tokens`) and ``time`` (float32; seconds since the window's first
 token), plus ``boundaries`` (float32, the boundary times inside the window, same clock).
 
     python -m onnx_models.training.dataset --bench [--cache DIR] [--n 2000]
@@ -239,6 +240,7 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
 
     # ---- the mode changes with the mood at some cuts ----------------------------------------
     edges = np.asarray([seg_start] + bounds)
+    key = _window_key(pitch, sa, sb, idx)
     if MODE_FLIP_PROB > 0.0 and rng.random() < MODE_FLIP_PROB:
         flipped = _flip_modes(pitch, group, sa, sb, idx, base, edges, rng, vocab)
         if flipped is not None:
@@ -281,6 +283,7 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
         "arousal": aro,
         "offset": offs,
         "since": since,
+        "mode": mode_tokens(tokens, key[0], vocab) if key is not None else np.zeros(len(tokens), np.float32),
         "time": (times_a - w0).astype(np.float32),
         "boundaries": np.asarray(inside, dtype=np.float32),
     }
@@ -396,6 +399,30 @@ def _assemble(body: list[int], body_times: list[float], complete: bool, need: in
     return tokens, times
 
 
+def _window_key(pitch: np.ndarray, sa: np.ndarray, sb: np.ndarray, idx: np.ndarray) -> tuple[int, bool] | None:
+    """``(tonic pitch class, major)`` of the notes ``idx`` as the label formula finds it
+    (Krumhansl-Kessler profiles on the duration-weighted pitch-class histogram); None when the
+    best correlation is below ``MODE_MIN_STRENGTH``."""
+    w = np.maximum(1, sb[idx] - sa[idx]).astype(np.float64)
+    hist = np.bincount(pitch[idx] % 12, weights=w, minlength=12)
+    r = key_correlations(hist)
+    best = int(np.argmax(r))
+    if r[best] < MODE_MIN_STRENGTH:
+        return None
+    return best % 12, best < 12
+
+
+def mode_tokens(tokens: np.ndarray, tonic: int, vocab: Vocab) -> np.ndarray:
+    """1.0 where a token is a note-on of a pitch class that tells major from minor in the key
+    of ``tonic`` (its minor or major third or sixth), else 0.0: the predictions that valence
+    should decide, which ``train.py --mode-weight`` weighs more."""
+    tokens = np.asarray(tokens, dtype=np.int64)
+    on = (tokens >= vocab.on_base) & (tokens < vocab.on_base + len(vocab.groups) * vocab.n_pitches)
+    pitch = vocab.pitch_min + (tokens - vocab.on_base) % vocab.n_pitches
+    degree = (pitch - tonic) % 12
+    return (on & np.isin(degree, (3, 4, 8, 9)) & (tokens >= 0)).astype(np.float32)
+
+
 def _flip_modes(pitch: np.ndarray, group: np.ndarray, sa: np.ndarray, sb: np.ndarray, idx: np.ndarray,
                 base: int, edges: np.ndarray, rng: np.random.Generator, vocab: Vocab) -> np.ndarray | None:
     """The window's pitches with some scenes moved to the parallel mode; None when the window
@@ -414,13 +441,10 @@ def _flip_modes(pitch: np.ndarray, group: np.ndarray, sa: np.ndarray, sb: np.nda
     with their labels measured after the flip, make valence the only clue to the mode at a cut
     and at the start of a piece, which is where the decoder needs it.
     """
-    w = np.maximum(1, sb[idx] - sa[idx]).astype(np.float64)
-    hist = np.bincount(pitch[idx] % 12, weights=w, minlength=12)
-    r = key_correlations(hist)
-    best = int(np.argmax(r))
-    if r[best] < MODE_MIN_STRENGTH:
+    key = _window_key(pitch, sa, sb, idx)
+    if key is None:
         return None
-    tonic, major = best % 12, best < 12
+    tonic, major = key
     step = np.zeros(12, np.int64)
     if major:
         step[4], step[9] = -1, -1

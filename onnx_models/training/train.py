@@ -60,20 +60,27 @@ def get_batch(pieces, weights, rng, vocab, stats, batch_size, seq_len, cap, chor
     x = tok[:, :-1].clamp(min=0)
     y = tok[:, 1:].clone()
     cond = {k: stack(k, np.float32)[:, :-1] for k in ("valence", "arousal", "offset", "since") if k in rows[0]}
+    if "mode" in rows[0]:
+        cond["mode"] = stack("mode", np.float32)[:, 1:]  # a flag on the target token, not the input
     return x, y, cond
 
 
-def weighted_loss(logits, y, offset, approach_weight, since=None, departure_weight=1.0):
+def weighted_loss(logits, y, offset, approach_weight, since=None, departure_weight=1.0, mode=None, mode_weight=1.0):
     """Cross-entropy where the predictions made less than 1 s before a cut weigh
     ``approach_weight`` (the landing shift and the chord on it are rare but are what the
     product needs) and those less than 1 s after one ``departure_weight`` (the chord on the
     cut and its first notes, where the new scene's mood, and mode, must show), the larger of
-    the two where both hold; normalised by the total weight."""
+    the two where both hold; a prediction whose target is a note-on of the key's third or
+    sixth (``mode`` = 1, see :func:`dataset.mode_tokens`) is further multiplied by
+    ``mode_weight``: those are the notes valence decides, a few per cent of the tokens.
+    Normalised by the total weight."""
     ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-1,
                                            reduction="none")
     w = torch.where(offset.reshape(-1) < 1.0, approach_weight, 1.0)
     if since is not None and departure_weight != 1.0:
         w = torch.maximum(w, torch.where(since.reshape(-1) < 1.0, departure_weight, 1.0))
+    if mode is not None and mode_weight != 1.0:
+        w = w * torch.where(mode.reshape(-1) > 0, mode_weight, 1.0)
     w = w * (y.reshape(-1) >= 0)
     return (ce * w).sum() / w.sum().clamp(min=1.0)
 
@@ -148,6 +155,8 @@ def main(argv=None):
     p.add_argument("--mode-flip", type=float, default=None,
                    help="share of training windows whose scenes may move to the parallel mode "
                         "(default: dataset.MODE_FLIP_PROB)")
+    p.add_argument("--mode-weight", type=float, default=1.0,
+                   help="loss weight of the note-ons of the key's thirds and sixths (what valence decides)")
     p.add_argument("--chordless-keep", type=float, default=1.0,
                    help="chance of keeping a training window whose cuts mostly fall on single notes")
     args = p.parse_args(argv)
@@ -231,9 +240,10 @@ def main(argv=None):
                 g["lr"] = lr * g.get("lr_mult", 1.0)
             x, y, c = get_batch(train, weights, rng, vocab, stats, args.batch_size, args.seq_len, cap,
                                 args.chordless_keep)
-            if args.approach_weight != 1.0 or args.departure_weight != 1.0:
+            if args.approach_weight != 1.0 or args.departure_weight != 1.0 or args.mode_weight != 1.0:
                 logits, _, _ = model(x, c["valence"], c["arousal"], c["offset"])
-                loss = weighted_loss(logits, y, c["offset"], args.approach_weight, c.get("since"), args.departure_weight)
+                loss = weighted_loss(logits, y, c["offset"], args.approach_weight, c.get("since"), args.departure_weight,
+                                     c.get("mode"), args.mode_weight)
             else:
                 _, loss, _ = model(x, c["valence"], c["arousal"], c["offset"], targets=y)
             opt.zero_grad(set_to_none=True)
