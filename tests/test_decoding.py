@@ -58,6 +58,10 @@ def test_mode_steering_favours_the_mode_of_the_valence(vocab, valence):
         assert by_pc[9] == max(by_pc.values()) and by_pc[1] > by_pc[0]
     else:  # A harmonic minor: A leads, G# (leading tone) beats G, and C beats C#
         assert by_pc[9] == max(by_pc.values()) and by_pc[8] > by_pc[7] and by_pc[0] > by_pc[1]
+    # which note, not whether a note: the note-ons' total probability is what it was
+    allowed = logits[vocab.on_base:vocab.off_base] > D.NEG / 2
+    total = np.log(np.exp(logits[vocab.on_base:vocab.off_base][allowed]).sum())
+    assert total == pytest.approx(np.log(allowed.sum()), abs=1e-9)
     # sampling only from the steered note-ons gives a pitch-class histogram in the asked mode
     p = np.exp(on - on.max()) * (on > D.NEG / 2)
     hist = np.bincount((np.arange(vocab.n_pitches) + vocab.pitch_min) % 12, weights=p / p.sum(), minlength=12)

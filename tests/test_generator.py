@@ -125,21 +125,6 @@ def test_score_options_check_sampling_up_front():
     assert ScoreOptions(guidance=1.5, temperature=0.9).sampling() == SamplingOptions(guidance=1.5, temperature=0.9)
 
 
-def test_guidance_combines_the_two_rows():
-    """g = 0 is the conditioned row as it is; g > 0 moves the log-probabilities away from the
-    neutral row's, so a token the mood favours gains and one it disfavours loses."""
-    cond = np.log(np.array([0.5, 0.3, 0.2]))
-    ref = np.log(np.array([0.2, 0.3, 0.5]))
-    logits = np.stack([cond, ref])[:, None, :]
-    assert np.array_equal(Generator._guide(logits, 0.0), cond)
-    g = Generator._guide(logits, 1.0)
-    p = np.exp(g - g.max())
-    p /= p.sum()
-    assert p[0] > 0.5 and p[2] < 0.2
-    same = Generator._guide(np.stack([cond, cond])[:, None, :], 3.0)
-    assert np.allclose(same, cond)  # no difference to amplify
-
-
 def test_guided_generation_is_deterministic_and_differs_from_unguided(gen):
     moods = [SceneMood(0, 12.0, -0.8, 0.8)]  # arousal: what the model itself follows
     a = gen.generate([6.0], 12.0, moods, SamplingOptions(seed=5, guidance=2.0))
@@ -160,3 +145,26 @@ def test_a_model_without_readable_metadata_is_a_clear_error(monkeypatch, meta):
     with pytest.raises(ModelError, match="not an emsync generator") as err:
         Generator.load()
     assert "generator.onnx" in str(err.value) and "export" in str(err.value)
+
+
+def test_guidance_chooses_notes_and_leaves_timing_to_the_model(gen):
+    """Guidance against the neutral mood re-weighs the note-ons only: every other token keeps
+    the model's conditional log-probability and the note-ons their total, so guidance cannot
+    make a note likelier than the time shift that lands on a cut."""
+    rng = np.random.default_rng(0)
+    v = gen.vocab
+    logits = rng.normal(size=(2, 1, v.size)).astype(np.float32)
+    out = gen._guide(logits, 1.5)
+    cond = logits[0, -1].astype(np.float64)
+    lc = cond - np.log(np.exp(cond).sum())
+    others = np.r_[0:v.on_base, v.off_base:v.size]
+    np.testing.assert_allclose(out[others], lc[others], atol=1e-9)
+    on = slice(v.on_base, v.off_base)
+    assert np.log(np.exp(out[on]).sum()) == pytest.approx(np.log(np.exp(lc[on]).sum()), abs=1e-9)
+    ref = logits[1, -1].astype(np.float64)
+    want = lc[on] + 1.5 * (lc[on] - (ref - np.log(np.exp(ref).sum()))[on])
+    np.testing.assert_allclose(out[on] - out[on].max(), want - want.max(), atol=1e-9)  # the guided ranking
+    np.testing.assert_array_equal(gen._guide(logits[:1], 1.5), cond)  # one row: the model alone
+    np.testing.assert_array_equal(gen._guide(logits, 0.0), cond)  # g = 0: the model alone
+    same = gen._guide(np.stack([logits[0], logits[0]]), 3.0)
+    np.testing.assert_allclose(same, lc, atol=1e-9)  # no difference to amplify

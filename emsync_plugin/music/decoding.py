@@ -8,8 +8,11 @@ Emotion guidance (``SamplingOptions.guidance = g``): the model is run twice per 
 requested valence/arousal and on the neutral mood (0, 0) with the same tokens and cut offsets,
 and the step samples from ``log p(x | mood) + g · (log p(x | mood) − log p(x | neutral))``, the
 classifier-free guidance of Ho & Salimans (2022, arXiv:2207.12598) with neutral as the
-reference: it strengthens whatever the requested mood changes relative to neutral (mode,
-register, density) at twice the compute; ``g = 0`` is the model alone.
+reference, applied to the note-ons only (their total probability stays the model's): it
+strengthens which notes the requested mood favours (mode, register) at twice the compute, and
+leaves to the model when time moves on. Guiding every token also extrapolated the timing and
+cost a sixth of the model-alone cut hits (50.0 % against 57.3 % on the v9 model); ``g = 0`` is
+the model alone.
 
 Mode steering (``SamplingOptions.mode_steering = m``): major mode is the strongest musical cue
 to positive valence (Gabrielsson & Lindström 2010; Eerola et al. 2013, cited in
@@ -279,9 +282,21 @@ def steer_mode(strength: float):
         bias = np.tile(strength * abs(clock.valence) * profiles[key][pcs], len(v.groups))
         on = logits[v.on_base:v.off_base]
         allowed = on > NEG / 2
+        if not allowed.any():
+            return
+        before = _logsumexp(on[allowed])
         on[allowed] += bias[allowed]
+        # steering picks *which* note, not *whether* a note: the note-ons keep their total
+        # probability against time shifts and the rest (a tilt towards the notes the model
+        # already favours made notes likelier than the shift that lands on a cut)
+        on[allowed] -= _logsumexp(on[allowed]) - before
 
     return rule
+
+
+def _logsumexp(x: np.ndarray) -> float:
+    m = float(x.max())
+    return m + math.log(float(np.exp(x - m).sum()))
 
 
 def fresh_chord_at_cuts(penalty: float):

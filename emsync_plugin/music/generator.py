@@ -103,16 +103,21 @@ class Generator:
     def _empty_past(self, rows: int = 1):
         return np.zeros((self.n_layer, 2, rows, self.n_head, 0, self.head_dim), np.float32)
 
-    @staticmethod
-    def _guide(logits: np.ndarray, g: float) -> np.ndarray:
-        """The last step's scores: the model's, or guided (see :mod:`.decoding`)."""
+    def _guide(self, logits: np.ndarray, g: float) -> np.ndarray:
+        """The last step's scores: the model's, or guided (see :mod:`.decoding`): guidance
+        chooses among the note-ons (which notes), whose total probability stays the model's;
+        when to move time on, and so when to land on a cut, is left to the model."""
         cond = logits[0, -1].astype(np.float64)
         if logits.shape[0] == 1 or g == 0.0:
             return cond
         ref = logits[1, -1].astype(np.float64)
         lc = cond - cond.max() - np.log(np.exp(cond - cond.max()).sum())
         lr = ref - ref.max() - np.log(np.exp(ref - ref.max()).sum())
-        return lc + g * (lc - lr)
+        a, b = self.vocab.on_base, self.vocab.off_base
+        on = lc[a:b] + g * (lc[a:b] - lr[a:b])
+        out = lc.copy()
+        out[a:b] = on - _lse(on) + _lse(lc[a:b])
+        return out
 
     def generate(self, cuts: Sequence[float], duration: float, moods: Sequence[SceneMood],
                  options: SamplingOptions = SamplingOptions()) -> GenerationResult:
@@ -206,3 +211,8 @@ def to_midi(notes: Sequence[Note], vocab: Vocab, moods: Sequence[SceneMood]) -> 
         insts[n.group].notes.append(pretty_midi.Note(velocity=vel, pitch=int(n.pitch), start=float(n.start), end=float(n.end)))
     pm.instruments.extend(i for i in insts if i.notes)
     return pm
+
+
+def _lse(x: np.ndarray) -> float:
+    m = float(x.max())
+    return m + float(np.log(np.exp(x - m).sum()))
