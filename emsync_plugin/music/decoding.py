@@ -25,9 +25,9 @@ leading tone favoured (+0.5) and its minor seventh avoided (−1), so that sad m
 drift into the relative major. A happy scene in A minor is pulled towards C major (or A major,
 whichever the notes so far are closer to), a sad one in C major towards A minor (or C minor),
 at its cut; the model still chooses every note, and the key keeps following the music. ``m = 0``
-leaves the mode to the model's own conditioning; the default 2 is where the v9 model's own
-valence (Spearman 0.50 alone) plus guidance reaches 0.84 with the most pitch variety (3: 0.83
-with less; see the model card). (A tonic fixed once from the first onsets
+leaves the mode to the model's own conditioning; the default 2 is where the model's own
+valence plus guidance reaches the most valence control with the most pitch variety (v9: 0.84
+against 0.83 at 3, with more pitch variety; the shipped v10: 0.78; see the model card). (A tonic fixed once from the first onsets
 let the model wander off it, and read major and minor keys alike it could settle on the wrong
 mode: valence Spearman 0.36 instead of 0.64 at ``m = 2`` on the v5 model. Favouring only
 the degrees that tell the parallel modes apart, the thirds and sixths, backfired: the major
@@ -284,17 +284,18 @@ def steer_mode(strength: float):
         allowed = on > NEG / 2
         if not allowed.any():
             return
-        before = _logsumexp(on[allowed])
+        before = logsumexp(on[allowed])
         on[allowed] += bias[allowed]
         # steering picks *which* note, not *whether* a note: the note-ons keep their total
         # probability against time shifts and the rest (a tilt towards the notes the model
         # already favours made notes likelier than the shift that lands on a cut)
-        on[allowed] -= _logsumexp(on[allowed]) - before
+        on[allowed] -= logsumexp(on[allowed]) - before
 
     return rule
 
 
-def _logsumexp(x: np.ndarray) -> float:
+def logsumexp(x: np.ndarray) -> float:
+    """log(sum(exp(x))), computed without overflow."""
     m = float(x.max())
     return m + math.log(float(np.exp(x - m).sum()))
 

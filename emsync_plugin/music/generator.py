@@ -26,7 +26,7 @@ import pretty_midi
 from .. import models, progress
 from ..errors import ModelError, OptionsError
 from .decoding import (NEG, Clock, SamplingOptions, cut_rules, keep_time_moving, limit_polyphony, release_long_notes,
-                       sample, steer_mode, well_formed, fresh_chord_at_cuts)
+                       logsumexp, sample, steer_mode, well_formed, fresh_chord_at_cuts)
 from .vocab import Note, Vocab
 
 logger = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class Generator:
         a, b = self.vocab.on_base, self.vocab.off_base
         on = lc[a:b] + g * (lc[a:b] - lr[a:b])
         out = lc.copy()
-        out[a:b] = on - _lse(on) + _lse(lc[a:b])
+        out[a:b] = on - logsumexp(on) + logsumexp(lc[a:b])
         return out
 
     def generate(self, cuts: Sequence[float], duration: float, moods: Sequence[SceneMood],
@@ -212,7 +212,3 @@ def to_midi(notes: Sequence[Note], vocab: Vocab, moods: Sequence[SceneMood]) -> 
     pm.instruments.extend(i for i in insts if i.notes)
     return pm
 
-
-def _lse(x: np.ndarray) -> float:
-    m = float(x.max())
-    return m + float(np.log(np.exp(x - m).sum()))
