@@ -27,10 +27,10 @@ whichever the notes so far are closer to), a sad one in C major towards A minor 
 at its cut; the model still chooses every note, and the key keeps following the music. ``m = 0``
 leaves the mode to the model's own conditioning; the default 2 is where the model's own
 valence plus guidance reaches the most valence control with the most pitch variety (v9: 0.84
-against 0.83 at 3, with more pitch variety; the shipped v10: 0.78; see the model card). (A tonic fixed once from the first onsets
-let the model wander off it, and read major and minor keys alike it could settle on the wrong
-mode: valence Spearman 0.36 instead of 0.64 at ``m = 2`` on the v5 model. Favouring only
-the degrees that tell the parallel modes apart, the thirds and sixths, backfired: the major
+against 0.83 at 3, with more pitch variety; the shipped v10: 0.78; see the model card). (A
+tonic fixed once from the first onsets let the model wander off it, and read major and minor
+keys alike it could settle on the wrong mode: valence Spearman 0.36 instead of 0.64 at
+``m = 2`` on the v5 model. Favouring only the degrees that tell the parallel modes apart, the thirds and sixths, backfired: the major
 sixth is the relative minor's tonic.) The chord on a cut is not steered: steering pulls
 towards the key's tonic triad, and with it the cut chords re-struck the held triad (one E
 major chord for the whole 45 s happy example; a new pitch class at 64 % of cuts against 94 %

@@ -111,8 +111,7 @@ class Generator:
         if logits.shape[0] == 1 or g == 0.0:
             return cond
         ref = logits[1, -1].astype(np.float64)
-        lc = cond - cond.max() - np.log(np.exp(cond - cond.max()).sum())
-        lr = ref - ref.max() - np.log(np.exp(ref - ref.max()).sum())
+        lc, lr = cond - logsumexp(cond), ref - logsumexp(ref)
         a, b = self.vocab.on_base, self.vocab.off_base
         on = lc[a:b] + g * (lc[a:b] - lr[a:b])
         out = lc.copy()
@@ -211,4 +210,3 @@ def to_midi(notes: Sequence[Note], vocab: Vocab, moods: Sequence[SceneMood]) -> 
         insts[n.group].notes.append(pretty_midi.Note(velocity=vel, pitch=int(n.pitch), start=float(n.start), end=float(n.end)))
     pm.instruments.extend(i for i in insts if i.notes)
     return pm
-

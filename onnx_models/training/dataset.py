@@ -241,16 +241,15 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
     # ---- the mode changes with the mood at some cuts ----------------------------------------
     edges = np.asarray([seg_start] + bounds)
     key = _window_key(pitch, sa, sb, idx)
-    if MODE_FLIP_PROB > 0.0 and rng.random() < MODE_FLIP_PROB:
-        flipped = _flip_modes(pitch, group, sa, sb, idx, base, edges, rng, vocab)
-        if flipped is not None:
-            body, body_times, complete = _window_tokens(vocab, group, flipped, sa, sb, idx, base, t0, i1, n)
-            new = _assemble(body, body_times, complete, need, from_start, want, vocab)
-            if len(new[0]) >= 2:
-                pitch = flipped
-                tokens, times = new
-                times_a, after_a = _clocks(tokens, times, vocab)
-                w0, w1 = float(times_a[0]), float(times_a[-1])
+    if MODE_FLIP_PROB > 0.0 and rng.random() < MODE_FLIP_PROB and key is not None:
+        flipped = _flip_modes(pitch, sa, key, base, edges, rng, vocab)
+        body, body_times, complete = _window_tokens(vocab, group, flipped, sa, sb, idx, base, t0, i1, n)
+        new = _assemble(body, body_times, complete, need, from_start, want, vocab)
+        if len(new[0]) >= 2:
+            pitch = flipped
+            tokens, times = new
+            times_a, after_a = _clocks(tokens, times, vocab)
+            w0, w1 = float(times_a[0]), float(times_a[-1])
 
     # ---- bend time into the boundaries ---------------------------------------------------------
     new_bounds = list(bounds)
@@ -417,20 +416,15 @@ def mode_tokens(tokens: np.ndarray, tonic: int, vocab: Vocab) -> np.ndarray:
     of ``tonic`` (its minor or major third or sixth), else 0.0: the predictions that valence
     should decide, which ``train.py --mode-weight`` weighs more."""
     tokens = np.asarray(tokens, dtype=np.int64)
-    on = (tokens >= vocab.on_base) & (tokens < vocab.on_base + len(vocab.groups) * vocab.n_pitches)
+    on = (tokens >= vocab.on_base) & (tokens < vocab.off_base)
     pitch = vocab.pitch_min + (tokens - vocab.on_base) % vocab.n_pitches
-    degree = (pitch - tonic) % 12
-    return (on & np.isin(degree, (3, 4, 8, 9)) & (tokens >= 0)).astype(np.float32)
+    return (on & np.isin((pitch - tonic) % 12, (3, 4, 8, 9))).astype(np.float32)
 
 
-def _flip_modes(pitch: np.ndarray, group: np.ndarray, sa: np.ndarray, sb: np.ndarray, idx: np.ndarray,
-                base: int, edges: np.ndarray, rng: np.random.Generator, vocab: Vocab) -> np.ndarray | None:
-    """The window's pitches with some scenes moved to the parallel mode; None when the window
-    has no clear key.
-
-    The window's key is found as the label formula finds it (Krumhansl-Kessler profiles on the
-    duration-weighted pitch-class histogram of the notes ``idx``); below ``MODE_MIN_STRENGTH``
-    nothing is moved. Each scene (the piece's notes *starting* between consecutive ``edges``, in
+def _flip_modes(pitch: np.ndarray, sa: np.ndarray, key: tuple[int, bool], base: int, edges: np.ndarray,
+                rng: np.random.Generator, vocab: Vocab) -> np.ndarray:
+    """The piece's pitches with some scenes moved to the parallel mode of the window's ``key``
+    (:func:`_window_key`; a window without a clear key is not flipped). Each scene (the piece's notes *starting* between consecutive ``edges``, in
     seconds from step ``base``) flips with probability one half: in a major key the third and sixth
     degrees go down a semitone (harmonic minor: the leading tone stays), in a minor key the
     minor third and sixth go up one (major). Notes outside the vocabulary's range stay.
@@ -441,9 +435,6 @@ def _flip_modes(pitch: np.ndarray, group: np.ndarray, sa: np.ndarray, sb: np.nda
     with their labels measured after the flip, make valence the only clue to the mode at a cut
     and at the start of a piece, which is where the decoder needs it.
     """
-    key = _window_key(pitch, sa, sb, idx)
-    if key is None:
-        return None
     tonic, major = key
     step = np.zeros(12, np.int64)
     if major:
