@@ -31,11 +31,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from music_stats import summary  # noqa: E402
 
 from emsync_plugin.music.baseline import BaselineOptions, Mood, arrange  # noqa: E402
+from emsync_plugin.music.chords import chord_onsets  # noqa: E402
 from emsync_plugin.music.decoding import SamplingOptions  # noqa: E402
 from emsync_plugin.music.features import LabelStats, labels, measure  # noqa: E402
 from emsync_plugin.music.generator import Generator, SceneMood  # noqa: E402
 from emsync_plugin.music.vocab import Note  # noqa: E402
-from emsync_plugin.report import chord_onsets  # noqa: E402
 
 RATES = (24000 / 1001, 24.0, 25.0, 30000 / 1001, 30.0, 50.0)
 

@@ -1,7 +1,7 @@
 """Statistics of a list of notes, shared by the generator benchmarks (numpy only)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -18,11 +18,11 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from .errors import TimelineError
 
@@ -165,7 +165,7 @@ class Snapshot:
     digest: str
 
     @classmethod
-    def take(cls, path: str | Path) -> "Snapshot":
+    def take(cls, path: str | Path) -> Snapshot:
         path = Path(path)
         size, mtime, digest = _fingerprint(path)
         return cls(path, size, mtime, digest)

@@ -11,9 +11,9 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
 
 from . import __version__, fileio
 from .errors import OptionsError, TimelineError
@@ -370,7 +370,8 @@ def generate(timeline: Timeline, moods: Sequence[SceneMood], options: ScoreOptio
     """MIDI for the timeline's cuts and moods with the chosen engine."""
     engine = resolve_engine(options.engine)
     if engine == "emsync":
-        from .music.generator import Generator, SceneMood as GenMood
+        from .music.generator import Generator
+        from .music.generator import SceneMood as GenMood
 
         sampling = options.sampling()
         result = Generator.load(precision=options.precision).generate(

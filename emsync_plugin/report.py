@@ -12,36 +12,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from . import fileio
+from .music.chords import CHORD_WINDOW, cut_hits
 
 logger = logging.getLogger(__name__)
-
-CHORD_WINDOW = 0.05  # seconds either side of a cut
-CHORD_NOTES = 3
-
-
-def chord_onsets(midi, window: float = CHORD_WINDOW, min_notes: int = CHORD_NOTES) -> np.ndarray:
-    """Times where ``min_notes`` or more notes (drums excluded) start within ``window``."""
-    starts = np.sort([n.start for inst in midi.instruments if not inst.is_drum for n in inst.notes])
-    if len(starts) < min_notes:
-        return np.array([])
-    out = []
-    for i, t in enumerate(starts):
-        j = np.searchsorted(starts, t + window, side="right")
-        if j - i >= min_notes and (not out or t - out[-1] > window):
-            out.append(t)
-    return np.array(out)
-
-
-def cut_hits(cuts: Sequence[float], midi, tolerance: float = CHORD_WINDOW) -> list[bool]:
-    """For each cut, whether a chord starts within ``tolerance`` of it."""
-    onsets = chord_onsets(midi)
-    return [bool(len(onsets)) and float(np.min(np.abs(onsets - c))) <= tolerance for c in cuts]
-
 
 OVERRIDES = ("cli", "marker")  # sources that mean "the editor said so"
 

@@ -29,15 +29,33 @@ import logging
 import shutil
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from PySide6.QtCore import QObject, QProcess, QRunnable, Qt, QThreadPool, QUrl, Signal, Slot
 from PySide6.QtGui import QBrush, QColor, QDesktopServices
 from PySide6.QtWidgets import (
-    QAbstractItemView, QApplication, QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-    QHeaderView, QLabel, QLineEdit, QMessageBox, QProgressBar, QPushButton, QSlider, QSpinBox,
-    QStyledItemDelegate, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QStyledItemDelegate,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 
 logger = logging.getLogger(__name__)
@@ -102,7 +120,8 @@ def mood_names() -> tuple[str, ...]:
 
 def parse_mood(text: str) -> tuple[float, float, str]:
     """``(valence, arousal, text for ScoreOptions.emotion)`` of a Mood cell; ValueError says what is wrong."""
-    from emsync_plugin.emotion.overrides import MOODS, parse_mood as core_parse
+    from emsync_plugin.emotion.overrides import MOODS
+    from emsync_plugin.emotion.overrides import parse_mood as core_parse
 
     v, a, label = core_parse(text)
     if label in MOODS:

@@ -99,7 +99,7 @@ class BridgeOptions:
         object.__setattr__(self, "emotion", tuple(str(e).strip() for e in emotion or () if str(e).strip()))
 
     @classmethod
-    def from_settings(cls, settings: dict | None) -> "BridgeOptions":
+    def from_settings(cls, settings: dict | None) -> BridgeOptions:
         """The options stored by a previous run (unknown keys ignored, bad values dropped)."""
         if not settings:
             return cls()
@@ -176,7 +176,7 @@ class Scored:
     moods: list = field(default_factory=list)  # the mood each scene was scored with (mood_rows)
 
     @classmethod
-    def from_result(cls, result) -> "Scored":
+    def from_result(cls, result) -> Scored:
         """Convert a ``pipeline.ScoreResult``."""
         tl = result.timeline
         lufs = result.lufs if result.lufs is not None and result.lufs == result.lufs else None
@@ -297,7 +297,7 @@ class FusionUI(ConsoleUI):
             self.disp.ExitLoop()
 
         for wid in close_ids:
-            setattr(getattr(win.On, wid), "Clicked", close)
+            getattr(win.On, wid).Clicked = close
         win.Show()
         self.disp.RunLoop()
         win.Hide()

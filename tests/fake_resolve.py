@@ -63,7 +63,7 @@ class FakeResolve:
     EXPORT_SDL = 104
     EXPORT_MISSING_CLIPS = 105
 
-    def __init__(self, project: "FakeProject | None" = None, *, otio: bool = True, version=(19, 1, 4, 11, "")):
+    def __init__(self, project: FakeProject | None = None, *, otio: bool = True, version=(19, 1, 4, 11, "")):
         if otio:
             self.EXPORT_OTIO = 10  # instance attribute: absent on "older" fakes
         self._version = list(version)
@@ -139,7 +139,7 @@ class FakeProject:
         return dict(settings) if settingName is None else settings.get(settingName, "")
 
     # test helper (not API)
-    def add_timeline(self, timeline: "FakeTimeline", current: bool = True) -> "FakeTimeline":
+    def add_timeline(self, timeline: FakeTimeline, current: bool = True) -> FakeTimeline:
         timeline._project = self
         self._timelines.append(timeline)
         if current or self._current is None:
@@ -339,7 +339,7 @@ class FakeTimeline:
 
     # -- test helpers (not API) ---------------------------------------------------------------
     def add_clip(self, media: Path, record: int, frames: int, source_start: int = 0, track: int = 1,
-                 kind: str = "video") -> "FakeTimelineItem":
+                 kind: str = "video") -> FakeTimelineItem:
         """Put ``frames`` frames of ``media`` at timeline frame ``record`` on track ``kind`` ``track``."""
         pool = self._project.GetMediaPool() if self._project else None
         mpi = None

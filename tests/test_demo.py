@@ -16,8 +16,7 @@ import pytest
 
 from emsync_plugin import cli
 from emsync_plugin.demo import sample_dir
-from emsync_plugin.timeline import read_cuts
-from emsync_plugin.timeline import kdenlive
+from emsync_plugin.timeline import kdenlive, read_cuts
 
 SAMPLE = json.loads((sample_dir() / "sample.json").read_text())
 

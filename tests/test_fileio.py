@@ -50,10 +50,9 @@ def test_bundle_folders_are_synced_and_replaced_whole(tmp_path, monkeypatch):
 def test_failed_write_keeps_the_old_file(tmp_path):
     target = tmp_path / "project.kdenlive"
     target.write_text("the editor's work")
-    with pytest.raises(RuntimeError):
-        with fileio.atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), fileio.atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
     assert target.read_text() == "the editor's work"
     assert [p.name for p in tmp_path.iterdir()] == ["project.kdenlive"]
 
@@ -84,9 +83,8 @@ def test_snapshot_notices_a_save_and_the_guard_refuses_the_rename(tmp_path):
     assert not snap.changed()  # touched, same content
     project.write_text("version 2 (saved by the editor)")
     assert snap.changed()
-    with pytest.raises(TimelineError, match="changed on disk"):
-        with fileio.guarding(snap):
-            fileio.write_text(project, "emsync's version")
+    with pytest.raises(TimelineError, match="changed on disk"), fileio.guarding(snap):
+        fileio.write_text(project, "emsync's version")
     assert project.read_text() == "version 2 (saved by the editor)"
     assert [p.name for p in tmp_path.iterdir()] == ["cut.otio"]
     fileio.write_text(project, "outside the guard")  # only guarded writes are checked

@@ -15,9 +15,9 @@ import pytest
 
 from emsync_plugin import models
 from emsync_plugin.errors import ModelError, OptionsError
+from emsync_plugin.music.chords import chord_onsets
 from emsync_plugin.music.decoding import SamplingOptions
 from emsync_plugin.music.generator import Generator, SceneMood
-from emsync_plugin.report import chord_onsets
 
 pytestmark = pytest.mark.skipif(
     "generator.onnx" not in models.manifest()["files"], reason="the learned generator is not shipped yet"

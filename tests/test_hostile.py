@@ -129,7 +129,7 @@ def test_xml_tricks_refused(tmp_path, suffix):
         "external DTD": f'<?xml version="1.0"?><!DOCTYPE {root} SYSTEM "http://example.invalid/x.dtd"><{root}/>',
         "entities": f'<?xml version="1.0"?><!DOCTYPE {root} [<!ENTITY a "aaaa">]><{root}>&a;</{root}>',
         "nested": f"<{root}>" + "<a>" * (limits.MAX_XML_DEPTH + 5) + "</a>" * (limits.MAX_XML_DEPTH + 5) + f"</{root}>",
-        "attribute": f'<{root} x="' + "y" * (limits.MAX_ATTRIBUTE + 1) + f'"/>',
+        "attribute": f'<{root} x="' + "y" * (limits.MAX_ATTRIBUTE + 1) + '"/>',
         "encoding": f'<?xml version="1.0" encoding="UTF-999"?><{root}/>',
     }
     for what, text in cases.items():

@@ -67,7 +67,7 @@ def test_chorale_bass_voice_and_tempo(prepared):
         bass = notes[notes[:, 0] == BASS]
         upper = notes[notes[:, 0] != BASS]
         assert bass[:, 1].mean() < upper[:, 1].mean() - 10
-        assert 35 <= bass[:, 1].min() and bass[:, 1].max() <= 64
+        assert bass[:, 1].min() >= 35 and bass[:, 1].max() <= 64
     assert np.all(notes[:, 3] > notes[:, 2])
     assert np.all(np.diff(notes[:, 2]) >= 0)  # sorted by start
     assert entry["split"] == pd.split_of(entry["id"])
@@ -170,8 +170,8 @@ def test_make_example_arrays_are_aligned(ex_setup, seed):
     assert set(np.unique(ex["mode"])) <= {0.0, 1.0}
     assert ex["tokens"].dtype == np.int64
     assert np.all((ex["tokens"] >= 0) & (ex["tokens"] < vocab.size))
-    assert np.all((-1 <= ex["valence"]) & (ex["valence"] <= 1) & (-1 <= ex["arousal"]) & (ex["arousal"] <= 1))
-    assert np.all((0 <= ex["offset"]) & (ex["offset"] <= 8.0))
+    assert np.all((ex["valence"] >= -1) & (ex["valence"] <= 1) & (ex["arousal"] >= -1) & (ex["arousal"] <= 1))
+    assert np.all((ex["offset"] >= 0) & (ex["offset"] <= 8.0))
     assert np.all(np.diff(ex["time"]) >= 0)
     # conditioning is read on the clock after each token (a shift moves it on): offsets
     # count down to each boundary, are 0 on the shift that lands on it and on the tokens
@@ -190,7 +190,7 @@ def test_make_example_arrays_are_aligned(ex_setup, seed):
         assert ex["offset"][i] == 0 or tok[i] == vocab.eos
     # since: 0 where a boundary opens a scene, then the clock's distance from it
     since = ex["since"]
-    assert since.shape == (n,) and np.all((0 <= since) & (since <= 8.0))
+    assert since.shape == (n,) and np.all((since >= 0) & (since <= 8.0))
     for b in ex["boundaries"]:
         at = np.abs(after - b) < 1e-4
         assert np.all(since[at & (ex["offset"] == 0)] == 0)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import opentimelineio as otio
 import pytest
-
 from fake_resolve import FakeProject, FakeResolve, FakeTimeline
+
 from emsync_plugin.errors import TimelineError
 from emsync_plugin.timeline.model import Shot, build_timeline
 from resolve_bridge import emsync_score as script

@@ -54,7 +54,7 @@ Smoothing across scenes (:func:`smooth`)
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 #: The face model's classes, in FER2013 order.
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")

@@ -46,8 +46,8 @@ import difflib
 import logging
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from ..errors import OptionsError
 from .mapping import CENTRES

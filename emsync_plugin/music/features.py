@@ -70,8 +70,8 @@ in an absolute psychological sense.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -292,7 +292,7 @@ class LabelStats:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "LabelStats":
+    def from_dict(cls, d: Mapping) -> LabelStats:
         d = dict(d)
         for k in ("mean", "std", "valence_weights", "arousal_weights"):
             if k in d:

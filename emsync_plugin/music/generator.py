@@ -16,17 +16,29 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pretty_midi
 
 from .. import models, progress
 from ..errors import ModelError, OptionsError
-from .decoding import (NEG, Clock, SamplingOptions, cut_rules, keep_time_moving, limit_polyphony, release_long_notes,
-                       logsumexp, sample, steer_mode, well_formed, fresh_chord_at_cuts)
+from .decoding import (
+    NEG,
+    Clock,
+    SamplingOptions,
+    cut_rules,
+    fresh_chord_at_cuts,
+    keep_time_moving,
+    limit_polyphony,
+    logsumexp,
+    release_long_notes,
+    sample,
+    steer_mode,
+    well_formed,
+)
 from .vocab import Note, Vocab
 
 logger = logging.getLogger(__name__)
@@ -79,7 +91,7 @@ class Generator:
             ) from None
 
     @classmethod
-    def load(cls, directory: Path | None = None, threads: int = 0, precision: str = "fp32") -> "Generator":
+    def load(cls, directory: Path | None = None, threads: int = 0, precision: str = "fp32") -> Generator:
         """The shipped model (verified against the manifest): ``precision`` ``"fp32"`` or ``"int8"``."""
         if precision not in MODEL_FILES:
             raise OptionsError(f"unknown precision {precision!r}", hint=f"choose one of: {', '.join(MODEL_FILES)}")

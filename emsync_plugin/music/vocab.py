@@ -16,8 +16,8 @@ and count) is a :class:`Vocab` built from a JSON dict that travels inside the mo
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterable, Sequence
 
 SPECIALS = ("PAD", "BOS", "EOS", "CHORD")
 
@@ -138,7 +138,7 @@ class Vocab:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str | dict) -> "Vocab":
+    def from_json(cls, text: str | dict) -> Vocab:
         d = json.loads(text) if isinstance(text, str) else dict(text)
         d["groups"] = tuple(d["groups"])
         d["programs"] = tuple(d["programs"])

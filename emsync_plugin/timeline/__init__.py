@@ -5,8 +5,8 @@ score track back in the input's own format. One reader/writer module per family.
 """
 from __future__ import annotations
 
-from .model import Edit, Marker, Scene, ScoreTrack, Shot, Timeline, VideoTrack, build_timeline
 from .io import read_cuts, read_edit, write_timeline
+from .model import Edit, Marker, Scene, ScoreTrack, Shot, Timeline, VideoTrack, build_timeline
 
 __all__ = [
     "Edit", "Marker", "Scene", "ScoreTrack", "Shot", "Timeline", "VideoTrack",

@@ -33,10 +33,10 @@ import re
 import uuid
 import wave
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import defusedxml.ElementTree as DET
 from defusedxml import DefusedXmlException
@@ -273,7 +273,7 @@ class _Seg:
     step: Fraction | None = None
     name: str = ""
 
-    def cut(self, start: int, end: int) -> "_Seg":
+    def cut(self, start: int, end: int) -> _Seg:
         src = None if self.src is None or self.step is None else self.src + (start - self.start) * self.step
         return replace(self, start=start, end=end, src=src)
 
@@ -311,7 +311,7 @@ class _Project:
         self._bin: dict[str, ET.Element] | None = None
 
     @classmethod
-    def open(cls, path: str | Path) -> "_Project":
+    def open(cls, path: str | Path) -> _Project:
         path = Path(path)
         return cls(path, _load(path))
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import bisect
 import logging
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from ..errors import TimelineError
 from . import limits
