@@ -130,7 +130,9 @@ def _cmd_cuts(args) -> int:
 
 def format_table(timeline) -> str:
     """The human-readable table ``emsync cuts`` prints."""
-    tc = lambda s: _timecode(timeline.start + s, timeline.rate)  # noqa: E731
+    from .timeline.timecode import format_timecode
+
+    tc = lambda s: format_timecode(timeline.start + s, timeline.rate)
     lines = [
         f"{timeline.name}: {len(timeline.cuts)} cuts, {len(timeline.scenes)} scenes, "
         f"{timeline.duration:.3f} s at {timeline.rate:.3f} fps, starts {tc(0)}",
@@ -145,21 +147,15 @@ def format_table(timeline) -> str:
     return "\n".join(lines)
 
 
-def _timecode(seconds: float, rate: float) -> str:
-    fps = max(1, int(round(rate)))  # a timeline below 1 fps still prints (found by fuzzing)
-    frames = int(round(seconds * rate))
-    ff, total = frames % fps, frames // fps
-    return f"{total // 3600:02d}:{total // 60 % 60:02d}:{total % 60:02d}:{ff:02d}"
-
-
 def _cmd_score(args) -> int:
     from .pipeline import ScoreOptions, score
 
     options = ScoreOptions(
-        output=args.output, engine=args.engine, precision=args.precision, temperature=args.temperature, top_p=args.top_p, guidance=args.guidance, mode_steering=args.mode_steering, valence=args.valence, arousal=args.arousal,
+        output=args.output, engine=args.engine, precision=args.precision, temperature=args.temperature,
+        top_p=args.top_p, guidance=args.guidance, mode_steering=args.mode_steering,
+        valence=args.valence, arousal=args.arousal, emotion=tuple(args.emotion),
         track=args.track, rate=args.rate, in_place=args.in_place, seed=args.seed,
-        loudness=args.loudness, fade=args.fade, write_timeline=not args.no_timeline, report=args.report,
-        emotion=tuple(args.emotion),
+        loudness=args.loudness, fade=args.fade, write_timeline=not args.no_timeline, report_png=args.report,
     )
     result = _run_with_bar(lambda cb: score(args.timeline, options, cb))
     _print_result(result)
@@ -167,27 +163,21 @@ def _cmd_score(args) -> int:
 
 
 def _cmd_analyze(args) -> int:
-    from .pipeline import ScoreOptions, estimate_moods
-    from .timeline import read_cuts
+    from .pipeline import ScoreOptions, analyze
 
     options = ScoreOptions(valence=args.valence, arousal=args.arousal, emotion=tuple(args.emotion),
-                           track=args.track, rate=args.rate, report=args.report)
-    timeline = read_cuts(args.timeline, track=args.track, rate=args.rate)
-    moods = estimate_moods(timeline, options)
+                           track=args.track, rate=args.rate, report_png=args.report)
+    found = analyze(args.timeline, options)
     if args.json:
-        keys = ("index", "start", "end", "probs", "valence", "arousal", "source")
-        scenes = [{k: getattr(m, k) for k in keys} for m in moods]
-        for scene in scenes:
-            scene["probs"] = {c: round(float(p), 4) for c, p in scene["probs"].items()}
-        print(json.dumps({"scenes": scenes}, indent=2))
+        print(json.dumps({"scenes": [m.to_json() for m in found.moods]}, indent=2))
     else:
-        print(format_moods(timeline, moods))
-    if options.report is not None:
+        print(format_moods(found.timeline, found.moods))
+    if options.report_png is not None:
         from .report import draw_report
 
-        draw_report(timeline, moods, None, options.report)
+        draw_report(found.timeline, found.moods, None, options.report_png)
         if not args.json:
-            print(f"picture: {options.report}")
+            print(f"picture: {options.report_png}")
     return 0
 
 
@@ -219,8 +209,8 @@ def _print_result(result) -> None:
     print(f"score audio:     {result.wav}  ({result.lufs:.1f} LUFS)")
     print(f"score MIDI:      {result.midi}")
     print(f"settings:        {result.sidecar}")
-    if result.report:
-        print(f"picture:         {result.report}")
+    if result.report_png:
+        print(f"picture:         {result.report_png}")
 
 
 def _cmd_demo(args) -> int:

@@ -61,6 +61,6 @@ def run_demo(folder: Path, progress_factory=None) -> dict:
         logger.info("scoring the sample as %s: %s", fmt, path.name)
         # one name per format, so each timeline keeps its own WAV and MIDI
         out = path.with_name(f"{path.stem}-{path.suffix[1:]}.emsync{path.suffix}")
-        job = lambda cb, p=path, o=out: score(p, ScoreOptions(output=o, report=o.with_suffix(".png")), cb)  # noqa: E731
+        job = lambda cb, p=path, o=out: score(p, ScoreOptions(output=o, report_png=o.with_suffix(".png")), cb)  # noqa: E731
         results[fmt] = progress_factory(job) if progress_factory else job(None)
     return results

@@ -39,7 +39,7 @@ class SceneMood:
             "start": self.start,
             "end": self.end,
             "probs": {k: round(float(p), 4) for k, p in self.probs.items()},
-            "valence": round(self.valence, 4),
-            "arousal": round(self.arousal, 4),
+            "valence": self.valence,
+            "arousal": self.arousal,
             "source": self.source,
         }

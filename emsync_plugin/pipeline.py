@@ -16,7 +16,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from . import __version__, fileio
+from . import progress as bars
 from .errors import OptionsError, TimelineError
+from .mood import SceneMood
 from .music.baseline import BaselineOptions, Mood, arrange
 from .music.generator import MODEL_FILES
 from .music.render import RenderOptions, render_midi, write_midi
@@ -55,7 +57,7 @@ class ScoreOptions:
     loudness: float = -16.0  # LUFS
     fade: float = 3.0  # seconds
     write_timeline: bool = True  # False: only WAV + MIDI + sidecar (the Resolve bridge imports them itself)
-    report: Path | None = None  # also draw cuts, moods and piano roll to this PNG
+    report_png: Path | None = None  # also draw cuts, moods and piano roll to this PNG
 
     def __post_init__(self):
         if self.engine not in ENGINES:
@@ -75,7 +77,7 @@ class ScoreOptions:
         if not (0.0 <= self.fade <= 30.0):
             raise OptionsError(f"--fade {self.fade} s is out of range", hint="use 0 to 30 seconds (default 3)")
         self.sampling()  # temperature, top-p and guidance are checked now, not after the analysis
-        for name in ("output", "report"):
+        for name in ("output", "report_png"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
         emotion = (self.emotion,) if isinstance(self.emotion, str) else tuple(self.emotion or ())
@@ -96,16 +98,11 @@ class ScoreOptions:
 
 
 @dataclass(frozen=True)
-class SceneMood:
-    """The mood that conditions one scene's music."""
+class Analysis:
+    """The first two stages' result: the timeline's cuts and a mood per scene."""
 
-    index: int
-    start: float
-    end: float
-    valence: float
-    arousal: float
-    source: str  # "cli" | "marker" | "faces" | "cues" | "default" (see emotion/analyze.py)
-    probs: dict = field(default_factory=dict)  # the face model's class probabilities ({} without faces)
+    timeline: Timeline
+    moods: tuple[SceneMood, ...]
 
 
 @dataclass(frozen=True)
@@ -117,26 +114,31 @@ class ScoreResult:
     sidecar: Path
     lufs: float
     moods: tuple[SceneMood, ...] = field(default_factory=tuple)
-    report: Path | None = None  # the PNG, when asked for
+    report_png: Path | None = None  # the picture, when asked for
 
 
-def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Progress | None = None) -> ScoreResult:
-    """Score the timeline at ``path``: read its cuts, write music on them, put it back."""
-    report = progress or (lambda stage, fraction: None)
-    path = Path(path)
-    options = replace(options, engine=resolve_engine(options.engine))  # decided once per run
-    report("reading cuts", 0.0)
-    fileio.remove_stale_temps(path)  # puts back a bundle an interrupted --in-place run set aside
-    # what the project is now: with --in-place it is only replaced if nobody saved it meanwhile
-    snapshot = _snapshot(path) if options.in_place and options.write_timeline and path.suffix.lower() not in VIDEO_SUFFIXES else None
-    timeline = read_cuts(path, track=options.track, rate=options.rate, min_duration=MIN_DURATION)
-    if timeline.duration > MAX_SCORE_SECONDS:
-        raise OptionsError(
-            f"{path.name} is {timeline.duration / 3600:.1f} hours long; emsync scores at most "
-            f"{MAX_SCORE_SECONDS / 3600:g} hours in one run",
-            hint="score the programme reel by reel (one sequence or --track at a time)",
-        )
-    out = output_path(path, timeline, options)
+def _quiet(stage: str, fraction: float) -> None:
+    pass
+
+
+def analyze(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Progress | None = None) -> Analysis:
+    """Read the cuts of ``path`` and estimate each scene's mood, making no music.
+
+    What ``emsync analyze``, the Resolve script and the Kdenlive panel run; the analysis's own
+    progress bars are reported to ``progress`` too.
+    """
+    step = progress or _quiet
+    with bars.listen(step):
+        timeline = _read(Path(path), options, step)
+        step("estimating moods", 0.15)
+        found = Analysis(timeline, tuple(estimate_moods(timeline, options)))
+    step("analysed", 1.0)
+    return found
+
+
+def _read(path: Path, options: ScoreOptions, step: Progress, min_duration: float = 0.0) -> Timeline:
+    step("reading cuts", 0.0)
+    timeline = read_cuts(path, track=options.track, rate=options.rate, min_duration=min_duration)
     logger.info("%s: %d cuts, %.2f s at %.3f fps", path.name, len(timeline.cuts), timeline.duration, timeline.rate)
     missing = missing_media(timeline)
     if missing:
@@ -144,68 +146,125 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
             "%s: %d media file(s) are missing, e.g. %s; relink them so scenes without an override can be analysed",
             path.name, len(missing), missing[0],
         )
+    return timeline
 
-    report("estimating moods", 0.15)
-    moods = estimate_moods(timeline, options)
 
-    report("generating music", 0.3)
+@dataclass(frozen=True)
+class _Outputs:
+    """Where one run writes: the scored timeline and the files beside it."""
+
+    timeline: Path
+    wav: Path
+    midi: Path
+    sidecar: Path
+
+    @classmethod
+    def for_run(cls, out: Path, in_place: bool) -> _Outputs:
+        base = out.with_suffix("") if out.suffix else out
+        if in_place:  # NAME.emsync.wav, never NAME.wav: that may be the editor's own audio
+            base = base.with_name(base.name + ".emsync")
+        wav, midi, sidecar = (base.with_name(base.name + ext).resolve() for ext in (".wav", ".mid", ".json"))
+        return cls(out, wav, midi, sidecar)
+
+
+def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Progress | None = None) -> ScoreResult:
+    """Score the timeline at ``path``: read its cuts, write music on them, put it back."""
+    step = progress or _quiet
+    path = Path(path)
+    options = replace(options, engine=resolve_engine(options.engine))  # decided once per run
+    fileio.remove_stale_temps(path)  # puts back a bundle an interrupted --in-place run set aside
+    # what the project is now: with --in-place it is only replaced if nobody saved it meanwhile
+    snapshot = _snapshot(path) if options.in_place and options.write_timeline and path.suffix.lower() not in VIDEO_SUFFIXES else None
+    timeline = _read(path, options, step, min_duration=MIN_DURATION)
+    _check_length(path, timeline)
+    outputs = _Outputs.for_run(output_path(path, timeline, options), options.in_place)
+
+    step("estimating moods", 0.15)
+    moods = tuple(estimate_moods(timeline, options))
+
+    step("generating music", 0.3)
     midi = generate(timeline, moods, options)
+    _prepare_outputs(outputs, snapshot)
+    write_midi(midi, outputs.midi)
 
-    base = out.with_suffix("") if out.suffix else out
-    if options.in_place:  # NAME.emsync.wav, never NAME.wav: that may be the editor's own audio
-        base = base.with_name(base.name + ".emsync")
-    wav_path = base.with_name(base.name + ".wav").resolve()
-    midi_path = base.with_name(base.name + ".mid").resolve()
-    sidecar = base.with_name(base.name + ".json").resolve()
-    for target in (out, wav_path, midi_path, sidecar):  # what killed runs left behind
+    step("rendering audio", 0.5)
+    rendered = render_midi(midi, outputs.wav, timeline.duration, RenderOptions(loudness=options.loudness, fade=options.fade))
+    settings = _settings(path, timeline, moods, options, outputs, rendered.lufs)
+    fileio.write_text(outputs.sidecar, json.dumps(settings, indent=2) + "\n")
+
+    written = None
+    if options.write_timeline:
+        step("writing timeline", 0.85)
+        written = _write_back(timeline, outputs, settings, snapshot, options.in_place)
+    picture = None
+    if options.report_png is not None:
+        from .report import draw_report
+
+        picture = draw_report(timeline, moods, midi, options.report_png)
+    step("done", 1.0)
+    return ScoreResult(timeline, written, outputs.wav, outputs.midi, outputs.sidecar, rendered.lufs, moods, picture)
+
+
+def _check_length(path: Path, timeline: Timeline) -> None:
+    if timeline.duration > MAX_SCORE_SECONDS:
+        raise OptionsError(
+            f"{path.name} is {timeline.duration / 3600:.1f} hours long; emsync scores at most "
+            f"{MAX_SCORE_SECONDS / 3600:g} hours in one run",
+            hint="score the programme reel by reel (one sequence or --track at a time)",
+        )
+
+
+def _prepare_outputs(outputs: _Outputs, snapshot: fileio.Snapshot | None) -> None:
+    """Clear what killed runs left, re-check the project, and back up files emsync did not write."""
+    for target in (outputs.timeline, outputs.wav, outputs.midi, outputs.sidecar):
         fileio.remove_stale_temps(target)
     if snapshot is not None:
         snapshot.check()  # before anything is written
-    for target in (wav_path, midi_path, sidecar):
-        _keep_foreign(target, sidecar)
-    write_midi(midi, midi_path)
+    for target in (outputs.wav, outputs.midi, outputs.sidecar):
+        _keep_foreign(target, outputs.sidecar)
 
-    report("rendering audio", 0.5)
-    rendered = render_midi(midi, wav_path, timeline.duration, RenderOptions(loudness=options.loudness, fade=options.fade))
 
-    settings = {
+def _settings(path: Path, timeline: Timeline, moods: Sequence[SceneMood], options: ScoreOptions,
+              outputs: _Outputs, lufs: float) -> dict:
+    """What the sidecar records (and the written timeline carries in its metadata)."""
+    learned = {"sampling": asdict(options.sampling()), "precision": options.precision} if options.engine == "emsync" else {}
+    return {
         "version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "source": str(path.resolve()),
         "engine": options.engine,
         "seed": options.seed,
-        **({"sampling": asdict(options.sampling()), "precision": options.precision} if options.engine == "emsync" else {}),
-        "wav": str(wav_path),
-        "midi": str(midi_path),
-        "sidecar": str(sidecar),
+        **learned,
+        "wav": str(outputs.wav),
+        "midi": str(outputs.midi),
+        "sidecar": str(outputs.sidecar),
         "loudness": options.loudness,
-        "lufs": None if not math.isfinite(rendered.lufs) else round(rendered.lufs, 2),
+        "lufs": None if not math.isfinite(lufs) else round(lufs, 2),
         "fade": options.fade,
         "rate": timeline.rate,
         "duration": timeline.duration,
         "cuts": list(timeline.cuts),
-        "scenes": [asdict(m) for m in moods],
+        "scenes": [_sidecar_scene(m) for m in moods],
     }
-    fileio.write_text(sidecar, json.dumps(settings, indent=2) + "\n")
 
-    written = None
-    if options.write_timeline:
-        report("writing timeline", 0.85)
-        with fileio.guarding(snapshot):  # the rename onto the project re-checks it
-            if snapshot is not None:
-                snapshot.check()
-            if out.exists() and (options.in_place or not _written_by_us(out)):
-                fileio.backup(out)
-            written = write_timeline(
-                timeline, out, ScoreTrack(wav=wav_path, midi=midi_path, duration=timeline.duration, metadata=settings)
-            )
-    picture = None
-    if options.report is not None:
-        from .report import draw_report
 
-        picture = draw_report(timeline, moods, midi, options.report)
-    report("done", 1.0)
-    return ScoreResult(timeline, written, wav_path, midi_path, sidecar, rendered.lufs, tuple(moods), picture)
+def _sidecar_scene(mood: SceneMood) -> dict:
+    scene = asdict(mood)
+    del scene["label"]  # the sidecar's scene fields predate the label
+    return scene
+
+
+def _write_back(timeline: Timeline, outputs: _Outputs, settings: dict, snapshot: fileio.Snapshot | None,
+                in_place: bool) -> Path:
+    out = outputs.timeline
+    with fileio.guarding(snapshot):  # the rename onto the project re-checks it
+        if snapshot is not None:
+            snapshot.check()
+        if out.exists() and (in_place or not _written_by_us(out)):
+            fileio.backup(out)
+        return write_timeline(
+            timeline, out, ScoreTrack(wav=outputs.wav, midi=outputs.midi, duration=timeline.duration, metadata=settings)
+        )
 
 
 SIDECAR_MAX_BYTES = 64 * 1024 * 1024
@@ -351,7 +410,8 @@ def estimate_moods(timeline: Timeline, options: ScoreOptions) -> list[SceneMood]
     from .emotion.analyze import estimate
 
     found = estimate(timeline, emotion=options.emotion, valence=options.valence, arousal=options.arousal)
-    return [SceneMood(e.index, e.start, e.end, e.valence, e.arousal, e.source, dict(e.probs)) for e in found]
+    return [SceneMood(e.index, e.start, e.end, e.valence, e.arousal, e.source, dict(e.probs), getattr(e, "label", ""))
+            for e in found]
 
 
 def resolve_engine(engine: str) -> str:
