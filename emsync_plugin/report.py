@@ -11,19 +11,24 @@ cross where none did. Without a score (``emsync analyze --report``) the piano ro
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pretty_midi
 
 from . import fileio
+from .mood import SceneMood
 from .music.chords import CHORD_WINDOW, cut_hits
+from .timeline import Timeline
 
 logger = logging.getLogger(__name__)
 
 OVERRIDES = ("cli", "marker")  # sources that mean "the editor said so"
 
 
-def draw_report(timeline, moods, midi, path: str | Path, title: str | None = None, thumbnails=None) -> Path:
+def draw_report(timeline: Timeline, moods: Sequence[SceneMood], midi: pretty_midi.PrettyMIDI | None,
+                path: str | Path, title: str | None = None, thumbnails: dict | None = None) -> Path:
     """Write the picture to ``path`` (PNG) and return it.
 
     ``midi`` may be ``None`` (moods only). ``thumbnails`` is ``{scene index: RGB array}``; by
@@ -33,7 +38,6 @@ def draw_report(timeline, moods, midi, path: str | Path, title: str | None = Non
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
 
     dur = timeline.duration
     if thumbnails is None:
@@ -44,43 +48,62 @@ def draw_report(timeline, moods, midi, path: str | Path, title: str | None = Non
         gridspec_kw={"height_ratios": ratios}, constrained_layout=True,
     )
     ax_thumb, ax_mood = axes[0], axes[1]
-    ax_roll = axes[2] if midi is not None else None
     fig.suptitle(title or f"{timeline.name}: {len(timeline.cuts)} cuts, {dur:.1f} s at {timeline.rate:.3f} fps")
-
-    # scenes as blocks coloured by mood, valence/arousal as steps; overrides hatched and labelled
-    cmap = plt.get_cmap("coolwarm")
-    for m in moods:
-        ax_mood.axvspan(m.start, m.end, ymin=0, ymax=1, color=cmap(0.5 + 0.5 * m.valence), alpha=0.18, lw=0)
-        ax_mood.text((m.start + m.end) / 2, 1.08, str(m.index), ha="center", va="bottom", fontsize=8)
-        source = getattr(m, "source", "")
-        if source in OVERRIDES:
-            ax_mood.axvspan(m.start, m.end, facecolor="none", edgecolor="0.3", hatch="///", lw=0, alpha=0.45)
-        if source and (m.end - m.start) >= 0.03 * dur:
-            ax_mood.text((m.start + m.end) / 2, -1.06, source, ha="center", va="bottom", fontsize=7,
-                         color="black" if source in OVERRIDES else "0.4",
-                         fontweight="bold" if source in OVERRIDES else "normal")
-    xs = [t for m in moods for t in (m.start, m.end)]
-    ax_mood.plot(xs, [m.valence for m in moods for _ in (0, 1)], color="tab:orange", lw=2, label="valence")
-    ax_mood.plot(xs, [m.arousal for m in moods for _ in (0, 1)], color="tab:purple", lw=2, ls="--", label="arousal")
-    for m in moods:  # a dot per analysed scene, a diamond per override
-        marker = "D" if getattr(m, "source", "") in OVERRIDES else "o"
-        mid = (m.start + m.end) / 2
-        ax_mood.plot([mid], [m.valence], marker=marker, color="tab:orange", ms=5, ls="none")
-        ax_mood.plot([mid], [m.arousal], marker=marker, color="tab:purple", ms=5, ls="none")
-    ax_mood.set_ylim(-1.1, 1.3)
-    ax_mood.set_ylabel("mood")
-    handles, _ = ax_mood.get_legend_handles_labels()
-    if any(getattr(m, "source", "") in OVERRIDES for m in moods):
-        handles.append(Patch(facecolor="none", edgecolor="0.3", hatch="///", label="set by the editor (marker / cli)"))
-    fig.legend(handles=handles, loc="outside lower center", fontsize=8, ncol=len(handles), frameon=False)
-    if ax_roll is None:
+    _draw_moods(ax_mood, moods, dur)
+    _draw_legend(fig, ax_mood, moods)
+    if midi is None:
         ax_mood.set_xlabel("seconds from the timeline's start")
         ax_mood.set_xlim(0, dur)
-        for c in timeline.cuts:
-            ax_mood.axvline(c, color="k", lw=0.8, alpha=0.6)
-        return _save(fig, ax_thumb, timeline, thumbnails, Path(path))
+        _draw_cuts(ax_mood, timeline.cuts)
+    else:
+        _draw_roll(axes[2], ax_mood, timeline, midi)
+    return _save(fig, ax_thumb, timeline, thumbnails, Path(path))
 
-    # piano roll
+
+def _draw_moods(ax, moods: Sequence[SceneMood], dur: float) -> None:
+    """Scenes as blocks coloured by valence, valence/arousal as steps; overrides hatched and labelled."""
+    import matplotlib.pyplot as plt
+
+    cmap = plt.get_cmap("coolwarm")
+    for m in moods:
+        ax.axvspan(m.start, m.end, ymin=0, ymax=1, color=cmap(0.5 + 0.5 * m.valence), alpha=0.18, lw=0)
+        ax.text((m.start + m.end) / 2, 1.08, str(m.index), ha="center", va="bottom", fontsize=8)
+        editor = m.source in OVERRIDES
+        if editor:
+            ax.axvspan(m.start, m.end, facecolor="none", edgecolor="0.3", hatch="///", lw=0, alpha=0.45)
+        if m.source and (m.end - m.start) >= 0.03 * dur:
+            ax.text((m.start + m.end) / 2, -1.06, m.source, ha="center", va="bottom", fontsize=7,
+                    color="black" if editor else "0.4", fontweight="bold" if editor else "normal")
+    xs = [t for m in moods for t in (m.start, m.end)]
+    ax.plot(xs, [m.valence for m in moods for _ in (0, 1)], color="tab:orange", lw=2, label="valence")
+    ax.plot(xs, [m.arousal for m in moods for _ in (0, 1)], color="tab:purple", lw=2, ls="--", label="arousal")
+    for m in moods:  # a dot per analysed scene, a diamond per override
+        marker = "D" if m.source in OVERRIDES else "o"
+        mid = (m.start + m.end) / 2
+        ax.plot([mid], [m.valence], marker=marker, color="tab:orange", ms=5, ls="none")
+        ax.plot([mid], [m.arousal], marker=marker, color="tab:purple", ms=5, ls="none")
+    ax.set_ylim(-1.1, 1.3)
+    ax.set_ylabel("mood")
+
+
+def _draw_legend(fig, ax_mood, moods: Sequence[SceneMood]) -> None:
+    from matplotlib.patches import Patch
+
+    handles, _ = ax_mood.get_legend_handles_labels()
+    if any(m.source in OVERRIDES for m in moods):
+        handles.append(Patch(facecolor="none", edgecolor="0.3", hatch="///", label="set by the editor (marker / cli)"))
+    fig.legend(handles=handles, loc="outside lower center", fontsize=8, ncol=len(handles), frameon=False)
+
+
+def _draw_cuts(ax, cuts: Sequence[float]) -> None:
+    for c in cuts:
+        ax.axvline(c, color="k", lw=0.8, alpha=0.6)
+
+
+def _draw_roll(ax_roll, ax_mood, timeline: Timeline, midi: pretty_midi.PrettyMIDI) -> None:
+    """The piano roll, one colour per instrument, with a tick on each cut whose chord landed."""
+    import matplotlib.pyplot as plt
+
     colours = plt.get_cmap("tab10")
     for k, inst in enumerate(midi.instruments):
         if not inst.notes:
@@ -92,17 +115,15 @@ def draw_report(timeline, moods, midi, path: str | Path, title: str | None = Non
         ax_roll.barh(pitch, length, left=start, height=0.8, color=colours(k % 10), alpha=0.8, label=label, lw=0)
     hits = cut_hits(timeline.cuts, midi)
     for ax in (ax_mood, ax_roll):
-        for c in timeline.cuts:
-            ax.axvline(c, color="k", lw=0.8, alpha=0.6)
+        _draw_cuts(ax, timeline.cuts)
     top = max((n.pitch for i in midi.instruments for n in i.notes), default=96) + 3
     for c, hit in zip(timeline.cuts, hits):
         ax_roll.plot([c], [top], marker="v" if hit else "x", color="tab:green" if hit else "tab:red", ms=8)
     ax_roll.set_ylabel("MIDI pitch")
     ax_roll.set_xlabel("seconds from the timeline's start")
-    ax_roll.set_xlim(0, dur)
+    ax_roll.set_xlim(0, timeline.duration)
     ax_roll.legend(loc="lower right", fontsize=8, ncol=4)
     ax_roll.set_title(f"score: chord on {sum(hits)}/{len(hits)} cuts (±{CHORD_WINDOW * 1000:.0f} ms)", fontsize=10)
-    return _save(fig, ax_thumb, timeline, thumbnails, Path(path))
 
 
 def _save(fig, ax_thumb, timeline, thumbnails: dict, path: Path) -> Path:
