@@ -30,11 +30,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from music_stats import summary  # noqa: E402
 
-from emsync_plugin.music.baseline import BaselineOptions, Mood, arrange  # noqa: E402
+from emsync_plugin.mood import SceneMood  # noqa: E402
+from emsync_plugin.music.baseline import BaselineOptions, arrange  # noqa: E402
 from emsync_plugin.music.chords import chord_onsets  # noqa: E402
 from emsync_plugin.music.decoding import SamplingOptions  # noqa: E402
 from emsync_plugin.music.features import LabelStats, labels, measure  # noqa: E402
-from emsync_plugin.music.generator import Generator, SceneMood  # noqa: E402
+from emsync_plugin.music.generator import Generator  # noqa: E402
 from emsync_plugin.music.vocab import Note  # noqa: E402
 
 RATES = (24000 / 1001, 24.0, 25.0, 30000 / 1001, 30.0, 50.0)
@@ -68,12 +69,12 @@ def bench_alignment(gen, n_timelines, temperature, top_p, guidance=0.0, steering
     }
     for i in range(n_timelines):
         rate, cuts, dur = random_timeline(rng)
-        moods = [SceneMood(0, dur, float(rng.uniform(-0.8, 0.8)), float(rng.uniform(-0.8, 0.8)))]
+        moods = [SceneMood(0, 0, dur, float(rng.uniform(-0.8, 0.8)), float(rng.uniform(-0.8, 0.8)))]
         for name, o in opts.items():
             r = gen.generate(cuts, dur, moods, SamplingOptions(seed=i, temperature=temperature, top_p=top_p, guidance=guidance,
                                                              mode_steering=steering, **o))
             rows[name].append((len(cuts), *hit_rates(cuts, r.midi)))
-    print("\n### 1. Cut alignment (%d random timelines, %d cuts)\n" % (n_timelines, sum(r[0] for r in rows["guarantee on"])))
+    print(f"\n### 1. Cut alignment ({n_timelines} random timelines, {sum(r[0] for r in rows['guarantee on'])} cuts)\n")
     print("| decoding | chord within ±0.25 s | within ±1 s |")
     print("|---|---|---|")
     out = {}
@@ -114,14 +115,14 @@ def bench_emotion(gen, stats, temperature, top_p, seeds, heldout_labels, guidanc
     for v in grid:
         for a in grid:
             for s in range(seeds):
-                r = gen.generate(cuts, dur, [SceneMood(0, dur, float(v), float(a))],
+                r = gen.generate(cuts, dur, [SceneMood(0, 0, dur, float(v), float(a))],
                                  SamplingOptions(seed=100 + s, temperature=temperature, top_p=top_p, guidance=guidance,
                                                  mode_steering=steering))
                 mv, ma = labels(measure(r.notes, 0.0, dur), stats)
                 req_v.append(v), req_a.append(a), got_v.append(mv), got_a.append(ma)
     rv, ra = spearman(req_v, got_v), spearman(req_a, got_a)
-    print("\n### 2. Emotion control (5x5 grid, %d seeds each, 24 s with 3 cuts), guidance %g, mode steering %g\n"
-          % (seeds, guidance, steering))
+    print(f"\n### 2. Emotion control (5x5 grid, {seeds} seeds each, 24 s with 3 cuts), guidance {guidance:g}, "
+          f"mode steering {steering:g}\n")
     print("| axis | Spearman(requested, measured) | 95 % bootstrap interval | measured range (5th-95th pct) | "
           "held-out data range (5th-95th pct) |")
     print("|---|---|---|---|---|")
@@ -160,7 +161,7 @@ def heldout_windows(cache, stats, n=200, length=24.0, seed=0):
         if len(wins) >= n:
             break
     labs = [labels(measure(w, 0, length), stats) for w in wins]
-    return wins, ([l[0] for l in labs], [l[1] for l in labs])
+    return wins, ([lab[0] for lab in labs], [lab[1] for lab in labs])
 
 
 def bench_stats(gen, wins, temperature, top_p, n, guidance=0.0, steering=0.0):
@@ -170,10 +171,11 @@ def bench_stats(gen, wins, temperature, top_p, n, guidance=0.0, steering=0.0):
     for i in range(n):
         v, a = float(rng.uniform(-0.8, 0.8)), float(rng.uniform(-0.8, 0.8))
         cuts = sorted(rng.uniform(2, dur - 2, 3).round(2).tolist())
-        r = gen.generate(cuts, dur, [SceneMood(0, dur, v, a)], SamplingOptions(seed=i, temperature=temperature, top_p=top_p, guidance=guidance,
-                                                                      mode_steering=steering))
+        mood = [SceneMood(0, 0, dur, v, a)]
+        r = gen.generate(cuts, dur, mood, SamplingOptions(seed=i, temperature=temperature, top_p=top_p, guidance=guidance,
+                                                          mode_steering=steering))
         gen_rows.append(summary(r.notes, dur, r.tokens))
-        pm = arrange(cuts, dur, [Mood(0, dur, v, a)], BaselineOptions(seed=i))
+        pm = arrange(cuts, dur, mood, BaselineOptions(seed=i))
         notes = [Note(0, n_.pitch, n_.start, n_.end) for inst in pm.instruments if not inst.is_drum for n_ in inst.notes]
         base_rows.append(summary(notes, dur))
     held_rows = [summary(w, 24.0) for w in wins]
@@ -196,7 +198,7 @@ def bench_speed(gen, ckpt, seconds=60.0, guidance=0.0, int8=None, repeat=3):
     """Tokens/s of each decoder on the same 60 s piece (best of ``repeat``, interleaved): the
     ONNX rows without guidance (one row a step, as PyTorch runs), then the default guidance."""
     cuts = [5.0, 12.0, 20.0, 27.0, 33.0, 41.0, 50.0]
-    moods = [SceneMood(0, seconds, 0.3, 0.3)]
+    moods = [SceneMood(0, 0, seconds, 0.3, 0.3)]
     best = {}
     for _ in range(repeat):
         for name, g in (("fp32", gen), ("int8", int8)):

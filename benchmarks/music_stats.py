@@ -60,14 +60,14 @@ def longest_loop(tokens: Sequence[int], min_len: int = 4, max_len: int = 32) -> 
     """Most consecutive repeats of any token pattern of length min_len..max_len (1 = no loop)."""
     t = list(tokens)
     best = 1
-    for L in range(min_len, max_len + 1):
+    for n in range(min_len, max_len + 1):
         i = 0
-        while i + 2 * L <= len(t):
+        while i + 2 * n <= len(t):
             reps = 1
-            while i + (reps + 1) * L <= len(t) and t[i + reps * L:i + (reps + 1) * L] == t[i:i + L]:
+            while i + (reps + 1) * n <= len(t) and t[i + reps * n:i + (reps + 1) * n] == t[i:i + n]:
                 reps += 1
             best = max(best, reps)
-            i += max(1, (reps - 1) * L) if reps > 1 else 1
+            i += max(1, (reps - 1) * n) if reps > 1 else 1
     return best
 
 

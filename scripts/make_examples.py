@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from emsync_plugin.demo import sample_dir  # noqa: E402
+from emsync_plugin.mood import SceneMood  # noqa: E402
 from emsync_plugin.music.render import RenderOptions, render_midi, write_midi  # noqa: E402
-from emsync_plugin.pipeline import SceneMood, ScoreOptions, generate  # noqa: E402
+from emsync_plugin.pipeline import ScoreOptions, generate  # noqa: E402
 from emsync_plugin.report import draw_report  # noqa: E402
 from emsync_plugin.timeline import read_cuts  # noqa: E402
 

@@ -7,11 +7,19 @@ import pretty_midi
 import pytest
 
 from emsync_plugin.errors import OptionsError
-from emsync_plugin.music.baseline import BaselineOptions, Mood, arrange, clean_cuts
+from emsync_plugin.mood import SceneMood
+from emsync_plugin.music.baseline import BaselineOptions, arrange, clean_cuts
 
 CUTS = [1.2345, 3.0, 3.5, 7.777, 8.1, 14.2]
 DURATION = 20.0
-MIXED = [Mood(0.0, 5.0, 0.8, -0.8), Mood(5.0, 12.0, -0.6, 0.9), Mood(12.0, 20.0, 0.2, 0.1)]
+
+
+def scene(start, end, valence, arousal, index=0):
+    """A scene's mood; the arranger reads only its span, valence and arousal."""
+    return SceneMood(index, start, end, valence, arousal)
+
+
+MIXED = [scene(0.0, 5.0, 0.8, -0.8, 0), scene(5.0, 12.0, -0.6, 0.9, 1), scene(12.0, 20.0, 0.2, 0.1, 2)]
 
 
 def onsets_at(pm: pretty_midi.PrettyMIDI, t: float, tol: float = 1e-3) -> list[pretty_midi.Note]:
@@ -27,7 +35,7 @@ def pitch_classes(notes, start: float = 0.0, end: float = math.inf) -> set[int]:
 
 
 @pytest.mark.parametrize("seed", [0, 7])
-@pytest.mark.parametrize("moods", [MIXED, [Mood(0, 20, -0.9, -0.9)], [Mood(0, 20, 0.9, 0.9)], []])
+@pytest.mark.parametrize("moods", [MIXED, [scene(0, 20, -0.9, -0.9)], [scene(0, 20, 0.9, 0.9)], []])
 def test_chord_at_zero_every_cut_and_end(seed, moods):
     pm = arrange(CUTS, DURATION, moods, BaselineOptions(seed=seed))
     for t in [0.0, *CUTS]:
@@ -38,7 +46,7 @@ def test_chord_at_zero_every_cut_and_end(seed, moods):
 
 
 def test_final_chord_is_tonic_and_starts_at_last_cut_when_close():
-    pm = arrange([9.2], 10.0, [Mood(0, 10, 0.5, 0.0)], BaselineOptions(key=2))
+    pm = arrange([9.2], 10.0, [scene(0, 10, 0.5, 0.0)], BaselineOptions(key=2))
     final = [n for n in onsets_at(pm, 9.2) if n.end == pytest.approx(10.0)]
     assert len(final) >= 3
     assert min(n.pitch for n in final) % 12 == 2  # the bass holds the tonic
@@ -63,13 +71,13 @@ def test_clean_cuts_merges_and_drops():
 
 @pytest.mark.parametrize("valence, present, absent", [(0.7, 4, 3), (0.1, 4, 3), (-0.2, 3, 4), (-0.9, 3, 4)])
 def test_valence_sets_mode(valence, present, absent):
-    pm = arrange(CUTS, DURATION, [Mood(0, DURATION, valence, 0.0)], BaselineOptions(key=0, seed=1))
+    pm = arrange(CUTS, DURATION, [scene(0, DURATION, valence, 0.0)], BaselineOptions(key=0, seed=1))
     pcs = pitch_classes(tonal_notes(pm))
     assert present in pcs and absent not in pcs  # major vs minor third above the tonic C
 
 
 def test_each_scene_takes_its_own_mood():
-    moods = [Mood(0, 8.1, 0.8, 0.0), Mood(8.1, 20, -0.8, 0.0)]
+    moods = [scene(0, 8.1, 0.8, 0.0), scene(8.1, 20, -0.8, 0.0)]
     pm = arrange(CUTS, DURATION, moods, BaselineOptions(key=0))
     notes = tonal_notes(pm)
     first, second = pitch_classes(notes, 0, 8.1), pitch_classes(notes, 8.1)
@@ -78,8 +86,8 @@ def test_each_scene_takes_its_own_mood():
 
 
 def test_valence_moves_register():
-    low = arrange(CUTS, DURATION, [Mood(0, 20, -1.0, 0.0)], BaselineOptions(key=0))
-    high = arrange(CUTS, DURATION, [Mood(0, 20, 1.0, 0.0)], BaselineOptions(key=0))
+    low = arrange(CUTS, DURATION, [scene(0, 20, -1.0, 0.0)], BaselineOptions(key=0))
+    high = arrange(CUTS, DURATION, [scene(0, 20, 1.0, 0.0)], BaselineOptions(key=0))
 
     def mean_pad(pm):
         pad = next(i for i in pm.instruments if i.program == 48)
@@ -89,8 +97,8 @@ def test_valence_moves_register():
 
 
 def test_arousal_raises_density_velocity_and_drums():
-    calm = arrange(CUTS, DURATION, [Mood(0, 20, 0.3, -0.8)])
-    wild = arrange(CUTS, DURATION, [Mood(0, 20, 0.3, 0.8)])
+    calm = arrange(CUTS, DURATION, [scene(0, 20, 0.3, -0.8)])
+    wild = arrange(CUTS, DURATION, [scene(0, 20, 0.3, 0.8)])
     calm_notes = [n for i in calm.instruments for n in i.notes]
     wild_notes = [n for i in wild.instruments for n in i.notes]
     assert len(wild_notes) / DURATION > 2 * len(calm_notes) / DURATION
@@ -98,12 +106,12 @@ def test_arousal_raises_density_velocity_and_drums():
     assert sum(n.velocity for n in wild_notes) / len(wild_notes) > sum(n.velocity for n in calm_notes) / len(calm_notes)
     assert not any(i.is_drum for i in calm.instruments)
     assert any(i.is_drum for i in wild.instruments)
-    assert not any(i.is_drum for i in arrange(CUTS, DURATION, [Mood(0, 20, 0.3, 0.8)],
+    assert not any(i.is_drum for i in arrange(CUTS, DURATION, [scene(0, 20, 0.3, 0.8)],
                                                BaselineOptions(drums=False)).instruments)
 
 
 def test_long_scene_does_not_drone():
-    pm = arrange([], 60.0, [Mood(0, 60, 0.0, 0.0)])
+    pm = arrange([], 60.0, [scene(0, 60, 0.0, 0.0)])
     pad = next(i for i in pm.instruments if i.program == 48)
     changes = sorted({round(n.start, 6) for n in pad.notes})
     assert len(changes) >= 8
@@ -135,8 +143,9 @@ def test_bad_options_raise(kwargs):
 @pytest.mark.parametrize("args", [(0, 1, 1.5, 0.0), (0, 1, 0.0, -1.01), (2, 1, 0.0, 0.0),
                                   (0, 1, float("nan"), 0.0), (0, 1, "0.5", 0.0)])
 def test_bad_moods_raise(args):
+    """Out of range (checked by the arranger) or not numbers / ending before they start (by SceneMood)."""
     with pytest.raises(OptionsError):
-        Mood(*args)
+        arrange([1.0], 2.0, [scene(*args)])
 
 
 @pytest.mark.parametrize("duration, cuts", [(0.0, []), (-1.0, []), (float("inf"), []), (10.0, [float("nan")])])

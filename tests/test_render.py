@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +11,11 @@ import pytest
 import soundfile
 
 from emsync_plugin.errors import OptionsError, RenderError
-from emsync_plugin.music import render as render_mod
-from emsync_plugin.music.baseline import BaselineOptions, Mood, arrange
+from emsync_plugin.mood import SceneMood
+from emsync_plugin.music.baseline import BaselineOptions, arrange
 from emsync_plugin.music.render import RenderOptions, default_soundfont, render_midi, write_midi
 
-MOODS = [Mood(0, 4, 0.6, -0.5), Mood(4, 100, -0.4, 0.7)]
+MOODS = [SceneMood(0, 0, 4, 0.6, -0.5), SceneMood(1, 4, 100, -0.4, 0.7)]
 
 
 def score(duration: float) -> pretty_midi.PrettyMIDI:
@@ -140,7 +139,7 @@ def test_missing_midi_file_raises(tmp_path):
 
 @pytest.mark.parametrize("kwargs", [
     {"sample_rate": 1000}, {"sample_rate": 48000.0}, {"loudness": 3.0}, {"loudness": float("nan")},
-    {"fade": -1.0}, {"synth": "timidity"}, {"bit_depth": 32}, {"ceiling": 1.0}, {"soundfont": 5},
+    {"fade": -1.0}, {"bit_depth": 32}, {"ceiling": 1.0}, {"soundfont": 5},
 ])
 def test_bad_options_raise(kwargs):
     with pytest.raises(OptionsError):
@@ -152,18 +151,3 @@ def test_bad_duration_raises(tmp_path, duration):
     with pytest.raises(OptionsError):
         render_midi(pretty_midi.PrettyMIDI(), tmp_path / "x.wav", duration)
 
-
-def test_fluidsynth_missing_is_a_render_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(render_mod.shutil, "which", lambda name: None)
-    with pytest.raises(RenderError, match="fluidsynth"):
-        render_midi(score(2.0), tmp_path / "x.wav", 2.0,
-                    RenderOptions(synth="fluidsynth", soundfont=default_soundfont()))
-
-
-@pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="the fluidsynth program is not installed")
-def test_fluidsynth_renders(tmp_path):
-    out = tmp_path / "fluid.wav"
-    result = render_midi(score(4.0), out, 4.0, RenderOptions(synth="fluidsynth"))
-    audio, sr = read(out)
-    assert len(audio) == 192000 and sr == 48000
-    assert result.lufs == pytest.approx(-16.0, abs=0.5)

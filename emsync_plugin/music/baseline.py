@@ -1,24 +1,10 @@
 """A rule-based score: a deterministic arranger that needs no model.
 
-The baseline writes a chord progression whose chord changes land exactly on every cut, at
-time 0 and on a final tonic chord held to the end, and voices it for a few General MIDI
-instruments. It is the fallback when no generator model is available and the reference the
-generator is measured against.
-
-How the mood of a scene shapes its music (valence and arousal in ``[-1, 1]``):
-
-* **valence** chooses the mode (major for ``v >= 0``, natural minor below), the consonance
-  (added ninths on I and IV when very positive, plain triads in the middle, diatonic sevenths
-  below ``-0.3`` and sevenths plus ninths below ``-0.7``) and the register (the pad's centre
-  moves by up to five semitones either way);
-* **arousal** chooses the tempo (``min_bpm`` .. ``max_bpm``), the note density of piano and
-  bass, the velocity and, above ``drums_arousal``, a drum kit with a crash on every cut.
-
-Timing: each scene (the picture between two cuts) gets a whole number of beats, so the beat
-grid bends slightly to fit the scene and every cut falls on a beat. Inside a scene the chord
-changes every ``beats_per_chord`` beats. Everything is in seconds; the MIDI file that
-:func:`emsync_plugin.music.render.write_midi` writes keeps them to within a quarter of a
-millisecond (960 ticks per quarter note at 120 bpm).
+Its chords change exactly on every cut, at 0 and on a final tonic chord held to the end, for a
+strings pad, a piano, a bass and (aroused scenes) drums. Valence picks the mode, the consonance
+and the register; arousal the tempo, the density, the velocity and the drums (the mapping is in
+docs/music.md). Each scene gets a whole number of beats, so every cut falls on a beat. It is the
+fallback when no generator model is available and the reference the generator is measured against.
 """
 from __future__ import annotations
 
@@ -31,6 +17,7 @@ from dataclasses import dataclass
 import pretty_midi
 
 from ..errors import OptionsError
+from ..mood import SceneMood
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +160,7 @@ def clean_cuts(cuts: Sequence[float], duration: float) -> list[float]:
     return kept
 
 
-def _mood_for(start: float, end: float, moods: Sequence[Mood]) -> tuple[float, float]:
+def _mood_for(start: float, end: float, moods: Sequence[SceneMood]) -> tuple[float, float]:
     """The (valence, arousal) of the mood overlapping ``start .. end`` most (else the nearest)."""
     if not moods:
         return 0.0, 0.0
@@ -184,7 +171,7 @@ def _mood_for(start: float, end: float, moods: Sequence[Mood]) -> tuple[float, f
     return best.valence, best.arousal
 
 
-def _segments(cuts: list[float], duration: float, moods: Sequence[Mood], final_hold: float) -> list[_Segment]:
+def _segments(cuts: list[float], duration: float, moods: Sequence[SceneMood], final_hold: float) -> list[_Segment]:
     bounds = [0.0, *cuts, duration]
     spans = list(zip(bounds[:-1], bounds[1:]))
     last_start, _ = spans[-1]
@@ -309,7 +296,121 @@ def _piano_pulses_per_beat(arousal: float) -> float:
     return 4.0
 
 
-def arrange(cuts: Sequence[float], duration: float, moods: Sequence[Mood],
+def _check_inputs(duration: float, moods: Sequence[SceneMood], options: BaselineOptions) -> float:
+    """``duration`` as a float, once it, the moods and the options are known to be usable."""
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not math.isfinite(duration) \
+            or duration <= 0:
+        raise OptionsError(f"duration must be a positive number of seconds, not {duration!r}")
+    if not isinstance(options, BaselineOptions):
+        raise OptionsError(f"options must be BaselineOptions, not {type(options).__name__}")
+    for mood in moods:
+        for name in ("valence", "arousal"):
+            value = getattr(mood, name)
+            if not -1.0 <= value <= 1.0:
+                raise OptionsError(f"mood {name} must be between -1 and 1, not {value}")
+    return float(duration)
+
+
+def _level(arousal: float) -> float:
+    """The base velocity of a segment: 50 (calm) to 90 (excited)."""
+    return 50.0 + 40.0 * (arousal + 1.0) / 2.0
+
+
+class _Band:
+    """The four instruments and the voicing each chord hands on to the next."""
+
+    def __init__(self, out: _Writer, tonic: int, patterns: dict[int, str]):
+        self.out = out
+        self.tonic = tonic
+        self.patterns = patterns  # arpeggio pattern per segment
+        self.pad = pretty_midi.Instrument(PAD_PROGRAM, name="EMSYNC strings")
+        self.piano = pretty_midi.Instrument(PIANO_PROGRAM, name="EMSYNC piano")
+        self.bass = pretty_midi.Instrument(BASS_PROGRAM, name="EMSYNC bass")
+        self.drums = pretty_midi.Instrument(0, is_drum=True, name="EMSYNC drums")
+        self.pad_prev: list[int] | None = None
+        self.piano_prev: list[int] | None = None
+
+    def play(self, chord: _Chord, seg: _Segment) -> None:
+        """Pad, bass and piano for one chord (in that order: the humanising draws follow it)."""
+        centre = 60 + round(5 * seg.valence)
+        pcs = chord_pitch_classes(self.tonic, chord.degree, chord.minor, seg.valence, chord.harmonic)
+        base = _level(seg.arousal)
+        self._pad(chord, pcs, centre, base)
+        self._bass(chord, seg, pcs, base)
+        self._piano(chord, seg, pcs, centre, base)
+
+    def _pad(self, chord: _Chord, pcs: list[int], centre: int, base: float) -> None:
+        """The whole chord, restruck on every change and held to the next one."""
+        self.pad_prev = _voicing(pcs, centre, self.pad_prev)
+        for p in self.pad_prev:
+            self.out.add(self.pad, p, base - 8, chord.start, chord.end)
+
+    def _bass(self, chord: _Chord, seg: _Segment, pcs: list[int], base: float) -> None:
+        """The root, held (calm), on the beat (moderate) or in eighths (excited)."""
+        root = 33 + (pcs[0] - 33) % 12
+        fifth = root + 7
+        per_beat = 0 if (seg.arousal < -0.3 or seg.final) else (1 if seg.arousal < 0.4 else 2)
+        if per_beat == 0:
+            self.out.add(self.bass, root, base + 4, chord.start, chord.end)
+            return
+        step = chord.beat / per_beat
+        k = 0
+        while chord.start + k * step < chord.end - 1e-4:
+            t = chord.start + k * step
+            pitch = root if k % 4 in (0, 1) else (fifth if per_beat == 1 else root + 12)
+            self.out.add(self.bass, pitch, base + (8 if k == 0 else 0), t, min(t + 0.9 * step, chord.end))
+            k += 1
+
+    def _piano(self, chord: _Chord, seg: _Segment, pcs: list[int], centre: int, base: float) -> None:
+        """A block chord on the change, then an arpeggio on the pulse (the final chord: held)."""
+        triad = _voicing(pcs[:3], centre + 12, self.piano_prev)
+        self.piano_prev = triad
+        if seg.final:
+            for p in triad:
+                self.out.add(self.piano, p, base, chord.start, chord.end)
+            return
+        pulse = chord.beat / _piano_pulses_per_beat(seg.arousal)
+        block_end = min(chord.start + pulse, chord.end)
+        for p in triad:
+            self.out.add(self.piano, p, base + 8, chord.start, block_end)
+        pool = sorted({p for p in (q + 12 * o for q in triad for o in (0, 1)) if p <= 108})
+        order = _arpeggio(pool, self.patterns[chord.segment])
+        hold = pulse * (1.0 if seg.arousal < 0 else 0.8)
+        k = 1
+        while chord.start + k * pulse < chord.end - 0.05 * pulse:
+            t = chord.start + k * pulse
+            self.out.add(self.piano, order[(k - 1) % len(order)], base - 4, t, min(t + hold, chord.end))
+            k += 1
+
+    def drum(self, seg: _Segment, beat: float) -> None:
+        """An aroused segment's kit: a crash on its cut, kick/snare on the beats, hats between."""
+        base = _level(seg.arousal)
+        self.out.add(self.drums, CRASH, base + 10, seg.start, seg.start + _DRUM_LENGTH)
+        self.out.add(self.drums, KICK, base + 10, seg.start, seg.start + _DRUM_LENGTH)
+        if seg.final:
+            return
+        hats = 4 if seg.arousal >= 0.75 else 2
+        for b in range(round((seg.end - seg.start) / beat)):
+            t = seg.start + b * beat
+            if b:  # beat 0 already has its kick (and crash)
+                self.out.add(self.drums, KICK if b % 2 == 0 else SNARE, base + (10 if b % 2 == 0 else 5),
+                             t, t + _DRUM_LENGTH)
+            for h in range(hats):
+                th = t + h * beat / hats
+                self.out.add(self.drums, CLOSED_HAT, base - 15 + (6 if h == 0 else 0), th,
+                             min(th + _DRUM_LENGTH / 2, seg.end))
+
+    def midi(self) -> pretty_midi.PrettyMIDI:
+        """The instruments that play, notes in time order, in one MIDI file."""
+        pm = pretty_midi.PrettyMIDI(resolution=MIDI_RESOLUTION, initial_tempo=MIDI_TEMPO)
+        for inst in (self.pad, self.piano, self.bass, self.drums):
+            if inst.notes:
+                inst.notes.sort(key=lambda n: (n.start, n.pitch))
+                pm.instruments.append(inst)
+        return pm
+
+
+def arrange(cuts: Sequence[float], duration: float, moods: Sequence[SceneMood],
             options: BaselineOptions = BaselineOptions()) -> pretty_midi.PrettyMIDI:
     """Arrange a score of ``duration`` seconds whose chords change exactly on every cut.
 
@@ -318,107 +419,23 @@ def arrange(cuts: Sequence[float], duration: float, moods: Sequence[Mood],
     (no moods: neutral). Returns a :class:`pretty_midi.PrettyMIDI` with a strings pad, a
     piano, a bass and (for aroused scenes) drums; no note extends past ``duration``.
     """
-    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not math.isfinite(duration) \
-            or duration <= 0:
-        raise OptionsError(f"duration must be a positive number of seconds, not {duration!r}")
-    if not isinstance(options, BaselineOptions):
-        raise OptionsError(f"options must be BaselineOptions, not {type(options).__name__}")
-    duration = float(duration)
-    rng = random.Random(options.seed)
+    duration = _check_inputs(duration, moods, options)
+    rng = random.Random(options.seed)  # one stream, drawn in a fixed order: key, chords, patterns, humanising
     tonic = options.key if options.key is not None else rng.randrange(12)
     kept = clean_cuts(cuts, duration)
     segments = _segments(kept, duration, moods, options.final_hold)
     chords = _plan_chords(segments, rng, options)
     logger.debug("baseline: %d cuts, %d segments, %d chords, tonic %d", len(kept), len(segments),
                  len(chords), tonic)
-
-    pm = pretty_midi.PrettyMIDI(resolution=MIDI_RESOLUTION, initial_tempo=MIDI_TEMPO)
-    pad = pretty_midi.Instrument(PAD_PROGRAM, name="EMSYNC strings")
-    piano = pretty_midi.Instrument(PIANO_PROGRAM, name="EMSYNC piano")
-    bass = pretty_midi.Instrument(BASS_PROGRAM, name="EMSYNC bass")
-    drums = pretty_midi.Instrument(0, is_drum=True, name="EMSYNC drums")
-    out = _Writer(duration, rng, options.humanize)
-
-    pad_prev: list[int] | None = None
-    piano_prev: list[int] | None = None
-    patterns = ("up", "down", "updown", "alberti")
-    pattern_of = {i: rng.choice(patterns) for i in range(len(segments))}
+    patterns = {i: rng.choice(("up", "down", "updown", "alberti")) for i in range(len(segments))}
+    band = _Band(_Writer(duration, rng, options.humanize), tonic, patterns)
     for chord in chords:
-        seg = segments[chord.segment]
-        v, a = seg.valence, seg.arousal
-        base = 50.0 + 40.0 * (a + 1.0) / 2.0
-        centre = 60 + round(5 * v)
-        pcs = chord_pitch_classes(tonic, chord.degree, chord.minor, v, chord.harmonic)
-
-        # Pad: the whole chord, restruck on every change and held to the next one.
-        pad_prev = _voicing(pcs, centre, pad_prev)
-        for p in pad_prev:
-            out.add(pad, p, base - 8, chord.start, chord.end)
-
-        # Bass: the root, held (calm), on the beat (moderate) or in eighths (excited).
-        root = 33 + (pcs[0] - 33) % 12
-        fifth = root + 7
-        per_beat = 0 if (a < -0.3 or seg.final) else (1 if a < 0.4 else 2)
-        if per_beat == 0:
-            out.add(bass, root, base + 4, chord.start, chord.end)
-        else:
-            step = chord.beat / per_beat
-            k = 0
-            while chord.start + k * step < chord.end - 1e-4:
-                t = chord.start + k * step
-                pitch = root if k % 4 in (0, 1) else (fifth if per_beat == 1 else root + 12)
-                out.add(bass, pitch, base + (8 if k == 0 else 0), t, min(t + 0.9 * step, chord.end))
-                k += 1
-
-        # Piano: a block chord on the change, then an arpeggio on the pulse.
-        triad = _voicing(pcs[:3], centre + 12, piano_prev)
-        piano_prev = triad
-        if seg.final:
-            for p in triad:
-                out.add(piano, p, base, chord.start, chord.end)
-        else:
-            pulse = chord.beat / _piano_pulses_per_beat(a)
-            first_pulse = chord.start + pulse
-            block_end = min(first_pulse, chord.end)
-            for p in triad:
-                out.add(piano, p, base + 8, chord.start, block_end)
-            pool = sorted({p for p in (q + 12 * o for q in triad for o in (0, 1)) if p <= 108})
-            order = _arpeggio(pool, pattern_of[chord.segment])
-            k = 1
-            while chord.start + k * pulse < chord.end - 0.05 * pulse:
-                t = chord.start + k * pulse
-                hold = pulse * (1.0 if a < 0 else 0.8)
-                out.add(piano, order[(k - 1) % len(order)], base - 4, t, min(t + hold, chord.end))
-                k += 1
-
-    # Drums for aroused scenes: a crash on the cut, kick/snare on the beats, hats between.
+        band.play(chord, segments[chord.segment])
     if options.drums:
         for index, seg in enumerate(segments):
-            if seg.arousal < options.drums_arousal:
-                continue
-            base = 50.0 + 40.0 * (seg.arousal + 1.0) / 2.0
-            out.add(drums, CRASH, base + 10, seg.start, seg.start + _DRUM_LENGTH)
-            out.add(drums, KICK, base + 10, seg.start, seg.start + _DRUM_LENGTH)
-            if seg.final:
-                continue
-            beat = next(c.beat for c in chords if c.segment == index)
-            hats = 4 if seg.arousal >= 0.75 else 2
-            beats = round((seg.end - seg.start) / beat)
-            for b in range(beats):
-                t = seg.start + b * beat
-                if b:  # beat 0 already has its kick (and crash)
-                    out.add(drums, KICK if b % 2 == 0 else SNARE, base + (10 if b % 2 == 0 else 5),
-                            t, t + _DRUM_LENGTH)
-                for h in range(hats):
-                    th = t + h * beat / hats
-                    out.add(drums, CLOSED_HAT, base - 15 + (6 if h == 0 else 0), th,
-                            min(th + _DRUM_LENGTH / 2, seg.end))
-
-    for inst in (pad, piano, bass, drums):
-        if inst.notes:
-            inst.notes.sort(key=lambda n: (n.start, n.pitch))
-            pm.instruments.append(inst)
-    return pm
+            if seg.arousal >= options.drums_arousal:
+                band.drum(seg, next(c.beat for c in chords if c.segment == index))
+    return band.midi()
 
 
 def _arpeggio(pool: list[int], pattern: str) -> list[int]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ import numpy as np
 import pretty_midi
 
 from .. import models, progress
+from .. import mood as _mood
 from ..errors import ModelError, OptionsError
 from .decoding import (
     NEG,
@@ -43,6 +44,9 @@ from .vocab import Note, Vocab
 
 logger = logging.getLogger(__name__)
 
+Rule = Callable[[np.ndarray, Clock], None]
+Conditioning = Callable[[int], tuple[float, float, float]]
+
 MODEL_FILE = "generator.onnx"
 #: the shipped builds of the same weights: fp32, and int8 (8-bit weights, ~1.3x faster, a quarter
 #: of the size, held-out loss within 0.001 nats/token: onnx_models/README.md)
@@ -51,6 +55,8 @@ MODEL_FILES = {"fp32": MODEL_FILE, "int8": "generator.int8.onnx"}
 
 @dataclass(frozen=True)
 class SceneMood:
+    """Deprecated: pass :class:`emsync_plugin.mood.SceneMood` (kept until the pipeline does)."""
+
     start: float
     end: float
     valence: float
@@ -130,80 +136,119 @@ class Generator:
         out[a:b] = on - logsumexp(on) + logsumexp(lc[a:b])
         return out
 
-    def generate(self, cuts: Sequence[float], duration: float, moods: Sequence[SceneMood],
+    def generate(self, cuts: Sequence[float], duration: float, moods: Sequence[_mood.SceneMood],
                  options: SamplingOptions = SamplingOptions()) -> GenerationResult:
-        v = self.vocab
-        unit = v.shift_seconds
-        rng = np.random.default_rng(options.seed)
+        """Music for ``duration`` seconds with a chord on every cut; each token follows the mood
+        of the scene it falls in (a mood takes effect at its ``start``)."""
+        clock, bounds = self._clock(cuts, duration, options)
+        cond = _conditioning(moods, bounds, self.vocab.shift_seconds, self.cap, options.use_offsets)
+        t0 = time.perf_counter()
+        tokens, steps = self._decode(clock, cond, duration, options)
+        seconds = time.perf_counter() - t0
+        # hold the final chord (and whatever sounds) to the end
+        notes = [n for n in self.vocab.decode(tokens, end=duration) if n.start < duration]
+        midi = to_midi(notes, self.vocab, moods)
+        logger.info("generated %d tokens (%d notes) for %.1f s of music in %.2f s (%.0fx real time)",
+                    len(tokens), len(notes), duration, seconds, duration / max(seconds, 1e-9))
+        return GenerationResult(midi, tokens, notes, seconds, steps)
+
+    def _clock(self, cuts: Sequence[float], duration: float, options: SamplingOptions) -> tuple[Clock, np.ndarray]:
+        """The decoding clock (its targets: 0, the cuts, the final chord) and the boundaries,
+        in seconds, that the model is told about: the real cuts and the final chord, as in training."""
+        unit = self.vocab.shift_seconds
         end = int(round(duration / unit))
         cut_units = sorted({int(round(c / unit)) for c in cuts if 0 < round(c / unit) < end})
         final = max(cut_units[-1] + 1 if cut_units else 1, end - int(round(options.final_hold / unit)))
         final = min(final, end)
         targets = [0] + [c for c in cut_units if c < final] + [final]
-        clock = Clock(v, targets, end)
-        # order matters: the cut rules decide what may happen now, then long notes are released
-        rules = [well_formed, cut_rules(options.guarantee_cuts), limit_polyphony(options.max_polyphony),
-                 release_long_notes(int(options.max_note / unit)), keep_time_moving(options.max_events),
-                 steer_mode(options.mode_steering), fresh_chord_at_cuts(options.fresh_chords)]
-        # the model is told about the real cuts (and the final chord), as in training
         bounds = np.array(sorted(set(cut_units) | {final}), float) * unit
-        starts = np.array([m.start for m in moods]) if moods else np.zeros(1)
+        return Clock(self.vocab, targets, end), bounds
 
-        def cond(t_units):
-            t = t_units * unit
-            i = max(0, int(np.searchsorted(starts, t + 1e-9, side="right")) - 1) if moods else 0
-            val, aro = (moods[i].valence, moods[i].arousal) if moods else (0.0, 0.0)
-            if options.use_offsets:
-                j = np.searchsorted(bounds, t - 1e-9)
-                off = min(self.cap, bounds[j] - t) if j < len(bounds) else self.cap
-            else:
-                off = self.cap
-            return val, aro, off
+    def _rules(self, options: SamplingOptions) -> list[Rule]:
+        """The decoding rules, in order: the cut rules decide what may happen now, then long
+        notes are released."""
+        return [well_formed, cut_rules(options.guarantee_cuts), limit_polyphony(options.max_polyphony),
+                release_long_notes(int(options.max_note / self.vocab.shift_seconds)),
+                keep_time_moving(options.max_events), steer_mode(options.mode_steering),
+                fresh_chord_at_cuts(options.fresh_chords)]
 
-        t0 = time.perf_counter()
-        history: list[tuple[int, float, float, float]] = []  # token and its conditioning
+    def _decode(self, clock: Clock, cond: Conditioning, duration: float,
+                options: SamplingOptions) -> tuple[list[int], int]:
+        """Sample tokens until the clock is finished: the tokens and the number of model calls."""
+        v = self.vocab
+        rng = np.random.default_rng(options.seed)
+        rules = self._rules(options)
         guided = options.guidance > 0.0
+        history: list[tuple[int, float, float, float]] = []  # token and its conditioning
         past = self._empty_past(2 if guided else 1)
         tok = v.bos
         steps = 0
         out_tokens: list[int] = []
         bar = progress.bar(total=round(duration, 1), desc="generating", unit="s")
-        while not clock.finished and clock.now <= end:
+        while not clock.finished and clock.now <= clock.end:
             c = cond(clock.now)
             clock.valence = c[0]
             history.append((tok, *c))
-            if past.shape[4] >= self.block_size - 1:  # window: re-feed the last half
-                keep = history[-(self.block_size // 2):]
-                past = self._empty_past(2 if guided else 1)
-                ids, va, ar, of = zip(*keep)
-                logits, past = self._run(list(ids), list(va), list(ar), list(of), past, guided)
-            else:
-                logits, past = self._run([tok], [c[0]], [c[1]], [c[2]], past, guided)
+            logits, past = self._step(history, past, guided)
             steps += 1
-            row = self._guide(logits, options.guidance)
-            for rule in rules:
-                rule(row, clock)
-            tok = sample(row, options, rng)
-            if row[tok] <= NEG / 2:  # every token was ruled out: move time on (never happens by design)
-                logger.debug("no allowed token at %.2f s; shifting", clock.now * unit)
-                tok = v.shift(1) if clock.now < end else v.eos
+            tok = self._choose(logits, clock, rules, options, rng)
             before = clock.now
             clock.advance(tok)
             out_tokens.append(tok)
             if clock.now != before:
-                bar.update(round((clock.now - before) * unit, 2))
+                bar.update(round((clock.now - before) * v.shift_seconds, 2))
             if steps > 200 * max(1.0, duration) + 2000:  # a safety valve: a model that never advances time
                 logger.warning("generation stopped after %d steps without reaching the end", steps)
                 break
         bar.close()
-        seconds = time.perf_counter() - t0
-        # hold the final chord (and whatever sounds) to the end
-        notes = v.decode(out_tokens, end=duration)
-        notes = [n for n in notes if n.start < duration]
-        midi = to_midi(notes, v, moods)
-        logger.info("generated %d tokens (%d notes) for %.1f s of music in %.2f s (%.0fx real time)",
-                    len(out_tokens), len(notes), duration, seconds, duration / max(seconds, 1e-9))
-        return GenerationResult(midi, out_tokens, notes, seconds, steps)
+        return out_tokens, steps
+
+    def _step(self, history: list[tuple[int, float, float, float]], past: np.ndarray, guided: bool):
+        """The model on the newest token; when the cache is full, on the last half of the
+        history again from position 0 (a new window)."""
+        if past.shape[4] >= self.block_size - 1:
+            ids, va, ar, of = zip(*history[-(self.block_size // 2):])
+            return self._run(list(ids), list(va), list(ar), list(of), self._empty_past(2 if guided else 1), guided)
+        tok, val, aro, off = history[-1]
+        return self._run([tok], [val], [aro], [off], past, guided)
+
+    def _choose(self, logits: np.ndarray, clock: Clock, rules: list[Rule], options: SamplingOptions,
+                rng: np.random.Generator) -> int:
+        """The next token: guided scores, shaped by the rules, sampled."""
+        v = self.vocab
+        row = self._guide(logits, options.guidance)
+        for rule in rules:
+            rule(row, clock)
+        tok = sample(row, options, rng)
+        if row[tok] <= NEG / 2:  # every token was ruled out: move time on (never happens by design)
+            logger.debug("no allowed token at %.2f s; shifting", clock.now * v.shift_seconds)
+            tok = v.shift(1) if clock.now < clock.end else v.eos
+        return tok
+
+
+def _scene_at(starts: np.ndarray, t: float) -> int:
+    """The index of the scene playing at ``t`` seconds (scenes ordered by their ``starts``)."""
+    return max(0, int(np.searchsorted(starts, t + 1e-9, side="right")) - 1)
+
+
+def _conditioning(moods: Sequence[_mood.SceneMood], bounds: np.ndarray, unit: float, cap: float,
+                  use_offsets: bool) -> Conditioning:
+    """``cond(t_units) -> (valence, arousal, offset)``: the mood of the scene at that time and the
+    seconds to the next boundary, capped at ``cap`` (always ``cap`` without ``use_offsets``)."""
+    starts = np.array([m.start for m in moods]) if moods else np.zeros(1)
+
+    def cond(t_units: int) -> tuple[float, float, float]:
+        t = t_units * unit
+        i = _scene_at(starts, t) if moods else 0
+        val, aro = (moods[i].valence, moods[i].arousal) if moods else (0.0, 0.0)
+        if use_offsets:
+            j = np.searchsorted(bounds, t - 1e-9)
+            off = min(cap, bounds[j] - t) if j < len(bounds) else cap
+        else:
+            off = cap
+        return val, aro, off
+
+    return cond
 
 
 def velocity(arousal: float) -> int:
@@ -211,13 +256,13 @@ def velocity(arousal: float) -> int:
     return int(round(78 + 22 * max(-1.0, min(1.0, arousal))))
 
 
-def to_midi(notes: Sequence[Note], vocab: Vocab, moods: Sequence[SceneMood]) -> pretty_midi.PrettyMIDI:
+def to_midi(notes: Sequence[Note], vocab: Vocab, moods: Sequence[_mood.SceneMood]) -> pretty_midi.PrettyMIDI:
     """A MIDI file with one General MIDI instrument per group (programs from the model)."""
     pm = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=120.0)
     insts = [pretty_midi.Instrument(program=prog, name=f"EMSYNC {name}") for name, prog in zip(vocab.groups, vocab.programs)]
     starts = np.array([m.start for m in moods]) if moods else np.zeros(1)
     for n in notes:
-        i = max(0, int(np.searchsorted(starts, n.start + 1e-9, side="right")) - 1) if moods else 0
+        i = _scene_at(starts, n.start) if moods else 0
         vel = velocity(moods[i].arousal if moods else 0.0)
         insts[n.group].notes.append(pretty_midi.Note(velocity=vel, pitch=int(n.pitch), start=float(n.start), end=float(n.end)))
     pm.instruments.extend(i for i in insts if i.notes)

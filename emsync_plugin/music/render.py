@@ -1,27 +1,17 @@
 """Render a score to the WAV that goes back on the timeline.
 
-``render_midi`` synthesises a MIDI score with a General MIDI SoundFont, fits it to exactly
-``round(duration * sample_rate)`` samples, fades out the last ``fade`` seconds to exactly zero
-(EMSYNC uses 3 s), normalises the integrated loudness (ITU-R BS.1770 via pyloudnorm) to the
-target with a sample-peak ceiling, and writes a stereo PCM WAV atomically.
-
-Synths:
-
-* ``"midirenderer"`` (default): the self-contained ``midirenderer`` wheel (rustysynth
-  inside). It always renders 48 kHz stereo; other rates are resampled (polyphase).
-* ``"fluidsynth"``: the ``fluidsynth`` program if installed (``apt install fluidsynth
-  fluid-soundfont-gm``); its default SoundFont is Debian's FluidR3_GM when present.
-
-The default SoundFont is ``TimGM6mb.sf2``, which ships inside the ``pretty_midi`` wheel.
+``render_midi`` synthesises a MIDI score with a General MIDI SoundFont (the self-contained
+``midirenderer`` wheel, rustysynth inside, at 48 kHz, resampled to other rates), fits it to
+exactly ``round(duration * sample_rate)`` samples, fades out the last ``fade`` seconds to exactly
+zero (EMSYNC uses 3 s), normalises the integrated loudness (ITU-R BS.1770 via pyloudnorm) to the
+target under a sample-peak ceiling, and writes a stereo PCM WAV atomically. The default
+SoundFont is ``TimGM6mb.sf2``, which ships inside the ``pretty_midi`` wheel.
 """
 from __future__ import annotations
 
 import io
 import logging
 import math
-import shutil
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -37,9 +27,6 @@ from ..fileio import atomic_path
 
 logger = logging.getLogger(__name__)
 
-SYNTHS = ("midirenderer", "fluidsynth")
-# Where Debian's fluid-soundfont-gm puts its SoundFont.
-FLUID_SOUNDFONTS = (Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"), Path("/usr/share/sounds/sf2/default-GM.sf2"))
 # The limiter's attack/release window (seconds) and how often it may retry to reach the target.
 _LIMITER_WINDOW = 0.02
 _LIMITER_PASSES = 6
@@ -65,7 +52,6 @@ class RenderOptions:
     loudness: float = -16.0
     fade: float = 3.0
     soundfont: Path | None = None
-    synth: str = "midirenderer"
     ceiling: float = -1.0
     bit_depth: int = 24
 
@@ -82,20 +68,12 @@ class RenderOptions:
             if not isinstance(self.soundfont, (str, Path)) or not str(self.soundfont):
                 raise OptionsError(f"soundfont must be a path to an .sf2 file, not {self.soundfont!r}")
             object.__setattr__(self, "soundfont", Path(self.soundfont).expanduser())
-        if self.synth not in SYNTHS:
-            raise OptionsError(f"synth must be one of {', '.join(SYNTHS)}, not {self.synth!r}")
         if self.bit_depth not in (16, 24) or isinstance(self.bit_depth, bool):
             raise OptionsError(f"bit_depth must be 16 or 24, not {self.bit_depth!r}")
 
     def resolved_soundfont(self) -> Path:
-        """The SoundFont to use: the chosen one, else the synth's default."""
-        if self.soundfont is not None:
-            return self.soundfont
-        if self.synth == "fluidsynth":
-            for candidate in FLUID_SOUNDFONTS:
-                if candidate.is_file():
-                    return candidate
-        return default_soundfont()
+        """The SoundFont to use: the chosen one, else the one shipped with pretty_midi."""
+        return self.soundfont if self.soundfont is not None else default_soundfont()
 
 
 @dataclass(frozen=True)
@@ -166,25 +144,6 @@ def _synth_midirenderer(midi: bytes, soundfont: Path) -> tuple[np.ndarray, int]:
                           hint="Use a valid SoundFont 2 (.sf2) file, not SoundFont 3") from exc
     audio, rate = soundfile.read(io.BytesIO(wav), dtype="float32", always_2d=True)
     return audio, int(rate)
-
-
-def _synth_fluidsynth(midi: bytes, soundfont: Path, rate: int) -> tuple[np.ndarray, int]:
-    exe = shutil.which("fluidsynth")
-    if exe is None:
-        raise RenderError("the fluidsynth program is not installed",
-                          hint="Install it (apt install fluidsynth fluid-soundfont-gm) or use the midirenderer synth")
-    with tempfile.TemporaryDirectory(prefix="emsync-fluid-") as tmp:
-        mid, wav = Path(tmp) / "score.mid", Path(tmp) / "score.wav"
-        mid.write_bytes(midi)
-        cmd = [exe, "-ni", "-q", "-g", "0.5", "-r", str(rate), "-T", "wav", "-O", "float",
-               "-F", str(wav), str(soundfont), str(mid)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0 or not wav.is_file():
-            detail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise RenderError(f"fluidsynth failed ({detail[0]})", path=soundfont,
-                              hint="Check the SoundFont, or use the midirenderer synth")
-        audio, got = soundfile.read(str(wav), dtype="float32", always_2d=True)
-    return audio, int(got)
 
 
 def _resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
@@ -294,10 +253,7 @@ def render_midi(midi: pretty_midi.PrettyMIDI | str | Path, out_wav: str | Path, 
     began = time.perf_counter()
     data = _midi_bytes(midi)
     rate = options.sample_rate
-    if options.synth == "fluidsynth":
-        audio, got = _synth_fluidsynth(data, soundfont, rate)
-    else:
-        audio, got = _synth_midirenderer(data, soundfont)
+    audio, got = _synth_midirenderer(data, soundfont)
     audio = _resample(audio, got, rate)
     samples = int(round(duration * rate))
     audio = _fit(audio, samples)
