@@ -15,11 +15,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import pretty_midi
+
 from . import __version__, fileio
 from . import progress as bars
 from .errors import OptionsError, TimelineError
 from .mood import SceneMood
-from .music.baseline import BaselineOptions, Mood, arrange
+from .music.baseline import BaselineOptions, arrange
 from .music.generator import MODEL_FILES
 from .music.render import RenderOptions, render_midi, write_midi
 from .timeline import ScoreTrack, Timeline, read_cuts, write_timeline
@@ -426,23 +428,14 @@ def resolve_engine(engine: str) -> str:
     return "baseline"
 
 
-def generate(timeline: Timeline, moods: Sequence[SceneMood], options: ScoreOptions):
+def generate(timeline: Timeline, moods: Sequence[SceneMood], options: ScoreOptions) -> pretty_midi.PrettyMIDI:
     """MIDI for the timeline's cuts and moods with the chosen engine."""
     engine = resolve_engine(options.engine)
     if engine == "emsync":
         from .music.generator import Generator
-        from .music.generator import SceneMood as GenMood
 
-        sampling = options.sampling()
-        result = Generator.load(precision=options.precision).generate(
-            timeline.cuts, timeline.duration, [GenMood(m.start, m.end, m.valence, m.arousal) for m in moods], sampling
-        )
-        return result.midi
+        generator = Generator.load(precision=options.precision)
+        return generator.generate(timeline.cuts, timeline.duration, moods, options.sampling()).midi
     if engine == "baseline":
-        return arrange(
-            timeline.cuts,
-            timeline.duration,
-            [Mood(m.start, m.end, m.valence, m.arousal) for m in moods],
-            BaselineOptions(seed=options.seed),
-        )
+        return arrange(timeline.cuts, timeline.duration, moods, BaselineOptions(seed=options.seed))
     raise OptionsError(f"unknown engine {options.engine!r}")  # unreachable: validated in ScoreOptions
