@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Make emsync's bundled sample edit: ``sample.mp4``, ``sample.otio``, ``sample.json``
-(and ``sample.kdenlive`` once the Kdenlive writer exists).
+"""Make emsync's bundled sample edit: ``sample.mp4``, ``sample.otio``, ``sample.json`` and
+``sample.kdenlive``.
 
 What it makes, in the output folder (default ``emsync_plugin/data/sample``):
 
@@ -17,8 +17,8 @@ What it makes, in the output folder (default ``emsync_plugin/data/sample``):
 * ``sample.json`` -- the facts tests check: the source shots, and the timeline's scenes in
   timeline order (start/end in seconds from the timeline start, source_start/source_end in
   source seconds, and what each scene is expected to feel like).
-* ``sample.kdenlive`` -- the same edit, written by
-  ``emsync_plugin.timeline.kdenlive.write_project`` if that function exists (skipped otherwise).
+* ``sample.kdenlive`` -- the same edit, written by ``write_project`` of
+  ``scripts/kdenlive_maker.py`` (beside this script).
 
 From what (see ``LICENSE.md`` beside the output):
 
@@ -651,16 +651,15 @@ def facts(scenes: list[EditScene], codec: str, speech: bool) -> dict:
     }
 
 
-def write_kdenlive(out: Path, scenes: list[EditScene]) -> Path | None:
-    """sample.kdenlive through the Kdenlive writer, if it exists yet."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    try:
-        from emsync_plugin.timeline.kdenlive import write_project
-        from emsync_plugin.timeline.model import Marker
-    except ImportError as exc:
-        log.warning("no Kdenlive writer yet (%s): sample.kdenlive not written", exc)
-        return None
+def write_kdenlive(out: Path, scenes: list[EditScene]) -> Path:
+    """sample.kdenlive, through the project maker beside this script."""
+    for folder in (REPO, Path(__file__).resolve().parent):
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+    from kdenlive_maker import write_project
+
+    from emsync_plugin.timeline.model import Marker
+
     path = out / "sample.kdenlive"
     write_project(
         path,
@@ -740,7 +739,7 @@ def main(argv: list[str] | None = None) -> int:
     write_otio(out / "sample.otio", scenes)
     (out / "sample.json").write_text(
         json.dumps(facts(scenes, codec, speech is not None), indent=2) + "\n")
-    kdenlive = write_kdenlive(out, scenes)
+    write_kdenlive(out, scenes)
     verify(out, codec)
 
     sizes = {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.is_file()}
@@ -748,8 +747,6 @@ def main(argv: list[str] | None = None) -> int:
     for name, size in sizes.items():
         print(f"  {name:16s} {size / 1e6:7.3f} MB")
     print(f"  total            {sum(sizes.values()) / 1e6:7.3f} MB")
-    if kdenlive is None:
-        print("  (sample.kdenlive skipped: no Kdenlive writer yet)")
     print("scenes (timeline seconds):")
     for s in scenes:
         print(f"  {s.index}. {s.start / FPS:6.2f}-{s.end / FPS:6.2f}  "

@@ -8,8 +8,8 @@ file is ``seconds * 25`` frames. MLT counts ``<entry in out>`` inclusively: an e
 from __future__ import annotations
 
 import json
-import os
 import shutil
+import sys
 import xml.etree.ElementTree as ET
 from fractions import Fraction
 from pathlib import Path
@@ -20,14 +20,15 @@ from emsync_plugin.errors import EmsyncError, TimelineError
 from emsync_plugin.timeline import kdenlive
 from emsync_plugin.timeline.model import Marker, ScoreTrack, build_timeline
 
-FIXTURES = Path(os.environ.get("EMSYNC_KDENLIVE_FIXTURES", "/work/shared/fixtures/kdenlive"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from kdenlive_maker import write_project  # noqa: E402 - a script beside make_sample.py, not part of the plugin
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kdenlive"
 V19 = FIXTURES / "kdenlive_example_v191180.kdenlive"  # Kdenlive 19.11.80, document version 0.99
 V22 = FIXTURES / "kdenlive_example_v221170.kdenlive"  # Kdenlive 22.11.70, document version 1.04
 MIXES = FIXTURES / "kdenlive_mixes_markers.kdenlive"  # 22.11.70, 1.04: same-track mixes, markers
 FCP = FIXTURES / "kdenlive_example_from_fcp.xml"  # FCP7 XML (another reader's job)
 ALL = [V19, V22, MIXES]
-
-pytestmark = pytest.mark.skipif(not MIXES.exists(), reason=f"Kdenlive fixtures not found in {FIXTURES}")
 
 RATE = 25
 
@@ -706,7 +707,7 @@ def test_write_project(tmp_path):
     folder = tmp_path / "sample"
     (folder / "media").mkdir(parents=True)
     inside, outside = folder / "media" / "shot.mp4", tmp_path / "elsewhere.mp4"  # need not exist
-    path = kdenlive.write_project(
+    path = write_project(
         folder / "sample.kdenlive", name="Sample", rate_num=24000, rate_den=1001, width=640, height=360,
         clips=[(str(inside), 1.0, 3.0), (str(outside), 0.0, 1.5), (str(inside), 10.0, 10.5)],
         guides=[Marker(2.0, "Drop")])
@@ -736,5 +737,5 @@ def test_write_project(tmp_path):
     assert kdenlive.read(moved / "sample.kdenlive").tracks[0].shots[0].media == str(moved / "media" / "shot.mp4")
 
     with pytest.raises(EmsyncError):
-        kdenlive.write_project(tmp_path / "bad.kdenlive", name="x", rate_num=25, rate_den=1, width=320,
+        write_project(tmp_path / "bad.kdenlive", name="x", rate_num=25, rate_den=1, width=320,
                                height=180, clips=[(str(inside), 2.0, 1.0)])

@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 import wave
 from pathlib import Path
 
@@ -21,6 +22,9 @@ import pytest
 
 from emsync_plugin.timeline import kdenlive
 from emsync_plugin.timeline.model import Marker, ScoreTrack
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from kdenlive_maker import write_project  # noqa: E402 - a script beside make_sample.py, not part of the plugin
 
 MELT = shutil.which("melt")
 pytestmark = pytest.mark.skipif(MELT is None, reason="melt (MLT) is not on PATH; CI installs it")
@@ -102,7 +106,7 @@ def project(tmp_path_factory) -> tuple[Path, float]:
     folder = tmp_path_factory.mktemp("melt") / "project"
     folder.mkdir()
     make_video(folder / "clip.mp4")
-    path = kdenlive.write_project(
+    path = write_project(
         folder / "sample.kdenlive", name="Sample", rate_num=RATE, rate_den=1, width=320, height=180,
         clips=[(str(folder / "clip.mp4"), 0.0, 1.0), (str(folder / "clip.mp4"), 1.6, 2.6)],
         guides=[Marker(1.0, "second shot")])
