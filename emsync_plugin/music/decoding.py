@@ -1,52 +1,10 @@
 """Decoding: sampling options and the small rules that shape each step's logits.
 
-Split whisper-style into replaceable parts: a frozen :class:`SamplingOptions`, a
-:class:`Clock` that follows musical time and what is sounding as tokens are chosen, and rule
-functions ``rule(logits, clock) -> None`` that mask impossible or forbidden tokens in place.
-
-Emotion guidance (``SamplingOptions.guidance = g``): the model is run twice per step, on the
-requested valence/arousal and on the neutral mood (0, 0) with the same tokens and cut offsets,
-and the step samples from ``log p(x | mood) + g · (log p(x | mood) − log p(x | neutral))``, the
-classifier-free guidance of Ho & Salimans (2022, arXiv:2207.12598) with neutral as the
-reference, applied to the note-ons only (their total probability stays the model's): it
-strengthens which notes the requested mood favours (mode, register) at twice the compute, and
-leaves to the model when time moves on. Guiding every token also extrapolated the timing and
-cost a sixth of the model-alone cut hits (50.0 % against 57.3 % on the v9 model); ``g = 0`` is
-the model alone.
-
-Mode steering (``SamplingOptions.mode_steering = m``): major mode is the strongest musical cue
-to positive valence (Gabrielsson & Lindström 2010; Eerola et al. 2013, cited in
-:mod:`.features`). Once the music has ``TONIC_ONSETS`` note onsets, every step reads the key
-the music is in *in the asked mode*: the best of the 12 major (valence > 0) or the 12 minor
-(< 0) Krumhansl-Kessler keys of the recent onsets (a pitch-class histogram whose weights fade
-by ``RECENT_DECAY`` an onset), and every note-on gains ``m · |valence| · profile[pitch
-class]``, that key's profile scaled to a largest value of 1, the minor one made harmonic: its
-leading tone favoured (+0.5) and its minor seventh avoided (−1), so that sad music does not
-drift into the relative major. A happy scene in A minor is pulled towards C major (or A major,
-whichever the notes so far are closer to), a sad one in C major towards A minor (or C minor),
-at its cut; the model still chooses every note, and the key keeps following the music. ``m = 0``
-leaves the mode to the model's own conditioning; the default 2 is where the model's own
-valence plus guidance reaches the most valence control with the most pitch variety (v9: 0.84
-against 0.83 at 3, with more pitch variety; the shipped v10: 0.78; see the model card). (A
-tonic fixed once from the first onsets let the model wander off it, and read major and minor
-keys alike it could settle on the wrong mode: valence Spearman 0.36 instead of 0.64 at
-``m = 2`` on the v5 model. Favouring only the degrees that tell the parallel modes apart, the thirds and sixths, backfired: the major
-sixth is the relative minor's tonic.) The chord on a cut is not steered: steering pulls
-towards the key's tonic triad, and with it the cut chords re-struck the held triad (one E
-major chord for the whole 45 s happy example; a new pitch class at 64 % of cuts against 94 %
-unsteered there, for a valence Spearman of 0.78 against 0.70).
-
-Fresh chords (``SamplingOptions.fresh_chords = f``): the chord on a cut should change the
-harmony, as a film cue's does. Its note-ons of pitch classes that were sounding when time
-reached the cut lose ``f``, so the model picks its next most likely chord instead of
-re-striking the one it holds (quiet scenes otherwise held one triad across every cut).
-
-The boundary guarantee (``SamplingOptions.guarantee_cuts``): a time shift that would cross
-the next cut is clamped so time lands exactly on it; at the cut, only a ``CHORD`` token (or
-releasing notes) is allowed, then note-ons until the chord has ``chord_notes`` notes. The
-model's own boundary conditioning does most of the work; this makes it certain. The final
-chord (EMSYNC ends on one, then the renderer fades) is always required, the end of the
-timeline is never crossed.
+A frozen :class:`SamplingOptions`, a :class:`Clock` that follows musical time and what is
+sounding as tokens are chosen, and rules ``rule(logits, clock) -> None`` that mask impossible or
+forbidden tokens in place: the boundary guarantee (a chord lands exactly on every cut), emotion
+guidance, mode steering towards the asked valence, fresh chords at cuts, and limits that keep
+the stream well formed. Why each rule is as it is, with its measurements: docs/music.md.
 """
 from __future__ import annotations
 
@@ -77,8 +35,8 @@ class SamplingOptions:
     max_note: float = 3.0  # seconds; longer notes are released
     max_polyphony: int = 6  # notes sounding at once
     max_events: int = 24  # tokens at one instant before time must move on
-    guidance: float = 1.0  # emotion guidance: 0 is the model alone (see below)
-    mode_steering: float = 2.0  # nats a step moves the mode towards the valence (0: off; see below)
+    guidance: float = 1.0  # emotion guidance on the note-ons: 0 is the model alone
+    mode_steering: float = 2.0  # nats a step moves the mode towards the valence (0: off)
     fresh_chords: float = 2.0  # nats a cut's chord loses per pitch class held over from before the cut
 
     def __post_init__(self):
@@ -183,6 +141,9 @@ def well_formed(logits: np.ndarray, clock: Clock) -> None:
 
 
 def release_long_notes(max_units: int):
+    """A note sounding ``max_units`` or longer must be released before anything else happens
+    (unless releasing is not allowed at this step)."""
+
     def rule(logits: np.ndarray, clock: Clock) -> None:
         v = clock.vocab
         stale = [k for k, start in clock.sounding.items() if clock.now - start >= max_units]
@@ -193,6 +154,7 @@ def release_long_notes(max_units: int):
                 kept = logits[keep].copy()
                 logits[:] = NEG
                 logits[keep] = kept
+
     return rule
 
 
@@ -261,8 +223,9 @@ def cut_rules(guarantee: bool):
 
 
 def steer_mode(strength: float):
-    """Move the mode towards the valence along the Krumhansl-Kessler profile of the key the
-    music is in, read in the asked mode (see the module docstring)."""
+    """Move the mode towards the valence: note-ons gain ``strength * |valence|`` times the
+    Krumhansl-Kessler profile (harmonic in minor) of the key the music is in, read in the asked
+    mode; the note-ons keep their total probability, and the chord on a cut is left alone."""
     profiles = key_profiles()
     profiles = profiles / np.abs(profiles).max(axis=1, keepdims=True)
     for t in range(12):  # minor: the harmonic minor's leading tone, not the relative major's tonic

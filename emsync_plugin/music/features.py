@@ -1,71 +1,11 @@
 """Emotion labels measured from the notes themselves: the valence/arousal formula of emsync.
 
-The learned generator is conditioned on valence and arousal (EMSYNC, Sulun, Viana & Davies
-2025), but our training corpus carries no emotion annotation. So the labels are *derived from
-the music* with one fixed, documented formula built on the best-replicated links between musical
-structure and perceived emotion, and the same formula later *measures* generated music in the
-benchmarks (does asking for high valence give music this formula calls high valence?).
-
-Sources
--------
-* Mode and key: Krumhansl, C. L. & Kessler, E. J. (1982), "Tracing the dynamic changes in
-  perceived tonal organization in a spatial representation of musical keys", *Psychological
-  Review* 89(4), 334-368: the major and minor key profiles below; key finding by correlating a
-  duration-weighted pitch-class histogram with the 24 rotated profiles is Krumhansl &
-  Schmuckler's algorithm (Krumhansl 1990, *Cognitive Foundations of Musical Pitch*, ch. 4).
-* Gabrielsson, A. & Lindström, E. (2010), "The role of structure in the musical expression of
-  emotions", in Juslin & Sloboda (eds.), *Handbook of Music and Emotion*, 367-400: major mode,
-  consonance and (to a lesser degree) high pitch go with positive valence; fast tempo / many
-  events, high pitch and dense texture go with high activity (arousal).
-* Eerola, T. & Vuoskoski, J. K. (2011), "A comparison of the discrete and dimensional models of
-  emotion in music", *Psychology of Music* 39(1), 18-49, and Eerola, Friberg & Bresin (2013),
-  "Emotional expression in music: contribution, linearity, and additivity of primary musical
-  cues", *Frontiers in Psychology* 4:487: mode is the strongest cue to valence, tempo/event rate
-  the strongest to arousal, register contributes to both, and the cues combine roughly
-  *additively and linearly*, which is why a weighted sum is a fair model.
-
-Raw features (:func:`measure`, window ``[start, end)``)
-------------------------------------------------------
-A note *sounds* in the window when ``note.start < end`` and ``note.end > start``; its *weight* is
-the length of that overlap in seconds.
-
-* ``mode``: ``max_k r(h, major_k) - max_k r(h, minor_k)``, the Pearson correlation ``r`` of the
-  weighted pitch-class histogram ``h`` with the best major key profile minus the best minor one
-  (positive = major-sounding). ``key_tonic``/``key_mode``/``key_strength`` give the best of the
-  24 keys and its correlation.
-* ``consonance``: at every distinct onset time in the window, all pairs of simultaneously
-  sounding notes are counted; the share whose interval (mod 12) is a unison/octave, minor or
-  major third or sixth, perfect fourth or fifth (interval classes 0, 3, 4, 5, 7, 8, 9) is
-  consonant. NaN when there is no such pair (a single melodic line).
-* ``density``: notes starting in the window per second; ``onset_rate``: distinct onset times
-  per second.
-* ``register``: mean MIDI pitch weighted by sounding time; ``pitch_range``: highest minus
-  lowest sounding pitch; ``polyphony``: mean number of notes sounding while any note sounds.
-
-Labels (:func:`labels`)
------------------------
-With ``z(x) = clip((x - mean) / std, -3, 3)`` from the corpus statistics in :class:`LabelStats`
-(``z = 0`` when the feature is undefined, e.g. consonance of a single line)::
-
-    s_v = 0.60 z(mode) + 0.30 z(consonance) + 0.10 z(register)
-    s_a = 0.55 z(ln(onset_rate + 0.25)) + 0.15 z(ln(density + 0.25))
-          + 0.20 z(register) + 0.10 z(polyphony)
-    valence = tanh(s_v / scale_v),  arousal = tanh(s_a / scale_a)
-
-Arousal leans on the *onset rate* (distinct onset times per second: how fast the music moves)
-more than on the note density (which also counts every voice of a chord): a four-part chorale
-and a solo reel can have the same notes per second, but the reel moves three times as fast
-and sounds far more active; texture still counts through density and polyphony.
-
-``scale_v``/``scale_a`` are the standard deviations of ``s_v``/``s_a`` over the windows the
-statistics were fitted on, so each pre-squash score has unit spread on the training corpus and
-the labels use the whole of ``(-1, 1)`` (about two thirds of windows fall in ``(-0.76, 0.76)``).
-A window with no sounding note is neutral: ``(0, 0)``. The weights, means, deviations and scales
-all live in :class:`LabelStats`, which is fitted once on the training data
-(:func:`fit_stats`) and stored inside the model files: the runtime never repeats them.
-
-Labels are *relative* to the corpus: valence 0 is the corpus's average window, not "neutral"
-in an absolute psychological sense.
+The training corpus carries no emotion annotation, so the generator's valence/arousal labels
+are derived from the music by one fixed formula (:func:`measure` the raw features: key and
+mode, consonance, density, register, polyphony; :func:`labels` their weighted, corpus-normalised
+sum), and the same formula measures generated music in the benchmarks. Its sources and every
+definition: docs/music.md. The weights and corpus statistics travel inside the model files
+(:class:`LabelStats`); valence 0 is the corpus's average window, not an absolute neutral.
 """
 from __future__ import annotations
 
@@ -113,7 +53,7 @@ _CONSONANT[list(CONSONANT_CLASSES)] = True
 
 @dataclass(frozen=True)
 class Features:
-    """Raw musical features of the notes sounding in a window (see the module docstring)."""
+    """Raw musical features of the notes sounding in a window (defined in docs/music.md)."""
 
     start: float
     end: float
@@ -187,6 +127,39 @@ def key_correlations(histogram: np.ndarray) -> np.ndarray:
     return _PROFILES @ (h / norm)
 
 
+def _consonance(pitch: np.ndarray, s: np.ndarray, e: np.ndarray, onsets: np.ndarray) -> tuple[float, int]:
+    """The share of consonant pairs among the notes sounding together at each onset, and the
+    number of pairs (NaN and 0 without any pair)."""
+    if not onsets.size or pitch.size <= 1:
+        return float("nan"), 0
+    lo = int(pitch.min())
+    span = int(pitch.max()) - lo + 1
+    # active[t, i]: note i sounds at onset t (its start <= t < its end)
+    active = (s[None, :] <= onsets[:, None]) & (e[None, :] > onsets[:, None])
+    counts = np.zeros((onsets.size, span))
+    rows, cols = np.nonzero(active)
+    np.add.at(counts, (rows, pitch[cols] - lo), 1.0)
+    diff = np.abs(np.arange(span)[:, None] - np.arange(span)[None, :]) % 12
+    cons = _CONSONANT[diff].astype(np.float64)
+    k = counts.sum(axis=1)
+    pairs = (k * (k - 1) / 2).sum()
+    # ordered pairs through the consonance matrix, minus each note paired with itself
+    good = (((counts @ cons) * counts).sum() - k.sum()) / 2
+    n_pairs = int(round(pairs))
+    return (float(good / pairs) if n_pairs > 0 else float("nan")), n_pairs
+
+
+def _covered(a: np.ndarray, b: np.ndarray) -> float:
+    """The length of the union of the intervals ``a[i] .. b[i]``: a new stretch starts where
+    an interval begins after everything before it has ended."""
+    order = np.argsort(a, kind="stable")
+    a, b = a[order], b[order]
+    reach = np.maximum.accumulate(b)
+    first = np.flatnonzero(np.r_[True, a[1:] > reach[:-1]])
+    last = np.r_[first[1:] - 1, a.size - 1]
+    return float((reach[last] - a[first]).sum())
+
+
 def measure(notes: Sequence[Note] | np.ndarray, start: float, end: float) -> Features:
     """Features of the notes sounding or starting in ``[start, end)`` (seconds).
 
@@ -218,41 +191,15 @@ def measure(notes: Sequence[Note] | np.ndarray, start: float, end: float) -> Fea
     best = int(np.argmax(r))
     mode = float(r[:12].max() - r[12:].max())
 
-    # ---- consonance at onsets ----------------------------------------------------------------
     onsets = np.unique(s[starts_in])
-    consonance, n_pairs = float("nan"), 0
-    if onsets.size and pitch.size > 1:
-        lo = int(pitch.min())
-        span = int(pitch.max()) - lo + 1
-        # active[t, i]: note i sounds at onset t (its start <= t < its end)
-        active = (s[None, :] <= onsets[:, None]) & (e[None, :] > onsets[:, None])
-        counts = np.zeros((onsets.size, span))
-        rows, cols = np.nonzero(active)
-        np.add.at(counts, (rows, pitch[cols] - lo), 1.0)
-        diff = np.abs(np.arange(span)[:, None] - np.arange(span)[None, :]) % 12
-        cons = _CONSONANT[diff].astype(np.float64)
-        k = counts.sum(axis=1)
-        pairs = (k * (k - 1) / 2).sum()
-        # ordered pairs through the consonance matrix, minus each note paired with itself
-        good = (((counts @ cons) * counts).sum() - k.sum()) / 2
-        n_pairs = int(round(pairs))
-        if n_pairs > 0:
-            consonance = float(good / pairs)
+    consonance, n_pairs = _consonance(pitch, s, e, onsets)
 
     # ---- density, register, range, polyphony -------------------------------------------------
     density = n_onsets / length
     onset_rate = onsets.size / length
     register = float((pitch * weight).sum() / total_weight)
     pitch_range = float(pitch.max() - pitch.min())
-    a, b = np.maximum(s, start), np.minimum(e, end)
-    order = np.argsort(a, kind="stable")
-    a, b = a[order], b[order]
-    # length of the union of the sounding intervals: a new stretch starts where a note begins
-    # after everything before it has ended
-    reach = np.maximum.accumulate(b)
-    first = np.flatnonzero(np.r_[True, a[1:] > reach[:-1]])
-    last = np.r_[first[1:] - 1, a.size - 1]
-    covered = float((reach[last] - a[first]).sum())
+    covered = _covered(np.maximum(s, start), np.minimum(e, end))
     polyphony = float(weight.sum() / covered) if covered > 0 else float(pitch.size)
 
     return Features(
@@ -325,8 +272,8 @@ class LabelStats:
 
 
 def labels(features: Features, stats: LabelStats) -> tuple[float, float]:
-    """``(valence, arousal)`` in ``[-1, 1]`` (formula in the module docstring); ``(0, 0)`` for
-    a window where nothing sounds."""
+    """``(valence, arousal)`` in ``[-1, 1]`` (formula in docs/music.md); ``(0, 0)`` for a
+    window where nothing sounds."""
     if features.empty:
         return 0.0, 0.0
     s_v, s_a = stats.scores(features)
