@@ -18,10 +18,10 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import TimelineError
@@ -126,7 +126,7 @@ def remove_stale_temps(target: str | Path, older_than: float = STALE_AFTER) -> l
     :func:`atomic_path` for the same name, older than ``older_than`` seconds (a run in
     progress elsewhere writes newer ones). Returns what was removed."""
     target = Path(target)
-    removed = []
+    removed: list[Path] = []
     now = time.time()
     try:
         entries = list(target.parent.iterdir())
@@ -163,17 +163,20 @@ class Snapshot:
     size: int
     mtime_ns: int
     digest: str
+    hashed: Callable[[Path], bool] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def take(cls, path: str | Path) -> Snapshot:
+    def take(cls, path: str | Path, hashed: Callable[[Path], bool] | None = None) -> Snapshot:
+        """Fingerprint ``path``. Of a folder, every file's name and size count, and the bytes
+        of those ``hashed(file)`` accepts (all, by default)."""
         path = Path(path)
-        size, mtime, digest = _fingerprint(path)
-        return cls(path, size, mtime, digest)
+        size, mtime, digest = _fingerprint(path, hashed)
+        return cls(path, size, mtime, digest, hashed)
 
     def changed(self) -> bool:
         """Whether the content is not what it was (a new mtime alone, e.g. a touch, is not a change)."""
         try:
-            size, _, digest = _fingerprint(self.path)
+            size, _, digest = _fingerprint(self.path, self.hashed)
         except OSError:
             return True
         return (size, digest) != (self.size, self.digest)
@@ -206,7 +209,7 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
-def _fingerprint(path: Path) -> tuple[int, int, str]:
+def _fingerprint(path: Path, hashed: Callable[[Path], bool] | None) -> tuple[int, int, str]:
     h = hashlib.sha256()
     if path.is_dir():
         size, mtime = 0, 0
@@ -218,14 +221,18 @@ def _fingerprint(path: Path) -> tuple[int, int, str]:
                 size += st.st_size
                 mtime = max(mtime, st.st_mtime_ns)
                 h.update(str(p.relative_to(path)).encode() + b"\0" + str(st.st_size).encode() + b"\0")
-                if name.endswith(".otio"):
-                    h.update(p.read_bytes())
+                if hashed is None or hashed(p):
+                    _hash_file(h, p)
         return size, mtime, h.hexdigest()
     st = path.stat()
+    _hash_file(h, path)
+    return st.st_size, st.st_mtime_ns, h.hexdigest()
+
+
+def _hash_file(h: hashlib._Hash, path: Path) -> None:
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return st.st_size, st.st_mtime_ns, h.hexdigest()
 
 
 def _set_mode(tmp: Path, target: Path) -> None:

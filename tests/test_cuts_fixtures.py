@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -77,7 +78,7 @@ def test_hiero_fcp7(fixtures):
     assert [round(c * 24) for c in t.cuts] == [14, 1069, 1085]
     assert round(t.duration * 24) == 1324
     assert t.scenes[0].media is None  # leading gap is black
-    assert t.scenes[1].media.endswith("A160C005_171213_R0MN.mov") or t.scenes[1].media
+    assert Path(t.scenes[1].media).name == "A160C005_171213_R0MN.mxf"  # the clip's <pathurl>
 
 
 def test_premiere_fcp7_transitions_titles_nested(fixtures):

@@ -137,3 +137,33 @@ def test_a_bundle_set_aside_by_a_killed_run_is_restored(tmp_path):
     (aside / "content.otio").write_text("the project")
     assert fileio.remove_stale_temps(target) == []
     assert (target / "content.otio").read_text() == "the project" and not aside.exists()
+
+
+def test_bundle_snapshot_compares_the_timeline_inside_by_content(tmp_path):
+    """timeline.io.snapshot: an .otiod bundle's content.otio counts byte for byte, its media by size."""
+    from emsync_plugin.timeline import io
+
+    bundle = tmp_path / "cut.otiod"
+    (bundle / "media").mkdir(parents=True)
+    (bundle / "content.otio").write_text('{"a": 1}')
+    (bundle / "media" / "clip.mov").write_bytes(b"1234")
+    snap = io.snapshot(bundle)
+    assert snap is not None and not snap.changed()
+    (bundle / "media" / "clip.mov").write_bytes(b"4321")  # same size: media are not hashed
+    assert not snap.changed()
+    (bundle / "content.otio").write_text('{"a": 2}')  # same size, other content
+    assert snap.changed()
+    assert fileio.Snapshot.take(bundle).digest != snap.digest  # by default every file is hashed
+    assert io.snapshot(tmp_path / "missing.otiod") is None
+
+
+def test_is_project_and_written_by_emsync(tmp_path):
+    from emsync_plugin.timeline import io
+
+    assert io.is_project(Path("cut.kdenlive")) and io.is_project(Path("cut.OTIO"))
+    assert not io.is_project(Path("clip.MP4"))
+    ours, theirs = tmp_path / "a.otio", tmp_path / "b.otio"
+    ours.write_text('{"name": "EMSYNC Score"}')
+    theirs.write_text("{}")
+    assert io.written_by_emsync(ours) and not io.written_by_emsync(theirs)
+    assert not io.written_by_emsync(tmp_path / "missing.otio") and io.written_by_emsync(tmp_path)

@@ -21,7 +21,7 @@ from emsync_plugin import cli
 from emsync_plugin.errors import OptionsError, TimelineError
 from emsync_plugin.pipeline import ScoreOptions, missing_media, score
 from emsync_plugin.timeline import limits, read_cuts
-from emsync_plugin.timeline.otio_io import read_otioz
+from emsync_plugin.timeline.otio_checks import read_otioz
 
 SAMPLE = Path(__file__).resolve().parents[1] / "emsync_plugin" / "data" / "sample"
 MOOD = dict(valence=0.2, arousal=0.1, engine="baseline")
@@ -207,7 +207,7 @@ def test_hundred_thousand_clips_in_bounded_time(tmp_path):
             '"active_media_reference_key":"DEFAULT_MEDIA"}')
     track = json.loads(otio.adapters.write_to_string(_timeline(), "otio_json"))
     track["tracks"]["children"][0]["children"] = ["@CLIPS@"]
-    text = json.dumps(track).replace('["@CLIPS@"]', "[%s]" % ",".join(clip % (1 + i % 3, i % 40) for i in range(100_000)))
+    text = json.dumps(track).replace('["@CLIPS@"]', "[" + ",".join(clip % (1 + i % 3, i % 40) for i in range(100_000)) + "]")
     path = tmp_path / "huge.otio"
     path.write_text(text)
     t0 = time.perf_counter()

@@ -180,3 +180,62 @@ def test_cli_score_prints_what_it_wrote(fixtures, tmp_path, capsys):
     assert cli.main(["score", str(src), "-o", str(tmp_path / "out.otio"), "--valence", "-0.5", "--engine", "baseline"]) == 0
     out = capsys.readouterr().out
     assert "scored timeline: " in out and "out.otio" in out and "out.wav" in out
+
+
+def test_importing_emsync_leaves_the_fcpxml_adapter_alone(fixtures, tmp_path):
+    """Our FCPXML rounding lives in subclasses: the adapter module others use is untouched."""
+    import opentimelineio as otio
+
+    from emsync_plugin.timeline import fcpxml, io
+
+    adapter = otio.adapters.from_name("fcpx_xml").module()
+    before = {name: getattr(adapter, name) for name in ("to_rational_time", "FcpxXml", "FcpxOtio")}
+    methods = dict(vars(adapter.FcpxXml)), dict(vars(adapter.FcpxOtio))
+    path = next((fixtures / "fcpxml").glob("*.fcpxml"))
+    io.read_cuts(path)
+    fcpxml.write(fcpxml.read(path), tmp_path / "out.fcpxml", rounding=True)
+    assert {name: getattr(adapter, name) for name in before} == before
+    assert (dict(vars(adapter.FcpxXml)), dict(vars(adapter.FcpxOtio))) == methods
+
+
+def test_output_path_rules(tmp_path):
+    """timeline.io.output_path: the default name, the formats each family can be written as."""
+    from emsync_plugin.errors import OptionsError
+    from emsync_plugin.timeline import io
+    from emsync_plugin.timeline.model import build_timeline
+
+    def timeline(fmt):
+        return build_timeline("t", 25.0, [[]], duration=10.0, format=fmt)
+
+    src = tmp_path / "cut.edl"
+    assert io.output_path(src, timeline("cmx_3600"), None, False) == tmp_path / "cut.emsync.otio"
+    assert io.output_path(tmp_path / "cut.xml", timeline("fcp_xml"), None, False) == tmp_path / "cut.emsync.xml"
+    assert io.output_path(tmp_path / "a.otio", timeline("otio"), tmp_path / "b.fcpxml", False) == tmp_path / "b.fcpxml"
+    assert io.output_path(tmp_path / "a.otio", timeline("otio"), None, True) == tmp_path / "a.otio"
+    with pytest.raises(OptionsError, match="cannot write a kdenlive timeline as b.otio"):
+        io.output_path(tmp_path / "a.kdenlive", timeline("kdenlive"), tmp_path / "b.otio", False)
+    with pytest.raises(OptionsError, match="cannot write a otio timeline as b.edl"):
+        io.output_path(tmp_path / "a.otio", timeline("otio"), tmp_path / "b.edl", False)
+    with pytest.raises(OptionsError, match="cannot take a score track in place"):
+        io.output_path(src, timeline("cmx_3600"), None, True)
+    with pytest.raises(OptionsError, match="is the input timeline"):
+        io.output_path(tmp_path / "a.otio", timeline("otio"), tmp_path / "a.otio", False)
+    with pytest.raises(OptionsError, match="name different files"):
+        io.output_path(tmp_path / "a.otio", timeline("otio"), tmp_path / "b.otio", True)
+
+
+def test_convert_timeline_makes_fcp_exports(tmp_path):
+    """timeline.io.convert_timeline: what demo.py needs, media made absolute, FCPXML's tcStart kept."""
+    import shutil
+
+    from emsync_plugin.demo import sample_dir
+    from emsync_plugin.timeline import io
+
+    for name in ("sample.otio", "sample.mp4"):
+        shutil.copy(sample_dir() / name, tmp_path / name)
+    xml = io.convert_timeline(tmp_path / "sample.otio", tmp_path / "sample.xml")
+    fcpx = io.convert_timeline(tmp_path / "sample.otio", tmp_path / "sample.fcpxml")
+    assert 'tcStart="3600s"' in fcpx.read_text()
+    cuts = io.read_cuts(tmp_path / "sample.otio").cuts
+    assert io.read_cuts(xml).cuts == io.read_cuts(fcpx).cuts == cuts
+    assert io.read_cuts(xml).scenes[0].media == str((tmp_path / "sample.mp4").resolve())

@@ -1,11 +1,15 @@
-"""Choose the reader or writer for a file, and check the file before anyone parses it."""
+"""The front door of the timeline room: which reader or writer a file needs, where a scored
+timeline may go, and the few facts about formats the rest of emsync asks (is this a project
+that can be snapshotted, did emsync write this file, convert one timeline file to another).
+Files are checked here before any parser sees them."""
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from ..errors import EmsyncError, TimelineError
-from . import limits, otio_io
+from .. import fileio
+from ..errors import EmsyncError, OptionsError, TimelineError
+from . import limits, otio_checks, otio_io, otio_write
 from .model import Edit, ScoreTrack, Timeline, VideoTrack, build_timeline
 
 logger = logging.getLogger(__name__)
@@ -122,8 +126,86 @@ def write_timeline(timeline: Timeline, out: str | Path, score: ScoreTrack) -> Pa
 
         return kdenlive.write(source, out, score, backup_source=False)  # pipeline.score keeps the backup
     if timeline.format == "video":  # no timeline to go back to: write a new one
-        return otio_io.write_for_video(timeline, out, score)
-    return otio_io.write(source, out, score, rate=timeline.rate if timeline.format == "cmx_3600" else None)
+        return otio_write.write_for_video(timeline, out, score)
+    return otio_write.write(source, out, score, rate=timeline.rate if timeline.format == "cmx_3600" else None)
+
+
+#: Formats that cannot take a score track in place: a new OTIO timeline is written instead.
+_NO_SCORE_TRACK = ("cmx_3600", "video")
+_OTIO_OUT = (".otio", ".otioz", ".otiod", ".xml", ".fcpxml")
+
+
+def output_path(path: Path, timeline: Timeline, output: Path | None, in_place: bool) -> Path:
+    """Where the scored timeline goes; refuses to overwrite the input without ``in_place`` and
+    output suffixes the timeline's format cannot be written as (OptionsError)."""
+    if in_place:
+        if output is not None and output.resolve() != path.resolve():
+            raise OptionsError("--in-place and -o name different files", hint="use one of them")
+        if timeline.format in _NO_SCORE_TRACK:
+            raise OptionsError(f"{path.name} cannot take a score track in place", hint="write an OTIO timeline with -o NAME.otio")
+        return path
+    if output is not None:
+        out = output
+    else:
+        out_suffix = ".otio" if timeline.format in _NO_SCORE_TRACK else path.suffix
+        out = path.with_name(f"{path.stem}.emsync{out_suffix}")
+    if out.resolve() == path.resolve():
+        raise OptionsError(
+            f"{path} is the input timeline", hint="pass --in-place to overwrite it (a timestamped backup is kept) or choose another -o"
+        )
+    _check_output_format(timeline, out)
+    return out
+
+
+def _check_output_format(timeline: Timeline, out: Path) -> None:
+    out_suffix = out.suffix.lower()
+    if timeline.format == "kdenlive":
+        ok = out_suffix in KDENLIVE_SUFFIXES
+        want = ".kdenlive"
+    elif timeline.format == "video":
+        ok, want = out_suffix in _OTIO_OUT, ".otio, .otioz, .otiod, .xml or .fcpxml"
+    else:
+        ok = out_suffix in otio_io.ADAPTERS and out_suffix != ".edl"
+        want = ".otio, .otioz, .otiod, .xml or .fcpxml"
+    if not ok:
+        raise OptionsError(
+            f"cannot write a {timeline.format} timeline as {out.name}", hint=f"name the output with one of: {want}"
+        )
+
+
+def written_by_emsync(path: Path) -> bool:
+    """Whether ``path`` is a scored timeline emsync wrote (it names the score track), so that
+    overwriting it needs no backup; bundle folders count as ours."""
+    try:
+        if path.is_dir():
+            return True
+        with path.open("rb") as f:
+            return b"EMSYNC Score" in f.read()
+    except OSError:
+        return False
+
+
+def is_project(path: Path) -> bool:
+    """Whether ``path`` is a timeline (not a bare video file): one that can be scored in place
+    and so is worth a :func:`snapshot` before reading it."""
+    return path.suffix.lower() not in VIDEO_SUFFIXES
+
+
+def snapshot(path: Path) -> fileio.Snapshot | None:
+    """What the project at ``path`` is now (None if it cannot be read: the reader says why).
+
+    Of a bundle folder, only the timeline documents inside are compared byte for byte, its
+    media by size (hashing gigabytes of media on every run would be slow)."""
+    try:
+        return fileio.Snapshot.take(path, hashed=otio_checks.is_bundle_document)
+    except OSError:
+        return None
+
+
+def convert_timeline(source: Path, target: Path) -> Path:
+    """Write the OTIO-family timeline ``source`` as ``target`` (format from its suffix), as an
+    editor's export would be: relative media made absolute, FCPXML with its start timecode."""
+    return otio_write.convert(source, target)
 
 
 def _check_file(path: Path) -> str:

@@ -46,7 +46,7 @@ def check_size(path: Path, size: int | None = None, what: str = "the file") -> N
         )
 
 
-class _Refused(Exception):
+class _RefusedError(Exception):
     def __init__(self, reason: str):
         self.reason = reason
 
@@ -73,24 +73,24 @@ def check_xml(path: Path, data: bytes | None = None) -> None:
         nonlocal depth
         depth += 1
         if depth > MAX_XML_DEPTH:
-            raise _Refused(f"elements are nested more than {MAX_XML_DEPTH} deep")
+            raise _RefusedError(f"elements are nested more than {MAX_XML_DEPTH} deep")
         for key, value in attrs.items():
             if len(value) > MAX_ATTRIBUTE:
-                raise _Refused(f"the attribute {key[:40]!r} of <{name[:40]}> is {len(value):,} characters long")
+                raise _RefusedError(f"the attribute {key[:40]!r} of <{name[:40]}> is {len(value):,} characters long")
 
     def end(name):
         nonlocal depth
         depth -= 1
 
     def entity(name, *args):
-        raise _Refused(f"the file declares XML entities (entity {str(name)[:40]!r})")
+        raise _RefusedError(f"the file declares XML entities (entity {str(name)[:40]!r})")
 
     def external(*args):
-        raise _Refused("the file refers to an external entity")
+        raise _RefusedError("the file refers to an external entity")
 
     def doctype(name, system_id, public_id, has_internal_subset):
         if system_id or public_id:
-            raise _Refused(f"the file refers to an external DTD ({str(system_id or public_id)[:80]!r})")
+            raise _RefusedError(f"the file refers to an external DTD ({str(system_id or public_id)[:80]!r})")
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end
@@ -100,7 +100,7 @@ def check_xml(path: Path, data: bytes | None = None) -> None:
     parser.StartDoctypeDeclHandler = doctype
     try:
         parser.Parse(data, True)
-    except _Refused as exc:
+    except _RefusedError as exc:
         raise TimelineError(f"refused: {exc.reason}", path=path, hint=_HINT) from None
     except xml.parsers.expat.ExpatError as exc:
         message = xml.parsers.expat.errors.messages.get(exc.code, str(exc))

@@ -199,13 +199,13 @@ def build_timeline(
     scenes = []
     finder = _ShotFinder(tracks)
     for i, (a, b) in enumerate(zip(bounds, bounds[1:]), start=1):
-        shot = finder.visible((a + b) / 2)
-        if shot is None or shot.media is None:  # black, or a clip whose media the file does not name
+        seen = finder.visible((a + b) / 2)
+        if seen is None or seen.media is None:  # black, or a clip whose media the file does not name
             scenes.append(Scene(i, a, b))
             continue
-        src0 = None if shot.source_start is None else round(shot.source_start + (a - shot.start), 6) + 0.0
-        src1 = None if shot.source_start is None else round(shot.source_start + (b - shot.start), 6) + 0.0
-        scenes.append(Scene(i, a, b, shot.media, src0, src1))
+        src0 = None if seen.source_start is None else round(seen.source_start + (a - seen.start), 6) + 0.0
+        src1 = None if seen.source_start is None else round(seen.source_start + (b - seen.start), 6) + 0.0
+        scenes.append(Scene(i, a, b, seen.media, src0, src1))
     return Timeline(
         name=name,
         rate=rate,

@@ -46,7 +46,7 @@ def probe(path: Path) -> tuple[float, float]:
             rate = float(stream.average_rate or stream.guessed_rate or 25)
             if container.duration is not None:
                 duration = container.duration / av.time_base
-            elif stream.duration is not None:
+            elif stream.duration is not None and stream.time_base is not None:
                 duration = float(stream.duration * stream.time_base)
             else:
                 duration = (stream.frames or 0) / rate

@@ -1,0 +1,186 @@
+"""OTIO-family timelines out: the input's tracks written back with a score track.
+
+Through OpenTimelineIO and its adapters, for OTIO JSON and bundles, FCP 7 XML and FCPXML
+(an EDL is written as OTIO: CMX 3600 has no audio file track). The score's settings go where
+each format keeps notes (OTIO metadata, FCP 7 comments, FCPXML notes and metadata).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+
+import opentimelineio as otio
+
+from .. import fileio
+from ..errors import EmsyncError, TimelineError
+from . import fcpxml, otio_io
+from .model import ScoreTrack
+from .otio_checks import describe
+
+logger = logging.getLogger(__name__)
+
+
+def write(source: Path, out: Path, score: ScoreTrack, *, rate: float | None = None) -> Path:
+    """Write ``source`` with a score track to ``out`` in the family ``out``'s suffix names.
+
+    An existing "EMSYNC Score" track is replaced, so re-running on an edited timeline updates
+    the score. Every other track is written back as read.
+    """
+    out_adapter = otio_io.ADAPTERS[out.suffix.lower()][0]
+    _writing(out, out_adapter, lambda: _write(source, out, score, rate))
+    logger.info("wrote %s", out)
+    return out
+
+
+def _write(source: Path, out: Path, score: ScoreTrack, rate: float | None) -> None:
+    in_adapter, in_family = otio_io.ADAPTERS[source.suffix.lower()]
+    out_adapter, _ = otio_io.ADAPTERS[out.suffix.lower()]
+    with tempfile.TemporaryDirectory(prefix="emsync-") as tmp:
+        kwargs: dict[str, object] = {}
+        edl_start = None
+        if in_family == "cmx_3600":
+            kwargs["rate"], edl_start = otio_io.edl_rate_and_start(source, rate)
+        elif in_family == "otioz":  # unpack, so the media inside can be bundled again
+            kwargs["extract_to_directory"] = tmp
+        elif in_family == "otiod":
+            kwargs["absolute_media_reference_paths"] = True
+        timeline = otio_io.load(source, in_adapter, **kwargs)
+        timeline_rate = rate or otio_io.timeline_rate(timeline) or 24.0
+        if in_family == "fcpx_xml" and timeline.global_start_time is None:
+            tc_start = fcpxml.tc_start(source)
+            if tc_start:
+                timeline.global_start_time = otio.opentime.RationalTime(round(tc_start * timeline_rate), timeline_rate)
+        if edl_start is not None and timeline.global_start_time is None:
+            # keep the EDL's record start (e.g. 01:00:00:00) in the OTIO written beside it
+            timeline.global_start_time = otio.opentime.RationalTime(round(edl_start * timeline_rate), timeline_rate)
+        add_score_track(timeline, score, timeline_rate)
+        write_kwargs = {}
+        if out_adapter in ("otioz", "otiod"):
+            write_kwargs["media_policy"] = "MissingIfNotFile"
+        with fileio.atomic_path(out) as tmp_out:
+            tmp_out.unlink()  # adapters create the file (or the .otiod folder) themselves
+            if out_adapter == "fcpx_xml":  # rounded as it was read: FCPXML in, FCPXML out
+                fcpxml.write(timeline, tmp_out, rounding=in_family == "fcpx_xml")
+            else:
+                otio.adapters.write_to_file(timeline, str(tmp_out), adapter_name=out_adapter, **write_kwargs)
+            if out_adapter == "fcpx_xml" and timeline.global_start_time is not None:
+                fcpxml.set_tc_start(tmp_out, timeline.global_start_time.to_seconds(), timeline_rate)
+
+
+def _writing(out: Path, adapter: str, job) -> None:
+    """Run an adapter's writer; what it raises on a timeline it cannot express (a timecode rate
+    SMPTE does not have, a clip FCPXML cannot place - found by fuzzing) is a TimelineError."""
+    try:
+        job()
+    except (EmsyncError, OSError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the adapters raise anything
+        detail = " ".join(str(exc).split())[:200]
+        raise TimelineError(
+            f"cannot write this timeline as {describe(adapter)} ({type(exc).__name__}: {detail})", path=out,
+            hint="write it as OpenTimelineIO instead (-o NAME.otio)",
+        ) from exc
+
+
+def write_for_video(timeline, out: Path, score: ScoreTrack) -> Path:
+    """A new OTIO timeline for a bare video file: its shots on V1, its sound on A1, the score on A2."""
+    rate = timeline.rate
+    media = str(timeline.path.resolve())
+    url = otio.url_utils.url_from_filepath(media)
+
+    def rng(a: float, b: float) -> otio.opentime.TimeRange:
+        start = otio.opentime.RationalTime(round(a * rate), rate)
+        return otio.opentime.TimeRange(start, otio.opentime.RationalTime(round(b * rate), rate) - start)
+
+    whole = rng(0.0, timeline.duration)
+    result = otio.schema.Timeline(name=timeline.name)
+    video = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
+    for s in timeline.scenes:
+        ref = otio.schema.ExternalReference(target_url=url, available_range=whole)
+        video.append(otio.schema.Clip(name=f"shot {s.index}", media_reference=ref, source_range=rng(s.start, s.end)))
+    sound = otio.schema.Track(name="A1", kind=otio.schema.TrackKind.Audio)
+    sound.append(otio.schema.Clip(name=timeline.path.name, source_range=whole,
+                                  media_reference=otio.schema.ExternalReference(target_url=url, available_range=whole)))
+    result.tracks.extend([video, sound])
+    add_score_track(result, score, rate)
+    with fileio.atomic_path(out) as tmp_out:
+        tmp_out.unlink()
+        adapter = otio_io.ADAPTERS[out.suffix.lower()][0]
+        _writing(out, adapter, lambda: otio.adapters.write_to_file(result, str(tmp_out), adapter_name=adapter))
+    logger.info("wrote %s", out)
+    return out
+
+
+def is_score_track(track: otio.schema.Track, name: str) -> bool:
+    """Our track, however the format kept it: by track name (OTIO) or clip names (FCP 7, FCPXML)."""
+    if track.kind != otio.schema.TrackKind.Audio:
+        return False
+    if track.name == name or "emsync" in track.metadata:
+        return True
+    clips = list(track.find_clips())
+    return bool(clips) and all(c.name == name or "emsync" in c.metadata for c in clips)
+
+
+def add_score_track(timeline: otio.schema.Timeline, score: ScoreTrack, rate: float) -> otio.schema.Track:
+    """Replace or add the audio track named ``score.name`` holding one clip of ``score.wav``.
+
+    Settings go under ``metadata["emsync"]`` (OTIO), the clip's FCP 7 ``<comments>`` and the
+    FCPXML asset's ``<note>`` and ``<metadata>`` (the formats' own places for them).
+    """
+    for track in list(timeline.tracks):
+        if is_score_track(track, score.name):
+            timeline.tracks.remove(track)
+    frames = int(round(score.duration * rate))
+    rng = otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(frames, rate))
+    meta = json.loads(json.dumps(score.metadata, default=str))
+    sidecar = meta.get("sidecar", "")
+    ref = otio.schema.ExternalReference(
+        target_url=otio.url_utils.url_from_filepath(str(score.wav)),
+        available_range=rng,
+        metadata={
+            "fcpx": {
+                "note": f"{score.name}: generated by emsync. MIDI {score.midi}; settings {sidecar}",
+                "metadata": [{"com.emsync.midi": str(score.midi)}, {"com.emsync.settings": str(sidecar)}],
+            }
+        },
+    )
+    clip = otio.schema.Clip(
+        name=score.name,
+        media_reference=ref,
+        source_range=rng,
+        metadata={
+            "emsync": meta,
+            "fcp_xml": {
+                "comments": {
+                    "mastercomment1": f"{score.name} (emsync)",
+                    "mastercomment2": f"MIDI: {score.midi}",
+                    "mastercomment3": f"settings: {sidecar}",
+                }
+            },
+        },
+    )
+    track = otio.schema.Track(name=score.name, kind=otio.schema.TrackKind.Audio, metadata={"emsync": meta})
+    track.append(clip)
+    timeline.tracks.append(track)
+    timeline.metadata["emsync"] = meta
+    return track
+
+
+def convert(source: Path, target: Path) -> Path:
+    """Write the OTIO-family timeline ``source`` as ``target`` (format from its suffix), as an
+    editor's export would be: relative media made absolute, FCPXML with its start timecode."""
+    in_adapter = otio_io.ADAPTERS[source.suffix.lower()][0]
+    out_adapter = otio_io.ADAPTERS[target.suffix.lower()][0]
+    timeline = otio_io.load(source, in_adapter)
+    for clip in timeline.find_clips():
+        ref = clip.media_reference
+        if isinstance(ref, otio.schema.ExternalReference) and "://" not in ref.target_url:
+            ref.target_url = otio.url_utils.url_from_filepath(str((source.parent / ref.target_url).resolve()))
+    with fileio.atomic_path(target) as tmp:
+        otio.adapters.write_to_file(timeline, str(tmp), adapter_name=out_adapter)
+    start = timeline.global_start_time
+    if out_adapter == "fcpx_xml" and start is not None:  # the adapter drops it
+        fcpxml.set_tc_start(target, start.to_seconds(), start.rate)
+    return target
