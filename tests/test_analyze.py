@@ -32,8 +32,9 @@ from test_cues import (
 
 from emsync_plugin import cli, pipeline
 from emsync_plugin.demo import sample_dir
-from emsync_plugin.emotion import analyze, mapping
-from emsync_plugin.emotion.analyze import AnalysisOptions, MediaReader
+from emsync_plugin.emotion import analyze, mapping, media, scene_analysis, schedule
+from emsync_plugin.emotion.media import MediaReader
+from emsync_plugin.emotion.sampling import AnalysisOptions, plan_samples
 from emsync_plugin.errors import MediaError, ModelError, OptionsError
 from emsync_plugin.pipeline import ScoreOptions, estimate_moods
 from emsync_plugin.timeline import read_cuts
@@ -97,7 +98,7 @@ def test_sample_scenes_come_out_in_a_sensible_order():
 
 
 def test_sample_face_scene_is_happy_from_its_faces():
-    if analyze.face_model() is None:
+    if scene_analysis.face_model() is None:
         pytest.skip("the face model is not installed")
     moods = {m.index: m for m in analyze.estimate(sample_without_markers())}
     face = moods[3]
@@ -143,8 +144,8 @@ def test_faces_are_fused_with_cues(two_clips, tmp_path, monkeypatch):
     cues_only = analyze.estimate(t, options=NO_FACES)[0]
     happy = {"happy": 0.9, "neutral": 0.1}
     fake = FakeAnalyzer(happy)
-    monkeypatch.setattr(analyze, "face_model", lambda: (fake, fake_reduce))
-    analyze.clear_cache()
+    monkeypatch.setattr(scene_analysis, "face_model", lambda: (fake, fake_reduce))
+    schedule.clear_cache()
     got = analyze.estimate(t)[0]
     assert 1 <= len(fake.calls) <= AnalysisOptions().face_frames
     assert got.source == "faces" and got.probs == pytest.approx(happy)
@@ -158,8 +159,8 @@ def test_doubtful_faces_are_ignored(two_clips, tmp_path, monkeypatch):
     folder, dark, _ = two_clips
     t = read_cuts(otio_edit(tmp_path / "one.otio", [(dark, 0.0, 4.0)]))
     fake = FakeAnalyzer({"fear": 1.0}, weight=0.1)
-    monkeypatch.setattr(analyze, "face_model", lambda: (fake, fake_reduce))
-    analyze.clear_cache()
+    monkeypatch.setattr(scene_analysis, "face_model", lambda: (fake, fake_reduce))
+    schedule.clear_cache()
     got = analyze.estimate(t)[0]
     assert got.source == "cues" and got.probs == {}
 
@@ -167,9 +168,9 @@ def test_doubtful_faces_are_ignored(two_clips, tmp_path, monkeypatch):
 def test_missing_face_module_falls_back_to_cues_with_an_info(two_clips, tmp_path, monkeypatch, caplog):
     folder, dark, _ = two_clips
     t = read_cuts(otio_edit(tmp_path / "one.otio", [(dark, 0.0, 4.0)]))
-    monkeypatch.setattr(analyze, "_face_model", analyze._UNSET)
+    monkeypatch.setattr(scene_analysis, "_face_model", scene_analysis._UNSET)
     monkeypatch.setitem(sys.modules, "emsync_plugin.emotion.faces", None)  # import fails
-    assert analyze.face_model() is None
+    assert scene_analysis.face_model() is None
     assert analyze.estimate(t)[0].source == "cues"
     info = [r for r in caplog.records if "face model not available" in r.getMessage()]
     assert info and info[0].levelname == "INFO"
@@ -183,10 +184,10 @@ def test_missing_face_model_falls_back_to_cues(monkeypatch, caplog):
         def load(cls):
             raise ModelError("the model fer_emotion.onnx is not installed")
 
-    monkeypatch.setattr(analyze, "_face_model", analyze._UNSET)
+    monkeypatch.setattr(scene_analysis, "_face_model", scene_analysis._UNSET)
     monkeypatch.setitem(sys.modules, "emsync_plugin.emotion.faces",
                         types.SimpleNamespace(FaceAnalyzer=Missing, frame_face_probs=fake_reduce))
-    assert analyze.face_model() is None
+    assert scene_analysis.face_model() is None
     assert any("not installed" in r.getMessage() and r.levelname == "INFO" for r in caplog.records)
 
 
@@ -196,12 +197,12 @@ def test_missing_face_model_falls_back_to_cues(monkeypatch, caplog):
 def test_continuing_a_pass_equals_seeking_each_scene():
     media = str(sample_dir() / "sample.mp4")  # its source shots, in file order: one forward pass
     scenes = [Scene(s["index"], s["start"], s["end"], media, s["start"], s["end"]) for s in SAMPLE["source_shots"]]
-    analyze.clear_cache()
-    together = analyze.analyze_scenes(scenes, NO_FACES)
+    schedule.clear_cache()
+    together = schedule.analyze_scenes(scenes, NO_FACES)
     for s in (scenes[1], scenes[4]):
         reader = MediaReader(s.media, NO_FACES)
         try:
-            alone = analyze.analyze_source(reader, s.source_start, s.source_end, NO_FACES)
+            alone = scene_analysis.analyze_source(reader, s.source_start, s.source_end, NO_FACES)
         finally:
             reader.close()
         a, b = alone.features, together[s.index].features
@@ -224,15 +225,15 @@ def test_only_the_sampled_frames_of_intra_media_are_decoded(tmp_path, monkeypatc
         for packet in v.encode():
             out.mux(packet)
     decoded = []
-    real = MediaReader._decode
+    real = MediaReader.decode
 
     def counting(self, stream, packets):
         out = real(self, stream, packets)
         decoded.extend(out)
         return out
 
-    monkeypatch.setattr(MediaReader, "_decode", counting)
-    analyze.clear_cache()
+    monkeypatch.setattr(MediaReader, "decode", counting)
+    schedule.clear_cache()
     t = read_cuts(otio_edit(tmp_path / "intra.otio", [(path, 2.0, 4.0), (path, 7.0, 2.0)]))
     moods = analyze.estimate(t, options=NO_FACES)
     assert len(moods) == 2
@@ -257,7 +258,7 @@ def long_gop_clip(path, seconds=20.0, keyint=125, rate=25):
 def test_a_long_scene_is_sampled_in_chains_from_keyframes(tmp_path, monkeypatch):
     path = long_gop_clip(tmp_path / "long.mp4")  # keyframes at 0, 5, 10, 15 s
     decoded, starts = [], []
-    real_decode, real_plan = MediaReader._decode, analyze.plan_samples
+    real_decode, real_plan = MediaReader.decode, plan_samples
 
     def counting(self, stream, packets):
         out = real_decode(self, stream, packets)
@@ -269,8 +270,8 @@ def test_a_long_scene_is_sampled_in_chains_from_keyframes(tmp_path, monkeypatch)
         starts.extend(round(s.time, 2) for s in samples if not s.follows)
         return samples
 
-    monkeypatch.setattr(MediaReader, "_decode", counting)
-    monkeypatch.setattr(analyze, "plan_samples", plan)
+    monkeypatch.setattr(MediaReader, "decode", counting)
+    monkeypatch.setattr(media, "plan_samples", plan)
     reader = MediaReader(str(path), NO_FACES)
     try:
         got = []
@@ -289,18 +290,18 @@ def test_a_long_scene_is_sampled_in_chains_from_keyframes(tmp_path, monkeypatch)
 
 
 def test_plan_samples_spreads_short_ranges_and_chains_long_ones():
-    short = analyze.plan_samples(10.0, 13.0, 6, 0.5, None)  # 6 frames 0.5 s apart fill 3 s
+    short = plan_samples(10.0, 13.0, 6, 0.5, None)  # 6 frames 0.5 s apart fill 3 s
     assert [s.time for s in short] == pytest.approx([10.25, 10.75, 11.25, 11.75, 12.25, 12.75])
     assert [s.follows for s in short] == [False] + [True] * 5
     intra = [(k / 25, k) for k in range(25 * 40)]  # every frame a keyframe
-    long = analyze.plan_samples(10.0, 30.0, 6, 0.5, intra)
+    long = plan_samples(10.0, 30.0, 6, 0.5, intra)
     assert all(s.key_ts is not None for s in long)  # single-frame decodes only
     assert [s.follows for s in long] == [False, True] * 3
     assert long[0].time < 16.7 <= long[2].time < 23.4 <= long[4].time  # one chain in each third
     for t0, d in ((0.0, 0.04), (3.0, 0.7), (5.0, 4.3), (7.0, 61.0)):
         for keys in (None, intra, [(k * 2.4, k) for k in range(40)]):
             n = max(2, min(6, round(d * 2)))
-            times = [s.time for s in analyze.plan_samples(t0, t0 + d, n, 0.5, keys)]
+            times = [s.time for s in plan_samples(t0, t0 + d, n, 0.5, keys)]
             assert len(times) == n and times == sorted(times) and all(t0 <= t < t0 + d for t in times), (t0, d, times)
 
 
@@ -315,11 +316,11 @@ def test_index_less_container_and_parallel_scenes_give_the_same_answers(two_clip
                 out.mux(packet)
     scenes = [Scene(i + 1, 0.0, 1.5, str(m), a, a + 1.5) for i, (m, a) in enumerate(
         [(bright, 0.5), (ts, 0.5), (dark, 1.0), (bright, 2.0), (ts, 2.0)])]
-    analyze.clear_cache()
-    together = analyze.analyze_scenes(scenes, NO_FACES)
-    monkeypatch.setattr(analyze, "MAX_WORKERS", 1)
-    analyze.clear_cache()
-    alone = analyze.analyze_scenes(scenes, NO_FACES)
+    schedule.clear_cache()
+    together = schedule.analyze_scenes(scenes, NO_FACES)
+    monkeypatch.setattr(schedule, "MAX_WORKERS", 1)
+    schedule.clear_cache()
+    alone = schedule.analyze_scenes(scenes, NO_FACES)
     picture = ("brightness", "saturation", "colourfulness", "motion", "frames")
     for i in together:
         a, b = together[i].features, alone[i].features
@@ -336,7 +337,7 @@ def test_still_image_clip(tmp_path):
     img[:, :100] = (250, 200, 40)
     Image.fromarray(img).save(tmp_path / "title.png")
     t = read_cuts(otio_edit(tmp_path / "still.otio", [(tmp_path / "title.png", 0.0, 3.0)]))
-    result = analyze.analyze_scenes(t.scenes, NO_FACES)[1]
+    result = schedule.analyze_scenes(t.scenes, NO_FACES)[1]
     assert result.features.frames == 6 and result.features.motion == 0.0
     assert result.features.loudness == -120.0  # no sound at all
     assert result.thumbnail is not None and result.thumbnail.shape[1] <= 96
@@ -344,25 +345,25 @@ def test_still_image_clip(tmp_path):
 
 def test_results_are_cached_per_source_range(monkeypatch):
     t = sample_without_markers()
-    analyze.clear_cache()
+    schedule.clear_cache()
     first = analyze.estimate(t, options=NO_FACES)
 
     def no_decoding(*a, **k):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(analyze, "MediaReader", no_decoding)
+    monkeypatch.setattr(schedule, "MediaReader", no_decoding)
     assert analyze.estimate(t, options=NO_FACES) == first
 
 
 def test_progress_bar_over_scenes(monkeypatch):
     seen = []
-    real = analyze.progress.bar
+    real = schedule.progress.bar
 
     def bar(iterable=None, **kw):
         seen.append((len(iterable), kw.get("desc"), kw.get("unit")))
         return real(iterable, **kw)
 
-    monkeypatch.setattr(analyze.progress, "bar", bar)
+    monkeypatch.setattr(schedule.progress, "bar", bar)
     analyze.estimate(sample_without_markers(), emotion=("2=calm",), options=NO_FACES)
     assert seen == [(6, "analysing scenes", "scene")]  # the overridden scene is not decoded
 
