@@ -1,6 +1,11 @@
 """Benchmarks of the learned generator, printed as tables (ratios measured in one run).
 
-    python benchmarks/bench_generator.py [--quick] [--model-dir onnx_models] [--ckpt CKPT]
+    python benchmarks/bench_generator.py [--quick] [--model-dir onnx_models] \
+        [--ckpt onnx_models/training/runs/v10/weights_fp16.pt] [--variety]
+
+Needs the prepared corpus (``python -m onnx_models.training.prepare_data``, for the held-out
+windows) and, for the PyTorch speed row, torch and ``--ckpt``: a training checkpoint or the
+committed fp16 weights of the shipped model.
 
 1. Cut alignment on 20 random timelines (scene lengths 2-12 s, NTSC and PAL rates, starting at
    01:00:00:00): share of cuts with a chord (>= 3 onsets within 50 ms) within ±0.25 s and ±1 s,
@@ -13,6 +18,9 @@
 4. Speed: tokens/s and real-time factor of the ONNX KV-cache decoder (fp32 and int8 builds)
    against the same weights decoded in PyTorch without a cache (needs torch and the
    checkpoint), same run.
+5. (``--variety``) Pitch variety on the four example moods over the sample's cuts, 3 seeds
+   each: the share of cuts whose chord brings a pitch class not sounding just before it,
+   distinct pitches and pitch-class entropy (notes counted once) per piece.
 """
 from __future__ import annotations
 
@@ -28,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from music_stats import summary  # noqa: E402
+from music_stats import new_pitch_class_at_cuts, pitch_class_entropy, summary  # noqa: E402
 
 from emsync_plugin.mood import SceneMood  # noqa: E402
 from emsync_plugin.music.baseline import BaselineOptions, arrange  # noqa: E402
@@ -145,6 +153,8 @@ def heldout_windows(cache, stats, n=200, length=24.0, seed=0):
     sys.path.insert(0, str(ROOT))
     from onnx_models.training.dataset import iter_pieces
 
+    if not Path(cache).is_dir():
+        raise SystemExit(f"no prepared corpus at {cache}: run python -m onnx_models.training.prepare_data first")
     rng = np.random.default_rng(seed)
     pieces = list(iter_pieces(cache, "heldout"))
     wins = []
@@ -225,7 +235,11 @@ def bench_speed(gen, ckpt, seconds=60.0, guidance=0.0, int8=None, repeat=3):
     if ckpt is None:
         print("| PyTorch, no cache | (no checkpoint given) | |")
         return onnx_tps, None
-    import torch
+    try:
+        import torch
+    except ImportError:
+        print("| PyTorch, no cache | (torch is not installed) | |")
+        return onnx_tps, None
 
     from onnx_models.training.export import load
 
@@ -247,10 +261,38 @@ def bench_speed(gen, ckpt, seconds=60.0, guidance=0.0, int8=None, repeat=3):
     return onnx_tps, torch_tps
 
 
+EXAMPLE_MOODS = {"happy": (0.7, 0.5), "sad": (-0.7, -0.5), "tense": (-0.6, 0.7), "calm": (0.5, -0.6)}  # scripts/make_examples.py
+
+
+def bench_variety(gen, temperature, top_p, guidance, steering, seeds=3):
+    """Pitch variety on the examples' moods over the sample's cuts: the columns of the model
+    card's "valence against pitch variety" table."""
+    from emsync_plugin.demo import sample_dir
+    from emsync_plugin.timeline import read_cuts
+
+    timeline = read_cuts(sample_dir() / "sample.otio")
+    fresh, distinct, entropy = [], [], []
+    for v, a in EXAMPLE_MOODS.values():
+        moods = [SceneMood(s.index, s.start, s.end, v, a) for s in timeline.scenes]
+        for seed in range(seeds):
+            r = gen.generate(timeline.cuts, timeline.duration, moods,
+                             SamplingOptions(seed=seed, temperature=temperature, top_p=top_p, guidance=guidance,
+                                             mode_steering=steering))
+            fresh += new_pitch_class_at_cuts(r.notes, timeline.cuts)
+            distinct.append(len({n.pitch for n in r.notes}))
+            entropy.append(pitch_class_entropy(r.notes, by_count=True))
+    print(f"\n### 5. Pitch variety (the 4 example moods over the sample's cuts, {seeds} seeds each)\n")
+    print("| new pitch class at a cut | distinct pitches | pitch-class entropy (bits, notes counted once) |")
+    print("|---|---|---|")
+    print(f"| {np.mean(fresh):.0%} | {np.mean(distinct):.1f} | {np.mean(entropy):.2f} |")
+    return float(np.mean(fresh)), float(np.mean(distinct)), float(np.mean(entropy))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model-dir", type=Path, default=None)
-    p.add_argument("--ckpt", type=Path, default=None, help="training checkpoint, for the PyTorch speed row")
+    p.add_argument("--ckpt", type=Path, default=None,
+                   help="a training checkpoint or weights_fp16.pt of the shipped model, for the PyTorch speed row")
     p.add_argument("--cache", type=Path, default=ROOT / "onnx_models/training/cache")
     p.add_argument("--quick", action="store_true", help="fewer timelines and seeds")
     p.add_argument("--seeds", type=int, default=4, help="pieces per cell of the emotion grid (4: 100 pieces)")
@@ -258,7 +300,10 @@ def main(argv=None):
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--guidance", type=float, default=None, help="emotion guidance (default: the decoder's)")
     p.add_argument("--mode-steering", type=float, default=None, help="mode steering (default: the decoder's)")
+    p.add_argument("--variety", action="store_true", help="only benchmark 5, pitch variety on the examples' moods")
     args = p.parse_args(argv)
+    if args.ckpt is not None and not args.ckpt.is_file():
+        p.error(f"no checkpoint at {args.ckpt}")
     gen = Generator.load(args.model_dir, threads=2)
     stats = LabelStats.from_dict(gen.label_stats)
     d = SamplingOptions()
@@ -268,6 +313,9 @@ def main(argv=None):
     steering = d.mode_steering if args.mode_steering is None else args.mode_steering
     print(f"model: {gen.path} (vocab {gen.vocab.size}, {gen.config['n_layer']}x{gen.config['n_embd']}); "
           f"sampling: temperature {temperature}, top-p {top_p}, guidance {guidance}, mode steering {steering}")
+    if args.variety:
+        bench_variety(gen, temperature, top_p, guidance, steering)
+        return
     results = {}
     results["alignment"] = bench_alignment(gen, 5 if args.quick else 20, temperature, top_p, guidance, steering)
     wins, held = heldout_windows(args.cache, stats, n=60 if args.quick else 200)

@@ -8,11 +8,12 @@ import numpy as np
 MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 
 
-def pitch_class_entropy(notes) -> float:
-    """Entropy (bits) of the duration-weighted pitch-class histogram; 3.58 is uniform."""
+def pitch_class_entropy(notes, by_count: bool = False) -> float:
+    """Entropy (bits) of the duration-weighted pitch-class histogram (``by_count``: each note
+    counts once); 3.58 is uniform."""
     h = np.zeros(12)
     for n in notes:
-        h[n.pitch % 12] += n.end - n.start
+        h[n.pitch % 12] += 1.0 if by_count else n.end - n.start
     if h.sum() == 0:
         return 0.0
     p = h / h.sum()
@@ -30,6 +31,17 @@ def scale_consistency(notes) -> float:
         scale = (MAJOR + tonic) % 12
         best = max(best, float(np.isin(pcs, scale).mean()))
     return best
+
+
+def new_pitch_class_at_cuts(notes, cuts: Sequence[float], window: float = 0.05) -> list[bool]:
+    """For each cut, whether the notes starting within ``window`` of it bring a pitch class
+    that none of the notes sounding just before (started earlier, still on at ``cut - window``) has."""
+    out = []
+    for c in cuts:
+        struck = {n.pitch % 12 for n in notes if abs(n.start - c) <= window}
+        held = {n.pitch % 12 for n in notes if n.start < c - window and n.end > c - window}
+        out.append(bool(struck - held))
+    return out
 
 
 def _grid(notes, duration: float, step: float = 0.05) -> np.ndarray:
