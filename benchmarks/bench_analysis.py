@@ -11,7 +11,7 @@ the same footage:
 * ``0.5 s GOP``: the same with a camera-style fixed 0.5 s GOP (no scene-cut keyframes);
 * ``intra MJPEG``: every frame a keyframe (as ProRes, DNxHR, MJPEG camera files).
 
-It then analyses an edit of each clip - scenes of 3-7 s - with ``emsync_plugin.emotion.analyze``
+It then analyses an edit of each clip - scenes of 3-7 s - with ``emsync_plugin.emotion.schedule.analyze_scenes``
 and prints one table, measured in this run (x real time = footage seconds / wall seconds):
 
 * ``decode all frames``: PyAV decoding every frame (threads on): what a naive reader costs;
@@ -199,13 +199,14 @@ def decode_all(clip: Path) -> float:
 
 def analyse(scenes, faces: bool, repeat: int) -> float:
     """Best wall time of ``repeat`` analyses of ``scenes`` (cache cleared before each)."""
-    from emsync_plugin.emotion import analyze
+    from emsync_plugin.emotion import schedule
+    from emsync_plugin.emotion.sampling import AnalysisOptions
 
     best = math.inf
     for _ in range(repeat):
-        analyze.clear_cache()
+        schedule.clear_cache()
         start = time.perf_counter()
-        analyze.analyze_scenes(scenes, analyze.AnalysisOptions(faces=faces))
+        schedule.analyze_scenes(scenes, AnalysisOptions(faces=faces))
         best = min(best, time.perf_counter() - start)
     return best
 
@@ -221,13 +222,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import av
 
-    from emsync_plugin.emotion import analyze
+    from emsync_plugin.emotion import scene_analysis
 
     logging.getLogger("emsync_plugin").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="emsync-bench-") as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        have_faces = analyze.face_model() is not None
+        have_faces = scene_analysis.face_model() is not None
         clips = []
         for label, codec, gop, suffix in CLIPS:
             t0 = time.perf_counter()

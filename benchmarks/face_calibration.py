@@ -3,7 +3,7 @@ faces and false positives (the numbers behind ``faces.SCALE_FACTOR`` and the sco
 mapping ``SCORE_CENTER``/``SCORE_SCALE``).
 
 Real faces: the frames the analysis actually sees of the bundled sample's face scene (its
-source range decoded and scaled to 320 pixels as :mod:`emsync_plugin.emotion.analyze` does),
+source range decoded and scaled to 320 pixels as :mod:`emsync_plugin.emotion.media` does),
 and ``skimage.data.astronaut()`` at 320 px, full size, zoomed, turned by ±8°, darker and with
 noise. False positives: every other picture of ``skimage.data`` (coins and textures), at 320 px
 and at full size. For each scale step it prints, measured side by side in this run, the
@@ -51,7 +51,9 @@ def real_faces() -> dict[str, np.ndarray]:
     import cv2
     from skimage import data
 
-    from emsync_plugin.emotion import analyze
+    from emsync_plugin.emotion.media import MediaReader, to_rgb
+    from emsync_plugin.emotion.sampling import AnalysisOptions
+    from emsync_plugin.emotion.schedule import source_range
     from emsync_plugin.timeline import read_cuts
 
     out = {}
@@ -68,12 +70,12 @@ def real_faces() -> dict[str, np.ndarray]:
     sample = REPO / "emsync_plugin" / "data" / "sample"
     timeline = read_cuts(sample / "sample.otio")
     face = next(s for s in timeline.scenes if "face" in Path(str(s.media)).name or s.index == 3)
-    start, end = analyze._source_range(face)
-    reader = analyze.MediaReader(str(sample / face.media) if not Path(str(face.media)).is_absolute() else face.media,
-                                 analyze.AnalysisOptions())
+    start, end = source_range(face)
+    reader = MediaReader(str(sample / face.media) if not Path(str(face.media)).is_absolute() else face.media,
+                         AnalysisOptions())
     frames = []
     try:
-        reader.read(start, end, lambda k, frame, follows: frames.append(analyze.to_rgb(frame, 320)), want_audio=False)
+        reader.read(start, end, lambda k, frame, follows: frames.append(to_rgb(frame, 320)), want_audio=False)
     finally:
         reader.close()
     for k, f in enumerate(frames):
@@ -101,7 +103,7 @@ def no_faces() -> dict[str, np.ndarray]:
 def main(argv: list[str] | None = None) -> int:
     import cv2
 
-    from emsync_plugin.emotion import faces as F
+    from emsync_plugin.emotion import faces as faces_mod
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", default="1.1,1.15,1.2,1.25")
@@ -109,29 +111,29 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     steps = [float(s) for s in args.steps.split(",")]
     faces, others = real_faces(), no_faces()
-    timing = [F.to_gray(v) for k, v in {**faces, **others}.items() if k.endswith("320") or "frame" in k]
+    timing = [faces_mod.to_gray(v) for k, v in {**faces, **others}.items() if k.endswith("320") or "frame" in k]
     timing = [g[:180, :320] for g in timing if g.shape[0] >= 180]
     cv2.setNumThreads(1)
-    old = F.SCALE_FACTOR
+    old = faces_mod.SCALE_FACTOR
     rows = []
     try:
         for step in steps:
-            F.SCALE_FACTOR = step
+            faces_mod.SCALE_FACTOR = step
             t = time.perf_counter()
             for _ in range(args.repeat):
                 for g in timing:
-                    F.detect(g)
+                    faces_mod.detect(g)
             ms = (time.perf_counter() - t) / (args.repeat * len(timing)) * 1000
-            real = {k: F.detect(F.to_gray(v)) for k, v in faces.items()}
-            fake = {k: F.detect(F.to_gray(v)) for k, v in others.items()}
+            real = {k: faces_mod.detect(faces_mod.to_gray(v)) for k, v in faces.items()}
+            fake = {k: faces_mod.detect(faces_mod.to_gray(v)) for k, v in others.items()}
             rs = [max(s for _, s in d) for d in real.values() if d]
             fs = [s for d in fake.values() for _, s in d]
             rows.append((step, ms, sum(bool(d) for d in real.values()), len(real), rs, fs,
                          sorted(k for k, d in fake.items() if d)))
     finally:
-        F.SCALE_FACTOR = old
+        faces_mod.SCALE_FACTOR = old
     base = rows[0][1]
-    print(f"\nHaar frontal-face cascade, minNeighbors {F.MIN_NEIGHBORS}, {len(timing)} frames of 320x180 timed, "
+    print(f"\nHaar frontal-face cascade, minNeighbors {faces_mod.MIN_NEIGHBORS}, {len(timing)} frames of 320x180 timed, "
           f"one thread\n")
     print("| scale step | ms / frame | vs first | real faces found | their best scores | false detections | their scores |")
     print("|---|---|---|---|---|---|---|")

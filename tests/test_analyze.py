@@ -32,7 +32,8 @@ from test_cues import (
 
 from emsync_plugin import cli, pipeline
 from emsync_plugin.demo import sample_dir
-from emsync_plugin.emotion import analyze, mapping, media, scene_analysis, schedule
+from emsync_plugin.emotion import analyze, mapping, scene_analysis, schedule
+from emsync_plugin.emotion import media as media_module
 from emsync_plugin.emotion.media import MediaReader
 from emsync_plugin.emotion.sampling import AnalysisOptions, plan_samples
 from emsync_plugin.errors import MediaError, ModelError, OptionsError
@@ -271,7 +272,7 @@ def test_a_long_scene_is_sampled_in_chains_from_keyframes(tmp_path, monkeypatch)
         return samples
 
     monkeypatch.setattr(MediaReader, "decode", counting)
-    monkeypatch.setattr(media, "plan_samples", plan)
+    monkeypatch.setattr(media_module, "plan_samples", plan)
     reader = MediaReader(str(path), NO_FACES)
     try:
         got = []

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from emsync_plugin import models
-from emsync_plugin.emotion import faces as F
+from emsync_plugin.emotion import faces as faces_mod
 from emsync_plugin.emotion.faces import Face, FaceAnalyzer, frame_face_probs
 from emsync_plugin.errors import ModelError
 from onnx_models.training.convert_fer import synthetic_inputs
@@ -69,30 +69,30 @@ def test_missing_model_is_refused(tmp_path):
 def test_opencv_without_cascades_says_what_to_install(monkeypatch):
     import cv2
 
-    F._forget_cascades()
+    faces_mod._forget_cascades()
     monkeypatch.delattr(cv2, "CascadeClassifier")
     try:
         with pytest.raises(ModelError, match=r"opencv-python>=4\.9,<5"):
-            F.detect(np.zeros((100, 100), np.uint8))
+            faces_mod.detect(np.zeros((100, 100), np.uint8))
     finally:
-        F._forget_cascades()
+        faces_mod._forget_cascades()
 
 
 def test_threads_detect_at_once_with_the_same_results():
     """Scene workers detect in parallel, each with its own cascade: same boxes as one thread."""
     from concurrent.futures import ThreadPoolExecutor
 
-    gray = F.to_gray(skdata().astronaut())
-    want = F.detect(gray)
+    gray = faces_mod.to_gray(skdata().astronaut())
+    want = faces_mod.detect(gray)
     assert want
     with ThreadPoolExecutor(4) as pool:
-        got = list(pool.map(lambda _: F.detect(gray), range(8)))
+        got = list(pool.map(lambda _: faces_mod.detect(gray), range(8)))
     assert all(g == want for g in got)
-    loaded = F._POOL.qsize()
+    loaded = faces_mod._POOL.qsize()
     assert 1 <= loaded <= 5  # one per thread that detected at the same time, at most
     with ThreadPoolExecutor(2) as pool:  # new threads reuse the loaded cascades
-        list(pool.map(lambda _: F.detect(gray), range(4)))
-    assert F._POOL.qsize() == loaded
+        list(pool.map(lambda _: faces_mod.detect(gray), range(4)))
+    assert faces_mod._POOL.qsize() == loaded
 
 
 # ---------------------------------------------------------------- golden outputs
@@ -104,8 +104,8 @@ def _golden_inputs() -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     names, xs, want, ref = [], [], [], []
     for item in golden["inputs"]:
         if item["name"] == "astronaut":
-            gray = F.to_gray(skdata().astronaut())
-            x = F.to_input([F.crop(gray, tuple(item["box"]))])[0]
+            gray = faces_mod.to_gray(skdata().astronaut())
+            x = faces_mod.to_input([faces_mod.crop(gray, tuple(item["box"]))])[0]
         else:
             x = synth[item["name"]][None]
         names.append(item["name"])
@@ -144,7 +144,7 @@ def test_astronaut_is_a_happy_face(analyzer):
 
 
 def test_gray_frame_works_too(analyzer):
-    faces = analyzer.analyze(F.to_gray(skdata().astronaut()))
+    faces = analyzer.analyze(faces_mod.to_gray(skdata().astronaut()))
     assert faces and faces[0].top == "happy"
 
 
@@ -175,16 +175,16 @@ def test_frame_face_probs_weighting():
 
 
 def test_confidence_and_size_factors():
-    assert F.score_confidence(-1.0) < 0.01 and F.score_confidence(8.0) > 0.99
-    assert math.isclose(F.score_confidence(F.SCORE_CENTER), 0.5)
-    assert F.size_factor((0, 0, 90, 90), (360, 640)) == 1.0         # a quarter of the height: full
-    assert math.isclose(F.size_factor((0, 0, 45, 45), (360, 640)), 0.5)
+    assert faces_mod.score_confidence(-1.0) < 0.01 and faces_mod.score_confidence(8.0) > 0.99
+    assert math.isclose(faces_mod.score_confidence(faces_mod.SCORE_CENTER), 0.5)
+    assert faces_mod.size_factor((0, 0, 90, 90), (360, 640)) == 1.0         # a quarter of the height: full
+    assert math.isclose(faces_mod.size_factor((0, 0, 45, 45), (360, 640)), 0.5)
 
 
 def test_crop_and_input_scaling():
     gray = np.tile(np.arange(200, dtype=np.uint8), (100, 1))      # horizontal ramp
-    c = F.crop(gray, (-10, -10, 40, 40))                          # partly outside: border replicated
+    c = faces_mod.crop(gray, (-10, -10, 40, 40))                          # partly outside: border replicated
     assert c.shape == (64, 64) and c.dtype == np.uint8
-    x = F.to_input([np.zeros((64, 64), np.uint8), np.full((64, 64), 255, np.uint8)])
+    x = faces_mod.to_input([np.zeros((64, 64), np.uint8), np.full((64, 64), 255, np.uint8)])
     assert x.shape == (2, 1, 64, 64) and x.dtype == np.float32
     assert x[0].max() == -1.0 and x[1].min() == 1.0

@@ -97,6 +97,34 @@ def test_cli_emotion_setting_one_scene_twice():
     assert ScoreOptions(emotion="4=calm").emotion == ("4=calm",)  # one string is one override
 
 
+
+def test_split_cli_starts_an_item_at_each_scene_number():
+    assert overrides.split_cli("3=tense, 5=0.2,0.7") == ("3=tense", "5=0.2,0.7")
+    assert overrides.split_cli("3=tense, 5=0.2,0.7;1 = v=0.1 a=0.2\n2=sad") == (
+        "3=tense", "5=0.2,0.7", "1 = v=0.1 a=0.2", "2=sad")
+    assert overrides.split_cli("2=sad 1=happy") == ("2=sad", "1=happy")
+    assert overrides.split_cli("3 = tense; 1=0.2, 0.7,") == ("3 = tense", "1=0.2, 0.7")
+    assert overrides.split_cli("") == () and overrides.split_cli(" ,; ") == ()
+    overrides.validate_cli(overrides.split_cli("3 = tense; 1=0.2, 0.7, 3=suspense"))  # suspense is tense
+
+
+@pytest.mark.parametrize("items,named,reason", [
+    (("1=sad", "tense"), "--emotion tense", "expected N=MOOD or N=V,A"),
+    (("x=sad",), "--emotion x=sad", '"x" is not a scene number'),
+    (("0=sad",), "--emotion 0=sad", '"0" is not a scene number'),
+    (("-2=sad",), "--emotion -2=sad", '"-2" is not a scene number'),
+    (("1.5=sad",), "--emotion 1.5=sad", '"1.5" is not a scene number'),
+    (("3=",), "--emotion 3=", "no mood given"),
+    (("3=gleeful",), "--emotion 3=gleeful", 'unknown mood "gleeful"'),
+    (("2=sad", "4=calm", "2=0.1,0.2"), "--emotion 2=sad and --emotion 2=0.1,0.2", "set scene 2 twice"),
+])
+def test_validate_cli_names_the_bad_item(items, named, reason):
+    with pytest.raises(OptionsError) as err:
+        overrides.validate_cli(items)
+    msg = str(err.value)
+    assert named in msg and reason in msg and "\n" not in msg
+
+
 # ------------------------------------------------------------------------------ markers in each format
 
 

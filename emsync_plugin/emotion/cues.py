@@ -1,62 +1,9 @@
 """Picture and sound cues of a scene, and the valence/arousal they suggest.
 
-Features (per scene; frames are RGB uint8 at most 320 px wide, sampled ~2 per second; sound is
-mono float32 at 16 kHz)
-
-* ``brightness`` B - mean Rec. 601 luma ``0.299 R + 0.587 G + 0.114 B`` over all pixels, 0..1.
-* ``saturation`` S - value-weighted HSV saturation ``Σ(max − min) / Σ max`` over all pixels,
-  0..1 (weighting by value keeps the noisy hue of near-black pixels from counting).
-* ``colourfulness`` M - Hasler & Süsstrunk (2003, "Measuring colourfulness in natural
-  images", *Proc. SPIE* 5007:87-95): with ``rg = R − G`` and ``yb = (R + G)/2 − B`` on 0..255,
-  ``M = √(σ_rg² + σ_yb²) + 0.3 √(μ_rg² + μ_yb²)``, averaged over frames. Their scale: 0 not
-  colourful, 15 slightly, 33 moderately, 45 averagely, 59 quite, 82 highly, 109 extremely.
-* ``motion`` - motion energy: mean absolute difference of luma (0..1) between consecutive
-  sampled frames (≈0.5 s apart, on a 2×-subsampled copy), divided by the pictures' contrast
-  (mean of their luma standard deviations + 0.05), so that a dark shaky shot moves as much as
-  a bright one (a frame difference scales with contrast; two unrelated pictures of the same
-  contrast give ≈ 1.1). The frame-difference stand-in for Hanjalic & Xu's motion-vector
-  magnitude.
-* ``duration`` - the scene's length, i.e. the local cut rate (a 1 s shot sits in a fast cut).
-* ``loudness`` - RMS level of the scene's sound in dBFS (−120 for digital silence).
-* ``flux`` - spectral flux (Dixon 2006, "Onset detection revisited", DAFx): mean over frames of
-  the mean over ~20 log-spaced bands (80 Hz-7.6 kHz, each ≥ 3 FFT bins) of the positive rise
-  of band level in dB, with a lag of 2 hops (1024-point Hann window, 256 hop = 16 ms; the lag
-  as in SuperFlux, Böck & Widmer 2013, to be less sensitive to steady noise).
-* ``onset_rate`` - onsets per second: peaks of that flux curve that are local maxima over
-  ±48 ms, exceed the curve's local mean (±160 ms) by 2 dB and 3 dB absolute, in frames louder
-  than −55 dBFS, at least 64 ms apart (Dixon 2006's peak picking, simplified).
-
-From features to mood (:func:`cue_mood`)
-    Normalised terms, each clipped to its range::
-
-        b' = clip((B − 0.45) / 0.30, −1, 1)                 brightness, centred on mid-grey video
-        c  = ½ · min(S / 0.70, 1) + ½ · min(M / 109, 1)       chroma, 0..1 (109: "extremely colourful")
-        s' = 2c − 1                                           saturation term, −1..1
-        m  = min(motion / 0.5, 1)                              motion, 0..1
-        r  = exp(−max(0, duration − 0.5) / 3)                  pace: 1 for a ≤0.5 s shot, 0.19 at 5.5 s
-        e  = clip((loudness + 60) / 45, 0, 1)                  sound energy: −60 dBFS → 0, −15 dBFS → 1
-        o  = ½ · clip((flux − 0.8) / 4, 0, 1) + ½ · min(onset_rate / 4, 1)
-                                                              sound activity, 0..1 (steady noise
-                                                              has a flux of ≈ 0.9 dB)
-
-    Valence - Valdez & Mehrabian (1994, "Effects of color on emotions", *J. Experimental
-    Psychology: General* 123(4):394-409) found, for colour brightness (B) and saturation (S),
-    ``Pleasure = 0.69 B + 0.22 S`` and ``Arousal = −0.31 B + 0.60 S`` (standardised
-    regression weights). We use the first directly::
-
-        valence = clip(0.69 b' + 0.22 s', −1, 1)
-
-    Arousal - Hanjalic & Xu (2005, "Affective video content representation and modeling",
-    *IEEE Trans. Multimedia* 7(1):143-154) model arousal as a weighted sum of motion activity,
-    shot-cut rate (rhythm) and sound energy; we add sound activity (onsets/flux) and Valdez &
-    Mehrabian's colour arousal ``k = ½ (1 + clip(0.60 s' − 0.31 b', −1, 1))``, so saturated
-    colour raises arousal and brightness lowers it a little::
-
-        A = 0.30 m + 0.20 r + 0.20 e + 0.15 o + 0.15 k       (weights sum to 1, A in 0..1)
-        arousal = 2A − 1
-
-    The weights and ranges are ours (chosen so that the bundled sample's scenes spread over
-    the range in the order its description gives); the directions are the papers'.
+Picture: brightness, saturation, colourfulness (Hasler & Süsstrunk 2003) and motion energy of
+the sampled frames; sound: loudness, spectral flux and onset rate at 16 kHz; plus the scene's
+length (the cut rate). :func:`cue_mood` maps them to valence (Valdez & Mehrabian 1994) and
+arousal (after Hanjalic & Xu 2005). Definitions, formulas and weights: ``docs/emotion.md``.
 """
 from __future__ import annotations
 
@@ -71,7 +18,7 @@ HOP = 256
 FLUX_LAG = 2
 SILENCE_DB = -120.0
 
-# normalisation of the mood formula (see the module docstring)
+# normalisation of the mood formula (docs/emotion.md)
 BRIGHTNESS_MID, BRIGHTNESS_HALF = 0.45, 0.30
 SATURATION_FULL, COLOURFUL_FULL = 0.70, 109.0
 MOTION_FULL = 0.5
@@ -87,7 +34,7 @@ VM_AROUSAL = (-0.31, 0.60)
 
 @dataclass(frozen=True)
 class CueFeatures:
-    """The measured cues of one scene (see the module docstring for definitions)."""
+    """The measured cues of one scene (definitions: docs/emotion.md)."""
 
     duration: float
     brightness: float
@@ -223,7 +170,7 @@ def flux_curve(levels: np.ndarray, lag: int = FLUX_LAG) -> np.ndarray:
 
 
 def pick_onsets(flux: np.ndarray, frame_db: np.ndarray, hop_s: float = HOP / AUDIO_RATE) -> np.ndarray:
-    """Frame indices of onsets in a flux curve (see the module docstring)."""
+    """Frame indices of onsets in a flux curve (docs/emotion.md)."""
     n = len(flux)
     if n < 3:
         return np.array([], int)
@@ -235,8 +182,9 @@ def pick_onsets(flux: np.ndarray, frame_db: np.ndarray, hop_s: float = HOP / AUD
     kernel = np.ones(2 * w_mean + 1) / (2 * w_mean + 1)
     local_mean = np.convolve(np.pad(flux, w_mean, mode="edge"), kernel, mode="valid")
     ok = (flux >= local_max) & (flux >= local_mean + 2.0) & (flux >= 3.0) & (frame_db > -55.0)
-    out, last = [], -gap
-    for i in np.flatnonzero(ok):
+    out: list[int] = []
+    last = -gap
+    for i in np.flatnonzero(ok).tolist():
         if i - last >= gap:
             out.append(i)
             last = i
@@ -291,7 +239,7 @@ def terms(f: CueFeatures) -> dict[str, float]:
 
 
 def cue_mood(f: CueFeatures) -> tuple[float, float]:
-    """(valence, arousal) in −1..1 from a scene's cues (formula in the module docstring)."""
+    """(valence, arousal) in −1..1 from a scene's cues (formula: docs/emotion.md)."""
     t = terms(f)
     # Valdez & Mehrabian (1994): pleasure = .69 brightness + .22 saturation
     valence = _clip(VM_PLEASURE[0] * t["brightness"] + VM_PLEASURE[1] * t["saturation"])

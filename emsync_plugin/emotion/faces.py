@@ -1,40 +1,11 @@
 """Faces in a frame and their expressions: OpenCV Haar detection + the shipped FER2013 model.
 
 ``FaceAnalyzer.load()`` verifies ``onnx_models/fer_emotion.onnx`` against the manifest and reads
-its class names and input spec from the model's metadata (see ``onnx_models/FER_MODEL.md``).
-``analyze(frame_rgb)`` finds the frontal faces of one frame and classifies all of them in a
-single ONNX Runtime call; ``frame_face_probs(faces)`` reduces them to one distribution per frame
-and a weight saying how much the frame's faces should count.
-
-Runtime dependencies only: numpy, OpenCV (``opencv-python<5``: OpenCV 5 dropped the Haar
-``CascadeClassifier``) and onnxruntime.
-
-Detection
-    The Haar frontal-face cascade shipped with opencv-python, run on a grayscale copy whose
-    shorter side is at most ``DETECT_MAX_SIDE`` pixels (speed; boxes are mapped back to the full
-    frame). Faces smaller than ``MIN_FACE_FRACTION`` of the frame's shorter side are ignored.
-
-Weighting (Haar cascades do produce false positives: coins, textures, ...)
-    ``detectMultiScale3(..., outputRejectLevels=True)`` returns, per detection, the score
-    ("level weight") of the cascade's last stage. The cascade steps its scale by 1.25 (2.3×
-    faster than 1.1: 8 ms a 320-pixel frame on one thread). On the calibration pictures of
-    ``onnx_models/FER_MODEL.md`` (``benchmarks/face_calibration.py``) every real frontal face
-    was found with scores 2.7–7.3 and the one false positive (``skimage.data.cell()``) scored
-    −0.8, so the score is mapped to a confidence with a logistic
-    ``1 / (1 + exp(-(score - 2.5) / 0.75))`` (≈0.56 at 2.7, 0.88 at 4, 0.05 at 0.3).
-    A face's ``weight`` is ``confidence × size`` where ``size = min(1, side / (FULL_SIZE_FRACTION
-    × shorter frame side))``: a face at least a quarter of the frame's height (landscape) counts
-    fully, a small background face proportionally less. Both factors are in [0, 1].
-
-Frame reduction
-    ``frame_face_probs`` returns the weight-averaged class probabilities of the frame's faces and
-    the frame weight ``1 − Π(1 − weightᵢ)`` (a soft OR: one big confident face ≈ its own weight,
-    more faces add evidence, never above 1). No faces → ``(None, 0.0)``.
-
-Preprocessing (must match the model card): the detected box is made square around its centre and
-grown by ``MARGIN`` of its side on each side, pixels outside the frame replicate the border,
-grayscale (ITU-R BT.601 luma, ``cv2.COLOR_RGB2GRAY``), resized to 64×64 (``INTER_AREA`` when
-shrinking, ``INTER_LINEAR`` when enlarging), scaled ``x / 127.5 − 1`` to [−1, 1].
+its classes and input spec from its metadata; ``analyze(frame_rgb)`` finds the frontal faces of
+a frame and classifies them in one ONNX Runtime call; ``frame_face_probs(faces)`` reduces them to
+one distribution and a weight (detection confidence × face size: Haar cascades fire on textures).
+Preprocessing must match the model card (``onnx_models/FER_MODEL.md``); calibration:
+``docs/emotion.md``. Runtime needs numpy, OpenCV < 5 (Haar cascades) and onnxruntime only.
 """
 from __future__ import annotations
 
@@ -78,7 +49,7 @@ class Face:
 
     @property
     def top(self) -> str:
-        return max(self.probs, key=self.probs.get)
+        return max(self.probs, key=lambda k: self.probs[k])
 
 
 # --------------------------------------------------------------------------- detection
@@ -121,7 +92,7 @@ def _cascade_path() -> Path:
             "detection needs (OpenCV 5 removed it)",
             hint='install OpenCV 4: pip install "opencv-python>=4.9,<5"',
         )
-    return Path(cv2.data.haarcascades) / CASCADE_NAME
+    return Path(cv2.data.haarcascades) / CASCADE_NAME  # type: ignore[attr-defined]  # cv2's stubs lack cv2.data
 
 
 def _load_cascade():
@@ -156,7 +127,7 @@ def to_gray(frame: np.ndarray) -> np.ndarray:
 
 
 def score_confidence(score: float) -> float:
-    """Haar last-stage score → confidence in (0, 1) (see the module docstring)."""
+    """Haar last-stage score → confidence in (0, 1) (docs/emotion.md)."""
     return 1.0 / (1.0 + math.exp(-(score - SCORE_CENTER) / SCORE_SCALE))
 
 

@@ -1,55 +1,10 @@
 """Emotion classes → valence/arousal, face/cue fusion, and smoothing across scenes.
 
-Classes to valence/arousal (EMSYNC, Sulun, Viana & Davies 2025, arXiv:2502.10154, §"mapping")
-    The face model outputs probabilities over seven discrete classes (FER2013 order: angry,
-    disgust, fear, happy, sad, surprise, neutral); the music generator wants continuous
-    valence/arousal. As in EMSYNC, each class is placed at its coordinates in the
-    pleasure/arousal plane measured by Russell & Mehrabian (1977, "Evidence for a three-factor
-    theory of emotions", *J. Research in Personality* 11:273-294; the values as tabulated for
-    these terms in later work, e.g. Gebhard 2005, "ALMA: a layered model of affect", AAMAS):
-
-    =========  =========  =======
-    class      pleasure   arousal
-    =========  =========  =======
-    angry        −0.51      0.59
-    disgust      −0.60      0.35
-    fear         −0.64      0.60
-    happy         0.81      0.51
-    sad          −0.63     −0.27
-    surprise      0.40      0.67
-    neutral       0.00      0.00   (the origin: no published term; neutral by definition)
-    =========  =========  =======
-
-    and the coordinates are scaled by ``0.8 / 0.81`` so that the largest magnitude (happy's
-    pleasure) is 0.8: the centres stay inside the generator's −1..1 range with headroom.
-
-    EMSYNC treats each class ``k`` as a Gaussian ``N(μₖ, σ²I)`` centred on its coordinates and the
-    classifier's output ``p`` as mixture weights. The mixture's expected value is the
-    probability-weighted mean of the centres, ``E[x] = Σₖ pₖ μₖ`` (the shared σ drops out),
-    which is what :func:`expected_va` returns; :func:`spread` gives the mixture's standard
-    deviation around that mean (``σ² + Σₖ pₖ‖μₖ − E[x]‖²``, per axis averaged), a measure of
-    how undecided the classifier is.
-
-Fusion of faces and cues (:func:`fuse`)
-    ``x = α · x_faces + (1 − α) · x_cues`` with ``α = FACE_MAX · coverage · weight``:
-    ``coverage`` is the fraction of the scene's analysed frames in which a face was found,
-    ``weight`` the mean face weight of those frames (``faces.frame_face_probs``: detection
-    confidence × face size, in [0, 1]). ``FACE_MAX = 0.8``: even a scene full of large confident
-    faces keeps 20 % of the picture-and-sound cues (a smiling face in a storm is not pure joy).
-    No faces → ``α = 0`` → cues only. Below ``MIN_ALPHA = 0.15`` (a face glimpsed in one or two
-    frames, or small and doubtful) the faces are ignored: such a detection is more often a
-    false one (Haar cascades fire on textures) than the scene's character.
-
-Smoothing across scenes (:func:`smooth`)
-    Per-scene estimates are noisy (a few frames, a short shot), so each analysed scene is
-    averaged with its immediate neighbours - but only with neighbours whose mood is within
-    ``SMOOTH_THRESHOLD`` (Euclidean distance in the valence/arousal plane) of its own, so a real
-    change of mood at a cut is kept sharp (an edge-preserving filter in the manner of a
-    bilateral/sigma filter, Lee 1983 "Digital image smoothing and the sigma filter"). Weights:
-    the scene itself ``2·r``, each admitted neighbour ``r``, with ``r = clip(duration / 2 s, 0.1,
-    1)`` the reliability of a scene's estimate (a 3-frame shot counts less than a 5 s one).
-    Scenes whose mood was set by the editor (CLI, marker, whole-timeline values) or that have no
-    picture are *locked*: never smoothed and never pulling their neighbours.
+Each expression class sits at its Russell & Mehrabian (1977) pleasure/arousal coordinates scaled
+to ±0.8, as in EMSYNC; a class distribution maps to the expected value of that Gaussian mixture
+(:func:`expected_va`). Faces and cues are blended by how much face a scene shows (:func:`fuse`),
+and scenes are smoothed with similar neighbours only, so a real change at a cut stays sharp
+(:func:`smooth`). Tables and reasons: ``docs/emotion.md``.
 """
 from __future__ import annotations
 
@@ -59,7 +14,7 @@ from collections.abc import Mapping, Sequence
 #: The face model's classes, in FER2013 order.
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
-#: Russell & Mehrabian (1977) pleasure/arousal of each class's term (see the module docstring).
+#: Russell & Mehrabian (1977) pleasure/arousal of each class's term (docs/emotion.md).
 RUSSELL_MEHRABIAN_1977: dict[str, tuple[float, float]] = {
     "angry": (-0.51, 0.59),
     "disgust": (-0.60, 0.35),
@@ -114,7 +69,7 @@ def spread(probs: Mapping[str, float], sigma: float = CLASS_SIGMA) -> float:
 
 
 def face_alpha(coverage: float, weight: float) -> float:
-    """Weight of the face estimate in the fusion (see the module docstring); 0 below MIN_ALPHA."""
+    """Weight of the face estimate in the fusion (docs/emotion.md); 0 below MIN_ALPHA."""
     coverage = min(1.0, max(0.0, coverage))
     weight = min(1.0, max(0.0, weight))
     alpha = FACE_MAX * coverage * weight

@@ -97,7 +97,7 @@ class MediaReader:
         self.video.thread_type = "AUTO"  # frame and slice threads
         cc.thread_count = self.threads
         cc.skip_frame = "NONREF"  # frames nothing refers to: never decoded
-        cc.options = {"skip_loop_filter": "all"}  # no deblocking (H.264/HEVC): see the module docstring
+        cc.options = {"skip_loop_filter": "all"}  # no deblocking (H.264/HEVC): ~15 % faster, docs/emotion.md
 
     def open_container(self) -> Any:
         """The file opened by PyAV; MediaError saying it cannot be decoded."""

@@ -1,44 +1,9 @@
-"""The editor's word on a scene's mood: timeline markers and ``--emotion``.
+"""The editor's word on a scene's mood: ``emsync:`` timeline markers and ``--emotion N=MOOD``.
 
-Forms (case does not matter)
-    A timeline marker whose name or comment starts with ``emsync:`` sets the mood of the scene
-    it lies in (Kdenlive guides and clip markers, OTIO / FCP 7 / FCPXML markers, EDL locators -
-    whatever the reader surfaced as a :class:`~emsync_plugin.timeline.model.Marker`)::
-
-        emsync: happy            a named mood (below)
-        emsync: v=0.6 a=-0.3     valence and arousal, each from -1 to 1
-                                 (also "valence=0.6, arousal=-0.3" or just "0.6, -0.3")
-
-    On the command line, ``--emotion N=MOOD`` or ``--emotion N=V,A`` (``N`` is the scene number
-    as ``emsync cuts`` prints it, from 1), e.g. ``--emotion 3=tense --emotion 5=0.2,0.7``.
-
-    Precedence: ``--emotion`` > markers > ``--valence/--arousal`` (whole timeline) > analysis.
-
-Named moods (valence, arousal)
-    The seven face-model classes sit at their EMSYNC centres (Russell & Mehrabian 1977, scaled
-    to ±0.8; see :mod:`.mapping`). The other words are placed by us in the quadrant of the
-    circumplex of affect where Russell (1980, "A circumplex model of affect", *J. Personality
-    and Social Psychology* 39:1161-1178, Fig. 1) puts them, at a similar distance from the
-    centre; they are a vocabulary for editors, not measured values:
-
-    ========  =======  =======  ==========================================
-    mood      valence  arousal  where / why
-    ========  =======  =======  ==========================================
-    excited    0.55     0.60    Russell's "excited" (≈ 50°)
-    tense     -0.45     0.65    between "tense" and "afraid"/"distressed": suspense
-    calm       0.40    -0.60    Russell's "calm"/"serene" (≈ 315°)
-    relaxed    0.60    -0.45    Russell's "relaxed"/"at ease" (≈ 320°)
-    content    0.65    -0.25    Russell's "content"/"satisfied"
-    bored     -0.35    -0.65    Russell's "bored"/"droopy" (≈ 245°)
-    gloomy    -0.65    -0.40    Russell's "gloomy"/"depressed" (≈ 210°)
-    ========  =======  =======  ==========================================
-
-    Aliases: joy/joyful → happy, anger → angry, afraid/scared/fearful → fear, sadness → sad,
-    surprised → surprise, disgusted → disgust, suspense/anxious → tense, peaceful → calm,
-    energetic → excited, melancholy → gloomy.
-
-Bad text is an ``OptionsError`` that names the marker (its text, timecode and where it was read
-from) or the ``--emotion`` argument, and says the valid forms.
+The one place mood text is parsed (the bridges call :func:`split_cli`, :func:`validate_cli` and
+:func:`parse_mood`). A mood is a name of :data:`MOODS` (or an alias) or ``v=V a=A`` / ``V,A``;
+bad text is an ``OptionsError`` naming the marker or argument and the valid forms. Where the
+named moods sit and why: ``docs/emotion.md``.
 """
 from __future__ import annotations
 
@@ -76,6 +41,7 @@ ALIASES: dict[str, str] = {
 _MARKER = re.compile(r"^\s*emsync\s*:(.*)$", re.IGNORECASE)
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _PAIR = re.compile(rf"^\s*({_NUMBER})\s*[,;\s]\s*({_NUMBER})\s*$")
+_ITEM_START = re.compile(r"(?:[,;\n]|\s)\s*(?=\d+\s*=)")  # where split_cli starts a new item
 _KEYED = re.compile(r"\b(valence|arousal|v|a)\s*=\s*(\S+?)(?=[\s,;]|$)", re.IGNORECASE)
 
 
@@ -169,8 +135,17 @@ def parse_cli_emotion(arg: str) -> tuple[int, float, float, str]:
     return int(scene_text), v, a, label
 
 
+def split_cli(text: str) -> tuple[str, ...]:
+    """``"3=tense, 5=0.2,0.7"`` → ``("3=tense", "5=0.2,0.7")``: a new item starts at ``N=`` after a
+    comma, semicolon, newline or space (what an editor types into one field)."""
+    parts = _ITEM_START.split(str(text or ""))
+    return tuple(p.strip().strip(",;").strip() for p in parts if p.strip().strip(",;").strip())
+
+
 def validate_cli(args: Iterable[str]) -> None:
-    """Check the form of every ``--emotion`` (scene numbers are checked against the timeline later)."""
+    """Check every ``--emotion`` item: its form, its scene number, its mood, and that no scene is
+    given two different moods (scene numbers are checked against the timeline later). An
+    OptionsError names the bad item."""
     seen: dict[int, tuple[str, tuple[float, float]]] = {}
     for arg in args:
         scene, v, a, _ = parse_cli_emotion(arg)
@@ -228,9 +203,11 @@ def marker_text(marker) -> str | None:
 
 def describe_marker(marker, timeline) -> str:
     """``marker "emsync: hapy" at 01:00:17:00 (17.000 s, guide)``."""
+    from ..timeline.timecode import format_timecode  # here: importing this module stays light (the bridges)
+
     text = marker.name if _MARKER.match(marker.name or "") or not marker.comment else marker.comment
     where = f", {marker.origin}" if marker.origin else ""
-    return f'marker "{text.strip()}" at {timecode(timeline.start + marker.time, timeline.rate)} ({marker.time:.3f} s{where})'
+    return f'marker "{text.strip()}" at {format_timecode(timeline.start + marker.time, timeline.rate)} ({marker.time:.3f} s{where})'
 
 
 def scene_at(timeline, t: float):
@@ -275,10 +252,3 @@ def marker_overrides(timeline) -> dict[int, Override]:
         logger.debug("scene %d: %s from %s", scene.index, label, desc)
     return out
 
-
-def timecode(seconds: float, rate: float) -> str:
-    """HH:MM:SS:FF at the nominal (rounded) rate, as editors display non-drop timecode."""
-    fps = max(1, int(round(rate)))
-    frames = int(round(seconds * rate))
-    ff, total = frames % fps, frames // fps
-    return f"{total // 3600:02d}:{total // 60 % 60:02d}:{total % 60:02d}:{ff:02d}"
