@@ -84,6 +84,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--fade", type=float, default=3.0, help="fade-out at the end in seconds (default 3)")
     s.add_argument("--no-timeline", action="store_true", help="write only the WAV, MIDI and JSON sidecar")
     s.add_argument("--report", type=Path, metavar="PNG", help="also draw the cuts, moods and piano roll to this picture")
+    s.add_argument("--previous", type=Path, metavar="SIDECAR",
+                   help="re-score: keep the music of unchanged scenes from this earlier NAME.emsync.json "
+                        "(default: the timeline's own EMSYNC Score, if it has one)")
+    s.add_argument("--fresh", action="store_true", help="ignore any previous score: new music for every scene")
+    s.add_argument("--regenerate", type=_scene_list, default=(), metavar="N,N",
+                   help="new music for these scenes even if they did not change")
+    s.add_argument("--lock", type=_scene_list, default=(), metavar="N,N",
+                   help="keep these scenes' music (an error if their picture changed so that it cannot fit)")
     s.set_defaults(func=_cmd_score)
 
     an = sub.add_parser("analyze", parents=[common], help="estimate each scene's mood (valence/arousal) without making music")
@@ -99,6 +107,16 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("folder", nargs="?", type=Path, default=Path("emsync-demo"), help="where to write (default ./emsync-demo)")
     d.set_defaults(func=_cmd_demo)
     return p
+
+
+def _scene_list(text: str) -> tuple[int, ...]:
+    try:
+        numbers = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of scene numbers like 3,5") from None
+    if not numbers or min(numbers) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of scene numbers like 3,5")
+    return numbers
 
 
 def _emotion_arg(sp) -> None:
@@ -156,6 +174,7 @@ def _cmd_score(args) -> int:
         valence=args.valence, arousal=args.arousal, emotion=tuple(args.emotion),
         track=args.track, rate=args.rate, in_place=args.in_place, seed=args.seed,
         loudness=args.loudness, fade=args.fade, write_timeline=not args.no_timeline, report_png=args.report,
+        previous=args.previous, fresh=args.fresh, regenerate=args.regenerate, lock=args.lock,
     )
     result = _run_with_bar(lambda cb: score(args.timeline, options, cb))
     _print_result(result)
@@ -203,7 +222,18 @@ def _run_with_bar(job):
         return job(cb)
 
 
+def format_decisions(decisions) -> str:
+    """One line per kind: which scenes kept, moved or got new music (a re-score's summary)."""
+    groups: dict[str, list[str]] = {}
+    for d in decisions:
+        detail = f" ({d.shift:+.2f} s)" if d.action == "moved" else f" ({d.reason})" if d.reason and d.action == "regenerated" else ""
+        groups.setdefault(d.action, []).append(f"{d.index}{detail}")
+    return "\n".join(f"  {action:<12} scenes {', '.join(items)}" for action, items in groups.items())
+
+
 def _print_result(result) -> None:
+    if result.decisions and any(d.action != "new" for d in result.decisions):
+        print("music:\n" + format_decisions(result.decisions))
     if result.output:
         print(f"scored timeline: {result.output}")
     print(f"score audio:     {result.wav}  ({result.lufs:.1f} LUFS)")

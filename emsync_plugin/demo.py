@@ -2,8 +2,8 @@
 
 The sample (``emsync_plugin/data/sample``: a 48 s video of seven different scenes, made by
 ``scripts/make_sample.py``, with its edit as ``.otio`` and ``.kdenlive``) is copied into the
-demo folder; FCP 7 XML and FCPXML copies of the edit are made from the OTIO with the OTIO
-adapters (as an editor's export would be), and each is scored.
+demo folder; FCP 7 XML and FCPXML copies of the edit are made from the OTIO (as an editor's
+export would be), and each is scored.
 """
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ import logging
 from importlib import resources
 from pathlib import Path
 
-import opentimelineio as otio
-
 from . import fileio
 from .errors import EmsyncError
-from .timeline.otio_io import set_fcpxml_tc_start
+from .timeline.io import convert_timeline
 
 logger = logging.getLogger(__name__)
 
@@ -36,18 +34,9 @@ def copy_sample(folder: Path) -> dict[str, Path]:
             raise EmsyncError(f"the bundled sample is incomplete: {name} is missing", path=src,
                               hint="reinstall emsync (pip install --force-reinstall .)")
         fileio.copy(src / name, folder / name)
-    timeline = otio.adapters.read_from_file(str(folder / "sample.otio"))
-    for clip in timeline.find_clips():
-        ref = clip.media_reference
-        if isinstance(ref, otio.schema.ExternalReference) and "://" not in ref.target_url:
-            ref.target_url = otio.url_utils.url_from_filepath(str((folder / ref.target_url).resolve()))
     files = {"otio": folder / "sample.otio", "kdenlive": folder / "sample.kdenlive"}
-    for fmt, name, adapter in (("fcp7 xml", "sample.xml", "fcp_xml"), ("fcpxml", "sample.fcpxml", "fcpx_xml")):
-        with fileio.atomic_path(folder / name) as tmp:
-            otio.adapters.write_to_file(timeline, str(tmp), adapter_name=adapter)
-        files[fmt] = folder / name
-    start = timeline.global_start_time
-    set_fcpxml_tc_start(folder / "sample.fcpxml", start.to_seconds(), start.rate)  # the adapter drops it
+    for fmt, name in (("fcp7 xml", "sample.xml"), ("fcpxml", "sample.fcpxml")):
+        files[fmt] = convert_timeline(folder / "sample.otio", folder / name)
     return files
 
 

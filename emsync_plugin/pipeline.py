@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pretty_midi
 
-from . import __version__, fileio
+from . import __version__, fileio, rescore
 from . import progress as bars
 from .errors import OptionsError, TimelineError
 from .mood import SceneMood
@@ -25,8 +25,8 @@ from .music.baseline import BaselineOptions, arrange
 from .music.generator import MODEL_FILES
 from .music.render import RenderOptions, render_midi, write_midi
 from .timeline import ScoreTrack, Timeline, read_cuts, write_timeline
-from .timeline.io import KDENLIVE_SUFFIXES, MIN_DURATION, VIDEO_SUFFIXES
-from .timeline.otio_io import ADAPTERS
+from .timeline import io as timeline_io
+from .timeline.io import MIN_DURATION
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,10 @@ class ScoreOptions:
     fade: float = 3.0  # seconds
     write_timeline: bool = True  # False: only WAV + MIDI + sidecar (the Resolve bridge imports them itself)
     report_png: Path | None = None  # also draw cuts, moods and piano roll to this PNG
+    previous: Path | None = None  # re-score against this sidecar (default: the timeline's own earlier score)
+    fresh: bool = False  # ignore any previous score
+    regenerate: tuple[int, ...] = ()  # scenes that get new music even if unchanged
+    lock: tuple[int, ...] = ()  # scenes whose music must not change
 
     def __post_init__(self):
         if self.engine not in ENGINES:
@@ -79,7 +83,8 @@ class ScoreOptions:
         if not (0.0 <= self.fade <= 30.0):
             raise OptionsError(f"--fade {self.fade} s is out of range", hint="use 0 to 30 seconds (default 3)")
         self.sampling()  # temperature, top-p and guidance are checked now, not after the analysis
-        for name in ("output", "report_png"):
+        self._check_rescore()
+        for name in ("output", "report_png", "previous"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
         emotion = (self.emotion,) if isinstance(self.emotion, str) else tuple(self.emotion or ())
@@ -89,6 +94,18 @@ class ScoreOptions:
 
             validate_cli(self.emotion)  # the form of each; scene numbers are checked against the timeline
 
+
+    def _check_rescore(self) -> None:
+        for name in ("regenerate", "lock"):
+            scenes = tuple(getattr(self, name) or ())
+            if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in scenes):
+                raise OptionsError(f"--{name} {scenes} is not a list of scene numbers", hint="write e.g. 3,5")
+            object.__setattr__(self, name, tuple(sorted(set(scenes))))
+        both = set(self.regenerate) & set(self.lock)
+        if both:
+            raise OptionsError(f"scene {min(both)} is both locked and to be regenerated", hint="choose one")
+        if self.fresh and (self.previous is not None or self.lock):
+            raise OptionsError("--fresh ignores the previous score", hint="drop --previous/--lock, or --fresh")
 
     def sampling(self):
         """The learned engine's :class:`~emsync_plugin.music.decoding.SamplingOptions`."""
@@ -117,6 +134,7 @@ class ScoreResult:
     lufs: float
     moods: tuple[SceneMood, ...] = field(default_factory=tuple)
     report_png: Path | None = None  # the picture, when asked for
+    decisions: tuple[rescore.Decision, ...] = ()  # per scene: music kept, moved, regenerated or new
 
 
 def _quiet(stage: str, fraction: float) -> None:
@@ -176,35 +194,122 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
     options = replace(options, engine=resolve_engine(options.engine))  # decided once per run
     fileio.remove_stale_temps(path)  # puts back a bundle an interrupted --in-place run set aside
     # what the project is now: with --in-place it is only replaced if nobody saved it meanwhile
-    snapshot = _snapshot(path) if options.in_place and options.write_timeline and path.suffix.lower() not in VIDEO_SUFFIXES else None
+    snapshot = timeline_io.snapshot(path) if options.in_place and options.write_timeline and timeline_io.is_project(path) else None
     timeline = _read(path, options, step, min_duration=MIN_DURATION)
     _check_length(path, timeline)
-    outputs = _Outputs.for_run(output_path(path, timeline, options), options.in_place)
+    outputs = _Outputs.for_run(timeline_io.output_path(path, timeline, options.output, options.in_place), options.in_place)
+
+    previous = _previous_score(path, outputs, options)
 
     step("estimating moods", 0.15)
     moods = tuple(estimate_moods(timeline, options))
+    decisions = tuple(rescore.plan(timeline, moods, previous, regenerate=options.regenerate, lock=options.lock,
+                                   model_sha256=model_sha256(options)))
+    _log_decisions(path, decisions, previous)
 
     step("generating music", 0.3)
-    midi = generate(timeline, moods, options)
+    midi = generate(timeline, moods, options, rescore.kept_spans(timeline, decisions, previous))
     _prepare_outputs(outputs, snapshot)
     write_midi(midi, outputs.midi)
 
     step("rendering audio", 0.5)
     rendered = render_midi(midi, outputs.wav, timeline.duration, RenderOptions(loudness=options.loudness, fade=options.fade))
     settings = _settings(path, timeline, moods, options, outputs, rendered.lufs)
+    settings.update(_music_record(timeline, decisions, previous, midi, options, settings["scenes"]))
     fileio.write_text(outputs.sidecar, json.dumps(settings, indent=2) + "\n")
 
     written = None
     if options.write_timeline:
         step("writing timeline", 0.85)
-        written = _write_back(timeline, outputs, settings, snapshot, options.in_place)
+        written = _write_back(timeline, outputs, _without_notes(settings), snapshot, options.in_place)
     picture = None
     if options.report_png is not None:
         from .report import draw_report
 
-        picture = draw_report(timeline, moods, midi, options.report_png)
+        picture = draw_report(timeline, moods, midi, options.report_png, decisions=decisions if previous else None)
     step("done", 1.0)
-    return ScoreResult(timeline, written, outputs.wav, outputs.midi, outputs.sidecar, rendered.lufs, moods, picture)
+    return ScoreResult(timeline, written, outputs.wav, outputs.midi, outputs.sidecar, rendered.lufs, moods, picture,
+                       decisions)
+
+
+def _previous_score(path: Path, outputs: _Outputs, options: ScoreOptions) -> rescore.Previous | None:
+    """The score to keep music from: ``--previous``, else the one the timeline already carries."""
+    if options.fresh:
+        return None
+    if options.previous is not None:
+        candidate = options.previous
+        if not candidate.is_file():
+            raise OptionsError(f"--previous {candidate} does not exist", hint="name the NAME.emsync.json of the earlier score")
+    else:
+        if not timeline_io.written_by_emsync(path):
+            return None  # the timeline carries no score of its own: a first score
+        candidate = _sidecar_of(path)
+        if not candidate.is_file():
+            candidate = outputs.sidecar
+        if not candidate.is_file():
+            logger.info("%s carries an EMSYNC Score but its settings file %s is gone; scoring every scene afresh",
+                        path.name, candidate.name)
+            return None
+    try:
+        return rescore.read_previous(read_sidecar(candidate), candidate)
+    except TimelineError as exc:
+        logger.warning("%s", exc)
+        return None
+
+
+def _sidecar_of(path: Path) -> Path:
+    """The settings file a run that wrote the scored timeline ``path`` put beside it."""
+    stem = path.stem[: -len(".emsync")] if path.stem.endswith(".emsync") else path.stem
+    return path.with_name(f"{stem}.emsync.json")
+
+
+def _log_decisions(path: Path, decisions: Sequence[rescore.Decision], previous: rescore.Previous | None) -> None:
+    if previous is None:
+        return
+    kept = sum(d.keeps_music for d in decisions)
+    logger.info("%s: re-scoring against %s: %d of %d scenes keep their music", path.name, previous.path.name,
+                kept, len(decisions))
+    if kept == 0:
+        logger.info("no scene of %s matches the previous score (another timeline, or every picture changed)", path.name)
+    for d in decisions:
+        logger.info("scene %d: %s", d.index, d.describe())
+
+
+def model_sha256(options: ScoreOptions) -> str | None:
+    """The sha256 of the generator build a run uses (None for the baseline arranger)."""
+    if resolve_engine(options.engine) != "emsync":
+        return None
+    from .models import manifest
+
+    entry = manifest()["files"].get(MODEL_FILES[options.precision])
+    return entry["sha256"] if entry else None
+
+
+def _music_record(timeline: Timeline, decisions: Sequence[rescore.Decision], previous: rescore.Previous | None,
+                  midi: pretty_midi.PrettyMIDI, options: ScoreOptions, scenes: list[dict]) -> dict:
+    """What a later re-score needs: each scene's identity, what happened to its music, its notes."""
+    instruments, notes = rescore.notes_by_scene(midi, timeline)
+    for entry, s, d, scene_notes in zip(scenes, timeline.scenes, decisions, notes):
+        entry.update({"identity": rescore.Identity.of(s).to_json(), "music": d.action, "previous": d.previous,
+                      "reason": d.reason, "notes": scene_notes})
+    return {
+        "model_sha256": model_sha256(options),
+        "previous": None if previous is None else str(previous.path),
+        "instruments": instruments,
+        "scenes": scenes,
+    }
+
+
+def _without_notes(settings: dict) -> dict:
+    """The settings as the timeline's metadata carries them: the notes stay in the sidecar (and
+    the MIDI); each scene records its span of the score's notes as ``[first, count]``."""
+    first = 0
+    scenes = []
+    for scene in settings["scenes"]:
+        count = len(scene.get("notes", ()))
+        scenes.append({**{k: v for k, v in scene.items() if k != "notes"}, "events": [first, count]})
+        first += count
+    return {**settings, "scenes": scenes}
 
 
 def _check_length(path: Path, timeline: Timeline) -> None:
@@ -262,7 +367,7 @@ def _write_back(timeline: Timeline, outputs: _Outputs, settings: dict, snapshot:
     with fileio.guarding(snapshot):  # the rename onto the project re-checks it
         if snapshot is not None:
             snapshot.check()
-        if out.exists() and (in_place or not _written_by_us(out)):
+        if out.exists() and (in_place or not timeline_io.written_by_emsync(out)):
             fileio.backup(out)
         return write_timeline(
             timeline, out, ScoreTrack(wav=outputs.wav, midi=outputs.midi, duration=timeline.duration, metadata=settings)
@@ -341,60 +446,6 @@ def _keep_foreign(target: Path, sidecar: Path) -> None:
         fileio.backup(target)
 
 
-def _snapshot(path: Path) -> fileio.Snapshot | None:
-    try:
-        return fileio.Snapshot.take(path)
-    except OSError:
-        return None  # read_cuts says what is wrong with the path
-
-
-def output_path(path: Path, timeline: Timeline, options: ScoreOptions) -> Path:
-    """Where the scored timeline goes; refuses to overwrite the input without ``in_place``."""
-    if options.in_place:
-        if options.output is not None and options.output.resolve() != path.resolve():
-            raise OptionsError("--in-place and -o name different files", hint="use one of them")
-        if timeline.format in ("cmx_3600", "video"):
-            raise OptionsError(f"{path.name} cannot take a score track in place", hint="write an OTIO timeline with -o NAME.otio")
-        return path
-    if options.output is not None:
-        out = options.output
-    else:
-        out_suffix = ".otio" if timeline.format in ("cmx_3600", "video") else path.suffix
-        out = path.with_name(f"{path.stem}.emsync{out_suffix}")
-    if out.resolve() == path.resolve():
-        raise OptionsError(
-            f"{path} is the input timeline", hint="pass --in-place to overwrite it (a timestamped backup is kept) or choose another -o"
-        )
-    _check_output_format(path, timeline, out)
-    return out
-
-
-def _check_output_format(path: Path, timeline: Timeline, out: Path) -> None:
-    out_suffix = out.suffix.lower()
-    if timeline.format == "kdenlive":
-        ok = out_suffix in KDENLIVE_SUFFIXES
-        want = ".kdenlive"
-    elif timeline.format == "video":
-        ok, want = out_suffix in (".otio", ".otioz", ".otiod", ".xml", ".fcpxml"), ".otio, .otioz, .otiod, .xml or .fcpxml"
-    else:
-        ok = out_suffix in ADAPTERS and out_suffix != ".edl"
-        want = ".otio, .otioz, .otiod, .xml or .fcpxml"
-    if not ok:
-        raise OptionsError(
-            f"cannot write a {timeline.format} timeline as {out.name}", hint=f"name the output with one of: {want}"
-        )
-
-
-def _written_by_us(out: Path) -> bool:
-    try:
-        if out.is_dir():
-            return True
-        with out.open("rb") as f:
-            return b"EMSYNC Score" in f.read()
-    except OSError:
-        return False
-
-
 def missing_media(timeline: Timeline) -> list[str]:
     """Local media files the timeline names that do not exist (URLs are not checked)."""
     seen: list[str] = []
@@ -428,14 +479,18 @@ def resolve_engine(engine: str) -> str:
     return "baseline"
 
 
-def generate(timeline: Timeline, moods: Sequence[SceneMood], options: ScoreOptions) -> pretty_midi.PrettyMIDI:
-    """MIDI for the timeline's cuts and moods with the chosen engine."""
+def generate(timeline: Timeline, moods: Sequence[SceneMood], options: ScoreOptions,
+             kept: Sequence[rescore.KeptSpan] = ()) -> pretty_midi.PrettyMIDI:
+    """MIDI for the timeline's cuts and moods with the chosen engine; ``kept`` music (from a
+    previous score) goes in note for note where it belongs."""
     engine = resolve_engine(options.engine)
     if engine == "emsync":
         from .music.generator import Generator
 
         generator = Generator.load(precision=options.precision)
-        return generator.generate(timeline.cuts, timeline.duration, moods, options.sampling()).midi
-    if engine == "baseline":
-        return arrange(timeline.cuts, timeline.duration, moods, BaselineOptions(seed=options.seed))
-    raise OptionsError(f"unknown engine {options.engine!r}")  # unreachable: validated in ScoreOptions
+        midi = generator.generate(timeline.cuts, timeline.duration, moods, options.sampling()).midi
+    elif engine == "baseline":
+        midi = arrange(timeline.cuts, timeline.duration, moods, BaselineOptions(seed=options.seed))
+    else:
+        raise OptionsError(f"unknown engine {options.engine!r}")  # unreachable: validated in ScoreOptions
+    return rescore.splice(midi, kept, timeline.duration)

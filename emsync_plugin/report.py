@@ -20,6 +20,7 @@ import pretty_midi
 from . import fileio
 from .mood import SceneMood
 from .music.chords import CHORD_WINDOW, cut_hits
+from .rescore import Decision
 from .timeline import Timeline
 
 logger = logging.getLogger(__name__)
@@ -28,11 +29,13 @@ OVERRIDES = ("cli", "marker")  # sources that mean "the editor said so"
 
 
 def draw_report(timeline: Timeline, moods: Sequence[SceneMood], midi: pretty_midi.PrettyMIDI | None,
-                path: str | Path, title: str | None = None, thumbnails: dict | None = None) -> Path:
+                path: str | Path, title: str | None = None, thumbnails: dict | None = None,
+                decisions: Sequence[Decision] | None = None) -> Path:
     """Write the picture to ``path`` (PNG) and return it.
 
     ``midi`` may be ``None`` (moods only). ``thumbnails`` is ``{scene index: RGB array}``; by
     default they come from the emotion analysis (cached frames, else one frame per scene).
+    ``decisions`` (a re-score) marks on the piano roll which scenes kept their music.
     """
     import matplotlib
 
@@ -57,6 +60,8 @@ def draw_report(timeline: Timeline, moods: Sequence[SceneMood], midi: pretty_mid
         _draw_cuts(ax_mood, timeline.cuts)
     else:
         _draw_roll(axes[2], ax_mood, timeline, midi)
+        if decisions:
+            _draw_decisions(axes[2], timeline, decisions)
     return _save(fig, ax_thumb, timeline, thumbnails, Path(path))
 
 
@@ -124,6 +129,17 @@ def _draw_roll(ax_roll, ax_mood, timeline: Timeline, midi: pretty_midi.PrettyMID
     ax_roll.set_xlim(0, timeline.duration)
     ax_roll.legend(loc="lower right", fontsize=8, ncol=4)
     ax_roll.set_title(f"score: chord on {sum(hits)}/{len(hits)} cuts (±{CHORD_WINDOW * 1000:.0f} ms)", fontsize=10)
+
+
+def _draw_decisions(ax, timeline: Timeline, decisions: Sequence[Decision]) -> None:
+    """Kept and moved scenes shaded green on the piano roll, each scene labelled with what happened."""
+    low, high = ax.get_ylim()
+    for scene, d in zip(timeline.scenes, decisions):
+        if d.keeps_music:
+            ax.axvspan(scene.start, scene.end, color="tab:green", alpha=0.08, lw=0)
+        colour = "tab:green" if d.keeps_music else "tab:blue"
+        ax.text((scene.start + scene.end) / 2, low + 0.03 * (high - low), d.action, ha="center", va="bottom",
+                fontsize=7, color=colour, fontweight="bold" if d.keeps_music else "normal")
 
 
 def _save(fig, ax_thumb, timeline, thumbnails: dict, path: Path) -> Path:
