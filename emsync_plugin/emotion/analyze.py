@@ -72,9 +72,7 @@ def estimate(
     whole = _Whole(valence, arousal)
     cli = overrides.cli_overrides(emotion, timeline)
     marks = overrides.marker_overrides(timeline)
-    needs = [s for s in timeline.scenes if s.index not in cli and s.index not in marks and not whole.both and s.media]
-    missing = _missing_media(timeline, needs, whole)
-    analysed = schedule.analyze_scenes([s for s in needs if s not in missing], options)
+    missing, analysed = _analyse_rest(timeline, {*cli, *marks}, whole, options)
     drafts = [_first_draft(s, cli.get(s.index) or marks.get(s.index), whole, s.media and s in missing, analysed)
               for s in timeline.scenes]
     _smooth(drafts, [s.duration for s in timeline.scenes], whole)
@@ -86,11 +84,18 @@ def estimate(
                  "or put 'emsync: MOOD' markers on the timeline",
         )
     _fill_gaps(drafts, whole)
-    out = [_mood(s, d) for s, d in zip(timeline.scenes, drafts)]
     sources = [d.source for d in drafts]
     counts = {k: sources.count(k) for k in SOURCES if k in sources}
     logger.info("scene moods: %s", ", ".join(f"{c} from {k}" for k, c in counts.items()))
-    return out
+    return [_mood(s, d) for s, d in zip(timeline.scenes, drafts)]
+
+
+def _analyse_rest(timeline, overridden: set[int], whole: _Whole, options: AnalysisOptions
+                  ) -> tuple[list, dict[int, SceneAnalysis]]:
+    """Analyse the scenes with media that nothing overrides: ``(scenes whose media is missing, analyses)``."""
+    needs = [s for s in timeline.scenes if s.index not in overridden and not whole.both and s.media]
+    missing = _missing_media(timeline, needs, whole)
+    return missing, schedule.analyze_scenes([s for s in needs if s not in missing], options)
 
 
 def _missing_media(timeline, needs: Sequence, whole: _Whole) -> list:
