@@ -1,47 +1,27 @@
-"""The EMSYNC companion panel for Kdenlive (PySide6).
+"""The EMSYNC companion window for Kdenlive (PySide6).
 
 Kdenlive has no Python plugin API, so the panel works on the project file: the editor picks a
-``.kdenlive`` project (any timeline emsync reads works too), sees its scenes, clicks "Analyse
-scenes" to see the mood emsync estimates for each (valence, arousal, where it came from and the
-face model's top class), overrides the mood of any scene in the table, sets the engine, and
-clicks "Generate score". Reading the cuts, analysing and scoring all run in a worker thread
-(``QThreadPool``) so the window never freezes; progress reaches the progress bar through a
-queued signal (``pipeline.score``'s callback, and the analysis's progress bars through
-``emsync_plugin.progress.listen``). When done, the panel shows where the scored project was
-written (``<name>.emsync.kdenlive`` beside the original, or the original with a timestamped
-backup) and offers to open it in Kdenlive.
-
-Per-scene overrides: double-click a scene's "Mood" cell and pick a named mood (the vocabulary of
-``emsync_plugin.emotion.overrides``), type ``valence,arousal``, or pick "auto" to use the
-analysis again; or double-click its Valence or Arousal cell and type a number from -1 to 1.
-Overridden rows are bold with "you" as their source, and "Generate score" passes them as
+``.kdenlive`` project (any timeline emsync reads works too), sees its scenes, clicks "Analyze
+scenes" to see the mood emsync estimates for each, overrides the mood of any scene in the table
+(:mod:`.table`), sets the engine, and clicks "Generate score". The work runs in a worker thread
+(:mod:`.jobs`) so the window never freezes. When done, the panel shows where the scored project
+was written (``<name>.emsync.kdenlive`` beside the original, or the original with a timestamped
+backup) and offers to open it in Kdenlive. Overridden scenes are passed on as
 ``ScoreOptions(emotion=("3=tense", "5=0.20,0.70", ...))``, exactly as ``emsync score --emotion``.
-
-No timeline, emotion or music logic lives here: the panel calls ``emsync_plugin.timeline.read_cuts``,
-``emsync_plugin.pipeline.estimate_moods`` and ``emsync_plugin.pipeline.score`` and shows their
-results; every error a user can cause arrives as an ``EmsyncError`` whose one-line message is
-shown in a message box (for missing media, with the scenes to override).
 """
 from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import sys
-import threading
-from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QProcess, QRunnable, Qt, QThreadPool, QUrl, Signal, Slot
-from PySide6.QtGui import QBrush, QColor, QDesktopServices
+from PySide6.QtCore import Qt, QThreadPool, QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
-    QCheckBox,
-    QComboBox,
     QFileDialog,
-    QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -49,14 +29,47 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
-    QSlider,
-    QSpinBox,
-    QStyledItemDelegate,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
+
+from emsync_plugin.errors import MediaError
+from emsync_plugin.mood import SceneMood
+from emsync_plugin.timeline.timecode import format_timecode
+
+from .jobs import (
+    Job,
+    analyze_scenes,
+    available_engines,
+    load_timeline,
+    missing_media_advice,
+    open_in_kdenlive,
+    result_text,
+    run_score,
+    with_missing_scenes,
+)
+from .settings import SettingsBox
+from .table import (
+    AUTO,
+    COL_AROUSAL,
+    COL_FACES,
+    COL_MOOD,
+    COL_SOURCE,
+    COL_VALENCE,
+    MOOD_HELP,
+    SOURCES,
+    TABLE_COLUMNS,
+    YOU,
+    MoodDelegate,
+    fill_scenes,
+    paint_mood,
+    parse_mood,
+)
+
+__all__ = ["COL_AROUSAL", "COL_FACES", "COL_MOOD", "COL_SOURCE", "COL_VALENCE", "MOOD_HELP", "TABLE_COLUMNS",
+           "EmsyncPanel", "main", "open_in_kdenlive"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,212 +77,19 @@ PROJECT_FILTER = (
     "Kdenlive projects (*.kdenlive);;"
     "Timelines (*.kdenlive *.mlt *.otio *.otioz *.otiod *.xml *.fcpxml *.edl);;All files (*)"
 )
-TABLE_COLUMNS = ("#", "Start", "End", "Length", "Media", "Valence", "Arousal", "Source", "Faces", "Mood")
-COL_VALENCE, COL_AROUSAL, COL_SOURCE, COL_FACES, COL_MOOD = 5, 6, 7, 8, 9
-AUTO = "auto"  # the Mood cell of a scene without an override
-YOU = "you"  # the Source of an overridden scene
-#: How the core's ``SceneMood.source`` reads in the table (and what it means, as a tooltip).
-SOURCES = {
-    "faces": ("faces", "Estimated from the picture and sound, with the faces' expressions"),
-    "cues": ("cues", "Estimated from the picture (brightness, colour, motion) and the sound"),
-    "marker": ("marker", "Set by an 'emsync: MOOD' guide or clip marker in the project"),
-    "cli": ("settings", "Set by the Valence/Arousal overrides of the score settings"),
-    "default": ("carried on", "No picture to analyse here: the mood of the scene before carries on"),
-}
-MOOD_HELP = (
-    "Double-click a scene's Mood to set it (a mood name, or valence,arousal from -1 to 1), or its "
-    "Valence/Arousal to type a number; \"auto\" uses the analysis again."
-)
 _PROGRESS_STEPS = 1000
 
 
-def load_timeline(path: str | Path):
-    """The cuts and scenes of ``path`` (``emsync_plugin.timeline.read_cuts``)."""
-    from emsync_plugin.timeline import read_cuts
-
-    return read_cuts(Path(path))
-
-
-def run_score(path: str | Path, settings: dict, progress: Callable[[str, float], None]):
-    """``pipeline.score(path, ScoreOptions(**settings), progress)``; options are validated here."""
-    from emsync_plugin import pipeline
-
-    return pipeline.score(Path(path), pipeline.ScoreOptions(**settings), progress=progress)
-
-
-def analyse_scenes(timeline, settings: dict, progress: Callable[[str, float], None]):
-    """``pipeline.estimate_moods(timeline, ScoreOptions(**settings))`` (what ``emsync analyze`` runs),
-    its progress bars reported to ``progress``."""
-    from emsync_plugin import pipeline
-    from emsync_plugin import progress as bars
-
-    options = pipeline.ScoreOptions(**settings)
-    progress("analysing scenes", 0.0)
-    with bars.listen(progress):
-        moods = pipeline.estimate_moods(timeline, options)
-    progress("analysed", 1.0)
-    return moods
-
-
-def mood_names() -> tuple[str, ...]:
-    """The named moods an editor may pick (``emsync_plugin.emotion.overrides.MOODS``)."""
-    from emsync_plugin.emotion.overrides import MOODS
-
-    return tuple(MOODS)
-
-
-def parse_mood(text: str) -> tuple[float, float, str]:
-    """``(valence, arousal, text for ScoreOptions.emotion)`` of a Mood cell; ValueError says what is wrong."""
-    from emsync_plugin.emotion.overrides import MOODS
-    from emsync_plugin.emotion.overrides import parse_mood as core_parse
-
-    v, a, label = core_parse(text)
-    if label in MOODS:
-        return v, a, label
-    v, a = round(v, 2) + 0.0, round(a, 2) + 0.0  # what the table shows is what is passed on
-    return v, a, f"{v:.2f},{a:.2f}"
-
-
-def missing_scenes(timeline, overridden=()) -> list[int]:
-    """Scenes whose media file is missing (``pipeline.missing_media``), except ``overridden`` ones."""
-    from emsync_plugin import pipeline
-
-    missing = set(pipeline.missing_media(timeline))
-    return [s.index for s in timeline.scenes if s.media in missing and s.index not in set(overridden)]
-
-
-def _with_missing_scenes(fn, timeline, overridden):
-    """Run ``fn``; a MediaError leaves with ``missing_scenes`` (found in the worker, not the GUI thread)."""
-    from emsync_plugin.errors import MediaError
-
-    try:
-        return fn()
-    except MediaError as exc:
-        try:
-            exc.missing_scenes = missing_scenes(timeline, overridden)
-        except Exception:  # the message alone still reaches the user
-            logger.debug("could not list the scenes with missing media", exc_info=True)
-        raise
-
-
-def top_face(probs) -> str:
-    """``"happy 62%"``: the face model's most likely class, or "" without faces."""
-    if not probs:
-        return ""
-    name = max(probs, key=probs.get)
-    return f"{name} {float(probs[name]):.0%}"
-
-
-def _numbers(indices) -> str:
-    indices = list(indices)
-    text = ", ".join(map(str, indices[:8])) + (f" and {len(indices) - 8} more" if len(indices) > 8 else "")
-    return f"scene{'s' if len(indices) > 1 else ''} {text}"
-
-
-def available_engines() -> tuple[str, ...]:
-    """The engines the core offers (``pipeline.ENGINES``), "baseline" if it cannot be asked."""
-    try:
-        from emsync_plugin import pipeline
-
-        return tuple(getattr(pipeline, "ENGINES", ())) or ("baseline",)
-    except ImportError:
-        logger.warning("emsync_plugin.pipeline is not importable", exc_info=True)
-        return ("baseline",)
-
-
-def open_in_kdenlive(path: str | Path) -> bool:
-    """Open ``path`` with the ``kdenlive`` command if on PATH, else the desktop's default app."""
-    exe = shutil.which("kdenlive")
-    if exe:
-        started = QProcess.startDetached(exe, [str(path)])
-        ok = started[0] if isinstance(started, tuple) else bool(started)
-        if ok:
-            return True
-        logger.warning("could not start %s; falling back to the desktop", exe)
-    return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
-
-
-def timecode(seconds: float, rate: float) -> str:
-    """``HH:MM:SS:FF`` at ``rate`` (non-drop), as Kdenlive shows positions."""
-    fps = max(1, int(round(rate)))
-    frames = int(round(seconds * rate))
-    s, f = divmod(frames, fps)
-    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}:{f:02d}"
-
-
-class _JobSignals(QObject):
-    """Signals of one job; created in the GUI thread, emitted from the worker thread."""
-
-    progress = Signal(str, float)
-    done = Signal(object)
-    failed = Signal(str)
-
-
-class Job(QRunnable):
-    """Run ``fn(progress)`` in a pool thread; report ``done(result)`` or ``failed(message)``
-    (the exception itself is kept in ``error``)."""
-
-    def __init__(self, fn: Callable[[Callable[[str, float], None]], object]):
-        super().__init__()
-        # The panel owns the job, not the pool: auto-deleted by the worker thread while the GUI
-        # thread's slot still read it, it crashed now and then (see EmsyncPanel._retire).
-        self.setAutoDelete(False)
-        self.fn = fn
-        self.signals = _JobSignals()
-        self.on_done: Callable[[object], None] | None = None
-        self.thread_id: int | None = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:  # noqa: D401 (Qt override)
-        self.thread_id = threading.get_ident()
-        try:
-            result = self.fn(self.signals.progress.emit)
-        except Exception as exc:  # every error must reach the user, never kill the thread silently
-            self.error = exc
-            self.signals.failed.emit(_message(exc))
-            return
-        self.signals.done.emit(result)
-
-
-class MoodDelegate(QStyledItemDelegate):
-    """The Mood cell's editor: a combo box of "auto" and the named moods, in which
-    ``valence,arousal`` may also be typed. The text it commits is checked by the panel."""
-
-    def createEditor(self, parent, option, index):  # noqa: N802 (Qt override)
-        combo = QComboBox(parent)
-        combo.setEditable(True)
-        combo.setInsertPolicy(QComboBox.NoInsert)
-        combo.addItems([AUTO, *mood_names()])
-        combo.setToolTip("A mood name, or valence,arousal from -1 to 1 (e.g. 0.2,0.7); auto: the analysis")
-        combo.activated.connect(lambda _=None, c=combo: (self.commitData.emit(c), self.closeEditor.emit(c)))
-        return combo
-
-    def setEditorData(self, editor, index):  # noqa: N802
-        editor.setCurrentText(str(index.data() or AUTO))
-
-    def setModelData(self, editor, model, index):  # noqa: N802
-        model.setData(index, editor.currentText().strip() or AUTO)
-
-
-def _message(exc: BaseException) -> str:
-    """The one-line message of an EmsyncError; a short description of anything else."""
-    try:
-        from emsync_plugin.errors import EmsyncError
-    except ImportError:
-        EmsyncError = ()  # noqa: N806
-    if EmsyncError and isinstance(exc, EmsyncError):
-        return str(exc)
-    logger.error("unexpected error", exc_info=(type(exc), exc, exc.__traceback__))
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"Internal error ({type(exc).__name__}: {text}). Please report it with the log."
+def _spans(timeline) -> list[tuple[float, float]]:
+    return [(s.start, s.end) for s in timeline.scenes] if timeline is not None else []
 
 
 class EmsyncPanel(QWidget):
-    """The companion window. Signals: ``loaded(Timeline)``, ``analysed(list[SceneMood])``,
+    """The companion window. Signals: ``loaded(Timeline)``, ``analyzed(list[SceneMood])``,
     ``scored(ScoreResult)``, ``failed(str)``."""
 
     loaded = Signal(object)
-    analysed = Signal(object)
+    analyzed = Signal(object)
     scored = Signal(object)
     failed = Signal(str)
 
@@ -279,9 +99,9 @@ class EmsyncPanel(QWidget):
         self.timeline = None
         self.result = None
         self.error_box: QMessageBox | None = None
-        self.moods: dict[int, object] = {}  # scene index -> SceneMood of the last analysis (or score)
+        self.moods: dict[int, SceneMood] = {}  # scene index -> SceneMood of the last analysis (or score)
         self.overrides: dict[int, tuple[float, float, str]] = {}  # scene index -> (valence, arousal, text)
-        self._analysed_with: set[int] = set()  # scenes overridden when self.moods was made (not analysed)
+        self._analyzed_with: set[int] = set()  # scenes overridden when self.moods was made (not analyzed)
         self._missing: set[int] = set()  # scenes the last MediaError was about
         self._filling = False
         self._project: Path | None = None
@@ -289,11 +109,22 @@ class EmsyncPanel(QWidget):
         self._retired: list[Job] = []  # finished jobs, freed in this thread once the pool is idle
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
-        self._build()
+        top, table, settings, run, after = (
+            self._build_top(), self._build_table(), self._build_settings(), self._build_run(), self._build_after())
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.summary_label)
+        layout.addWidget(table, 1)
+        layout.addWidget(self.mood_label)
+        layout.addWidget(settings)
+        layout.addLayout(run)
+        layout.addWidget(self.result_label)
+        layout.addLayout(after)
+        self.resize(900, 600)
         self._set_busy(False)
 
     # -- layout --------------------------------------------------------------------------------
-    def _build(self) -> None:
+    def _build_top(self) -> QHBoxLayout:
         self.path_edit = QLineEdit()
         self.path_edit.setPlaceholderText("Kdenlive project (.kdenlive)")
         self.path_edit.returnPressed.connect(lambda: self.load(self.path_edit.text()))
@@ -302,46 +133,38 @@ class EmsyncPanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.path_edit, 1)
         top.addWidget(self.browse_button)
-
         self.summary_label = QLabel("Choose a Kdenlive project to see its cuts.")
         self.summary_label.setWordWrap(True)
+        return top
+
+    def _build_table(self) -> QTableWidget:
         self.table = QTableWidget(0, len(TABLE_COLUMNS))
         self.table.setHorizontalHeaderLabels(TABLE_COLUMNS)
         self.table.verticalHeader().setVisible(False)
-        self.table.setEditTriggers(
-            QAbstractItemView.DoubleClicked | QAbstractItemView.SelectedClicked | QAbstractItemView.EditKeyPressed
-        )
-        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        triggers = QAbstractItemView.EditTrigger
+        self.table.setEditTriggers(triggers.DoubleClicked | triggers.SelectedClicked | triggers.EditKeyPressed)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.mood_delegate = MoodDelegate(self.table)
         self.table.setItemDelegateForColumn(COL_MOOD, self.mood_delegate)
         self.table.itemChanged.connect(self._item_changed)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
         self.mood_label = QLabel(MOOD_HELP)
         self.mood_label.setWordWrap(True)
+        return self.table
 
-        settings = QGroupBox("Score settings")
-        form = QFormLayout(settings)
-        self.valence_check, self.valence_slider, self.valence_label, row = self._mood_row(
-            "Sets the mood of the whole timeline: -1 sad/dark, +1 happy/bright. Unchecked: estimated.")
-        form.addRow("Valence override", row)
-        self.arousal_check, self.arousal_slider, self.arousal_label, row = self._mood_row(
-            "Sets the energy of the whole timeline: -1 calm, +1 intense. Unchecked: estimated.")
-        form.addRow("Arousal override", row)
-        self.engine_combo = QComboBox()
-        self.engine_combo.addItems(list(available_engines()))
-        form.addRow("Engine", self.engine_combo)
-        self.seed_spin = QSpinBox()
-        self.seed_spin.setRange(0, 2**31 - 1)
-        self.seed_spin.setToolTip("Same project, settings and seed give the same music.")
-        form.addRow("Seed", self.seed_spin)
-        self.in_place_check = QCheckBox("Overwrite the project (a timestamped backup is kept)")
-        form.addRow("", self.in_place_check)
+    def _build_settings(self) -> SettingsBox:
+        box = self.settings_box = SettingsBox(available_engines())
+        self.valence_check, self.valence_slider, self.arousal_check, self.arousal_slider = (  # as the panel's own
+            box.valence_check, box.valence_slider, box.arousal_check, box.arousal_slider)
+        self.engine_combo, self.seed_spin, self.in_place_check = box.engine_combo, box.seed_spin, box.in_place_check
+        return box
 
-        self.analyse_button = QPushButton("Analyse scenes")
-        self.analyse_button.setToolTip("Estimate each scene's mood from its picture and sound (no music yet).")
-        self.analyse_button.clicked.connect(self.analyse)
+    def _build_run(self) -> QHBoxLayout:
+        self.analyze_button = QPushButton("Analyze scenes")
+        self.analyze_button.setToolTip("Estimate each scene's mood from its picture and sound (no music yet).")
+        self.analyze_button.clicked.connect(self.analyze)
         self.generate_button = QPushButton("Generate score")
         self.generate_button.clicked.connect(self.generate)
         self.progress_bar = QProgressBar()
@@ -349,13 +172,15 @@ class EmsyncPanel(QWidget):
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("%p%")
         run = QHBoxLayout()
-        run.addWidget(self.analyse_button)
+        run.addWidget(self.analyze_button)
         run.addWidget(self.generate_button)
         run.addWidget(self.progress_bar, 1)
+        return run
 
+    def _build_after(self) -> QHBoxLayout:
         self.result_label = QLabel("")
         self.result_label.setWordWrap(True)
-        self.result_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.open_button = QPushButton("Open in Kdenlive")
         self.open_button.clicked.connect(self.open_result)
         self.folder_button = QPushButton("Show folder")
@@ -364,42 +189,7 @@ class EmsyncPanel(QWidget):
         after.addStretch(1)
         after.addWidget(self.folder_button)
         after.addWidget(self.open_button)
-
-        layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addWidget(self.summary_label)
-        layout.addWidget(self.table, 1)
-        layout.addWidget(self.mood_label)
-        layout.addWidget(settings)
-        layout.addLayout(run)
-        layout.addWidget(self.result_label)
-        layout.addLayout(after)
-        self.resize(900, 600)
-
-    def _mood_row(self, tip: str):
-        check = QCheckBox()
-        slider = QSlider(Qt.Horizontal)
-        slider.setRange(-100, 100)
-        slider.setValue(0)
-        slider.setEnabled(False)
-        label = QLabel("auto")
-        label.setMinimumWidth(40)
-        for w in (check, slider, label):
-            w.setToolTip(tip)
-
-        def refresh() -> None:
-            slider.setEnabled(check.isChecked())
-            label.setText(f"{slider.value() / 100:+.2f}" if check.isChecked() else "auto")
-
-        check.toggled.connect(lambda _=None: refresh())
-        slider.valueChanged.connect(lambda _=None: refresh())
-        row = QWidget()
-        box = QHBoxLayout(row)
-        box.setContentsMargins(0, 0, 0, 0)
-        box.addWidget(check)
-        box.addWidget(slider, 1)
-        box.addWidget(label)
-        return check, slider, label, row
+        return after
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -410,7 +200,7 @@ class EmsyncPanel(QWidget):
         for w in (self.path_edit, self.browse_button):
             w.setEnabled(not busy)
         self.generate_button.setEnabled(not busy and self.timeline is not None)
-        self.analyse_button.setEnabled(not busy and self.timeline is not None)
+        self.analyze_button.setEnabled(not busy and self.timeline is not None)
         has_result = not busy and self.result is not None
         self.open_button.setEnabled(has_result and getattr(self.result, "output", None) is not None)
         self.folder_button.setEnabled(has_result)
@@ -421,15 +211,7 @@ class EmsyncPanel(QWidget):
 
     def settings(self) -> dict:
         """The editor's choices as ``ScoreOptions`` keyword arguments."""
-        return {
-            "engine": self.engine_combo.currentText(),
-            "valence": self.valence_slider.value() / 100 if self.valence_check.isChecked() else None,
-            "arousal": self.arousal_slider.value() / 100 if self.arousal_check.isChecked() else None,
-            "emotion": self.emotion(),
-            "seed": self.seed_spin.value(),
-            "in_place": self.in_place_check.isChecked(),
-            "write_timeline": True,
-        }
+        return {**self.settings_box.values(), "emotion": self.emotion(), "write_timeline": True}
 
     def analysis_settings(self) -> dict:
         """The choices that decide scene moods (``ScoreOptions`` keyword arguments)."""
@@ -464,7 +246,8 @@ class EmsyncPanel(QWidget):
         job = self._take_job()
         if job is not None:
             try:
-                job.on_done(result)
+                if job.on_done is not None:
+                    job.on_done(result)
             finally:
                 self._set_busy(False)
 
@@ -486,6 +269,12 @@ class EmsyncPanel(QWidget):
         if path:
             self.load(path)
 
+    def _kept_overrides(self) -> dict[tuple[float, float], tuple[float, float, str]]:
+        """The overrides by scene (start, end), to keep them across a reload."""
+        if self.timeline is None:
+            return {}
+        return {(s.start, s.end): self.overrides[s.index] for s in self.timeline.scenes if s.index in self.overrides}
+
     def load(self, path: str | Path) -> None:
         """Read the project's cuts in the worker thread; ``loaded`` or ``failed`` follows.
 
@@ -494,14 +283,12 @@ class EmsyncPanel(QWidget):
         if self.busy or not str(path).strip():
             return
         path = Path(str(path).strip()).expanduser()
-        kept = {}
-        if self._project is not None and path == self._project and self.timeline is not None:
-            kept = {(s.start, s.end): self.overrides[s.index] for s in self.timeline.scenes if s.index in self.overrides}
+        kept = self._kept_overrides() if self._project is not None and path == self._project else {}
         self.path_edit.setText(str(path))
         self._project = path
         self.timeline = None
         self.result = None
-        self.moods, self.overrides, self._analysed_with, self._missing = {}, {}, set(), set()
+        self.moods, self.overrides, self._analyzed_with, self._missing = {}, {}, set(), set()
         self.result_label.setText("")
         self._say(MOOD_HELP)
         self.table.setRowCount(0)
@@ -510,34 +297,17 @@ class EmsyncPanel(QWidget):
         self.progress_bar.setFormat("%p%")
         self._start(lambda progress: load_timeline(path), lambda timeline: self._show_timeline(timeline, kept))
 
-    def _show_timeline(self, timeline, kept: dict | None = None) -> None:
+    def _show_timeline(self, timeline, kept: dict) -> None:
         self.timeline = timeline
-        for s in timeline.scenes:
-            if (s.start, s.end) in (kept or {}):
-                self.overrides[s.index] = kept[(s.start, s.end)]
-        rate = timeline.rate
+        self.overrides = {s.index: kept[(s.start, s.end)] for s in timeline.scenes if (s.start, s.end) in kept}
+        name = timeline.name or (self._project.name if self._project is not None else "")
         self.summary_label.setText(
-            f"{timeline.name or self._project.name}: {len(timeline.scenes)} scenes, {len(timeline.cuts)} cuts, "
-            f"{timecode(timeline.duration, rate)} at {rate:g} fps"
+            f"{name}: {len(timeline.scenes)} scenes, {len(timeline.cuts)} cuts, "
+            f"{format_timecode(timeline.duration, timeline.rate)} at {timeline.rate:g} fps"
         )
         self._filling = True
         try:
-            self.table.setRowCount(len(timeline.scenes))
-            for row, scene in enumerate(timeline.scenes):
-                values = (
-                    str(scene.index), timecode(scene.start, rate), timecode(scene.end, rate),
-                    f"{scene.end - scene.start:.2f} s", Path(scene.media).name if scene.media else "(gap)",
-                    "", "", "", "", AUTO,
-                )
-                for col, text in enumerate(values):
-                    item = QTableWidgetItem(text)
-                    if col not in (COL_VALENCE, COL_AROUSAL, COL_MOOD):
-                        item.setFlags(item.flags() & ~Qt.ItemIsEditable)
-                    if col < 4 or col in (COL_VALENCE, COL_AROUSAL):
-                        item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-                    if col == 4 and scene.media:
-                        item.setToolTip(str(scene.media))
-                    self.table.setItem(row, col, item)
+            fill_scenes(self.table, timeline)
         finally:
             self._filling = False
         self._refresh_rows()
@@ -545,36 +315,42 @@ class EmsyncPanel(QWidget):
 
     # -- scene moods -----------------------------------------------------------------------------
     @Slot()
-    def analyse(self) -> None:
-        """Estimate every scene's mood in the worker thread; ``analysed`` or ``failed`` follows."""
-        if self.busy or self.timeline is None:
+    def analyze(self) -> None:
+        """Estimate every scene's mood in the worker thread; ``analyzed`` or ``failed`` follows."""
+        if self.busy or self.timeline is None or self._project is None:
             return
-        timeline, settings = self.timeline, self.analysis_settings()
+        path, timeline, settings = self._project, self.timeline, self.analysis_settings()
         overridden = set(self.overrides)
         self.progress_bar.setValue(0)
-        self.progress_bar.setFormat("analysing scenes %p%")
-        self._say("Analysing the scenes' picture and sound…")
+        self.progress_bar.setFormat("analyzing scenes %p%")
+        self._say("Analyzing the scenes' picture and sound…")
         self._start(
-            lambda progress: _with_missing_scenes(lambda: analyse_scenes(timeline, settings, progress), timeline, overridden),
-            lambda moods: self._show_moods(moods, overridden, analysed=True),
+            lambda progress: with_missing_scenes(lambda: analyze_scenes(path, settings, progress), timeline, overridden),
+            lambda analysis: self._show_analysis(analysis, overridden),
             with_progress=True,
         )
 
-    def _show_moods(self, moods, overridden: set[int], analysed: bool = False) -> None:
-        """Show the moods the core found (the scenes in ``overridden`` were not analysed)."""
+    def _show_analysis(self, analysis, overridden: set[int]) -> None:
+        """Show ``pipeline.analyze``'s moods; a project changed on disk since it was loaded is shown anew."""
+        if _spans(analysis.timeline) != _spans(self.timeline):
+            self._show_timeline(analysis.timeline, self._kept_overrides())
+        self._show_moods(analysis.moods, overridden, analyzed=True)
+
+    def _show_moods(self, moods, overridden: set[int], analyzed: bool = False) -> None:
+        """Show the moods the core found (the scenes in ``overridden`` were not analyzed)."""
         self.moods = {m.index: m for m in moods}
-        self._analysed_with = set(overridden)
+        self._analyzed_with = set(overridden)
         self._missing = set()
         self._refresh_rows()
-        if analysed:
+        if analyzed:
             self.progress_bar.setValue(_PROGRESS_STEPS)
-            self.progress_bar.setFormat("analysed %p%")
+            self.progress_bar.setFormat("analyzed %p%")
             counts: dict[str, int] = {}
             for m in moods:
                 label = YOU if m.index in overridden else SOURCES.get(m.source, (m.source, ""))[0]
                 counts[label] = counts.get(label, 0) + 1
             self._say(f"{len(moods)} scenes: " + ", ".join(f"{n} from {k}" for k, n in counts.items()) + ". " + MOOD_HELP)
-            self.analysed.emit(list(moods))
+            self.analyzed.emit(list(moods))
 
     def set_override(self, index: int, text: str | None) -> None:
         """Set scene ``index``'s mood (a name or ``"V,A"``), or clear it with ``None``/"auto".
@@ -616,9 +392,10 @@ class EmsyncPanel(QWidget):
     def _shown_va(self, index: int) -> tuple[float, float]:
         """The valence and arousal the table shows for a scene (0, 0 when it shows none)."""
         if index in self.overrides:
-            return self.overrides[index][:2]
+            v, a, _ = self.overrides[index]
+            return v, a
         mood = self.moods.get(index)
-        if mood is not None and index not in self._analysed_with:
+        if mood is not None and index not in self._analyzed_with:
             return mood.valence, mood.arousal
         return 0.0, 0.0
 
@@ -631,47 +408,11 @@ class EmsyncPanel(QWidget):
         try:
             for row, scene in enumerate(self.timeline.scenes):
                 if wanted is None or scene.index in wanted:
-                    self._fill_row(row, scene.index)
+                    mood = self.moods.get(scene.index)
+                    analyzed = mood is not None and scene.index not in self._analyzed_with
+                    paint_mood(self.table, row, self.overrides.get(scene.index), mood, analyzed, scene.index in self._missing)
         finally:
             self._filling = False
-
-    def _fill_row(self, row: int, index: int) -> None:
-        override = self.overrides.get(index)
-        mood = self.moods.get(index)
-        analysed = mood is not None and index not in self._analysed_with
-        valence = arousal = source = ""
-        tip, colour = "Click Analyse scenes to estimate this scene's mood", None
-        if override is not None:
-            valence, arousal, source = f"{override[0]:+.2f}", f"{override[1]:+.2f}", YOU
-            tip = "Set by you; wins over markers and the analysis"
-        elif analysed:
-            valence, arousal = f"{mood.valence:+.2f}", f"{mood.arousal:+.2f}"
-            source, tip = SOURCES.get(mood.source, (mood.source, ""))
-        elif index in self._missing:
-            source, tip, colour = "media missing", "The media file is missing: relink it or set this scene's mood", "#b00020"
-        elif mood is not None:
-            tip = "Not analysed while you had overridden it: click Analyse scenes again"
-        cells = {
-            COL_VALENCE: valence, COL_AROUSAL: arousal, COL_SOURCE: source,
-            COL_FACES: top_face(mood.probs) if mood is not None and getattr(mood, "probs", None) else "",
-            COL_MOOD: override[2] if override is not None else AUTO,
-        }
-        for col, text in cells.items():
-            item = self.table.item(row, col)
-            item.setText(text)
-        source_item = self.table.item(row, COL_SOURCE)
-        source_item.setToolTip(tip)
-        source_item.setForeground(QBrush(QColor(colour)) if colour else QBrush())
-        if mood is not None and getattr(mood, "probs", None):
-            ranked = sorted(mood.probs.items(), key=lambda kv: -kv[1])
-            self.table.item(row, COL_FACES).setToolTip(", ".join(f"{k} {float(p):.0%}" for k, p in ranked))
-        self.table.item(row, COL_MOOD).setToolTip("Double-click to set this scene's mood")
-        for col in range(len(TABLE_COLUMNS)):
-            item = self.table.item(row, col)
-            font = item.font()
-            if font.bold() != (override is not None):
-                font.setBold(override is not None)
-                item.setFont(font)
 
     def _say(self, text: str, error: bool = False) -> None:
         self.mood_label.setText(text)
@@ -690,7 +431,7 @@ class EmsyncPanel(QWidget):
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("starting… %p%")
         self._start(
-            lambda progress: _with_missing_scenes(lambda: run_score(path, settings, progress), timeline, overridden),
+            lambda progress: with_missing_scenes(lambda: run_score(path, settings, progress), timeline, overridden),
             lambda result: self._show_result(result, overridden),
             with_progress=True,
         )
@@ -700,21 +441,14 @@ class EmsyncPanel(QWidget):
         self.progress_bar.setValue(int(round(max(0.0, min(1.0, fraction)) * _PROGRESS_STEPS)))
         self.progress_bar.setFormat(f"{stage} %p%")
 
-    def _show_result(self, result, overridden: set[int] = frozenset()) -> None:
+    def _show_result(self, result, overridden: set[int]) -> None:
         self.result = result
         self.progress_bar.setValue(_PROGRESS_STEPS)
         self.progress_bar.setFormat("done %p%")
         moods = getattr(result, "moods", None)
         if moods and self.timeline is not None and len(moods) == len(self.timeline.scenes):
             self._show_moods(moods, overridden)  # the moods the music was made with
-        written = result.output
-        lufs = getattr(result, "lufs", None)
-        loud = f", {lufs:.1f} LUFS" if isinstance(lufs, (int, float)) and lufs == lufs else ""
-        lines = [f"Scored project written to: {written}" if written else f"Score written to: {result.wav}"]
-        lines.append(f"Audio: {result.wav} ({len(result.timeline.cuts)} cuts{loud})")
-        if written:
-            lines.append("Open it in Kdenlive (reload the project if it is already open there).")
-        self.result_label.setText("\n".join(lines))
+        self.result_label.setText(result_text(result))
         self.scored.emit(result)
 
     def _show_error(self, message: str, error: BaseException | None = None) -> None:
@@ -722,20 +456,13 @@ class EmsyncPanel(QWidget):
             self.summary_label.setText("Could not read the project.")
         self.progress_bar.setFormat("failed")
         advice = None
-        if type(error).__name__ == "MediaError" and getattr(error, "reason", None):
-            # the core's hint names command-line options; here the fix is in the table
-            message = f"{error.path}: {error.reason}." if error.path is not None else f"{error.reason}."
-            scenes = list(getattr(error, "missing_scenes", None) or ())
-            which = _numbers(scenes) if scenes else "the scenes using it"
-            advice = (
-                f"Set a mood for {which} in the Mood column (double-click it), or relink the media in Kdenlive "
-                "and reload the project; then analyse again. The Valence/Arousal overrides set the whole timeline."
-            )
+        if isinstance(error, MediaError) and error.reason:
+            message, advice, scenes = missing_media_advice(error)  # the core's hint names command-line options
             if scenes and self.timeline is not None:
                 self._missing = set(scenes)
                 self._refresh_rows(scenes)
-        box = QMessageBox(QMessageBox.Critical, "EMSYNC", message, QMessageBox.Ok, self)
-        box.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        box = QMessageBox(QMessageBox.Icon.Critical, "EMSYNC", message, QMessageBox.StandardButton.Ok, self)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         if advice:
             box.setInformativeText(advice)
             self._say(f"{message} {advice}", error=True)
@@ -746,9 +473,8 @@ class EmsyncPanel(QWidget):
     @Slot()
     def open_result(self) -> None:
         """Open the scored project in Kdenlive."""
-        if self.result is not None and self.result.output is not None:
-            if not open_in_kdenlive(self.result.output):
-                self._show_error(f"{self.result.output}: could not start Kdenlive. Open the file from Kdenlive's File menu.")
+        if self.result is not None and self.result.output is not None and not open_in_kdenlive(self.result.output):
+            self._show_error(f"{self.result.output}: could not start Kdenlive. Open the file from Kdenlive's File menu.")
 
     @Slot()
     def show_folder(self) -> None:

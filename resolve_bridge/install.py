@@ -23,6 +23,7 @@ import os
 import re
 import sys
 import sysconfig
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -41,7 +42,7 @@ class InstallError(EmsyncError):
     """The script could not be installed or removed."""
 
 
-def default_dest(platform: str | None = None, env: dict | None = None, home: Path | None = None) -> Path:
+def default_dest(platform: str | None = None, env: Mapping[str, str] | None = None, home: Path | None = None) -> Path:
     """Resolve's per-user ``Fusion/Scripts/Utility`` folder for ``platform`` (default: this one).
 
     From Resolve's ``Developer/Scripting/README.txt``, "Specific user":
@@ -52,10 +53,10 @@ def default_dest(platform: str | None = None, env: dict | None = None, home: Pat
       writes ``%APPDATA%\\Roaming\\...``, but ``%APPDATA%`` already is ``...\\AppData\\Roaming``).
     """
     platform = platform or sys.platform
-    env = os.environ if env is None else env
+    environ = os.environ if env is None else env
     home = home or Path.home()
     if platform == "win32":
-        appdata = env.get("APPDATA")
+        appdata = environ.get("APPDATA")
         base = Path(appdata) if appdata else home / "AppData" / "Roaming"
         scripts = base / "Blackmagic Design" / "DaVinci Resolve" / "Support" / "Fusion" / "Scripts"
     elif platform == "darwin":

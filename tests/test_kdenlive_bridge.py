@@ -22,6 +22,7 @@ if importlib.util.find_spec("pytestqt") is None:  # pragma: no cover
 
 from emsync_plugin import pipeline  # noqa: E402
 from emsync_plugin.errors import TimelineError  # noqa: E402
+from emsync_plugin.mood import SceneMood  # noqa: E402
 from emsync_plugin.timeline import read_cuts  # noqa: E402
 from kdenlive_bridge import panel as panel_mod  # noqa: E402
 
@@ -218,7 +219,7 @@ class FastMoods:
         out = []
         for scene in progress.bar(list(timeline.scenes), desc="analysing scenes", unit="scene"):
             source, v, a, probs = ("cli", 0.0, 0.0, {}) if scene.index in overridden else found[scene.index]
-            out.append(pipeline.SceneMood(scene.index, scene.start, scene.end, v, a, source, probs))
+            out.append(SceneMood(scene.index, scene.start, scene.end, v, a, source, probs))
         return out
 
 
@@ -227,10 +228,10 @@ def _cells(panel, row):
             (panel_mod.COL_VALENCE, panel_mod.COL_AROUSAL, panel_mod.COL_SOURCE, panel_mod.COL_FACES, panel_mod.COL_MOOD)]
 
 
-def _analyse(qtbot, panel, timeout=10_000):
-    with qtbot.waitSignal(panel.analysed, timeout=timeout) as blocker:
-        qtbot.mouseClick(panel.analyse_button, Qt.LeftButton)
-        assert panel.busy and not panel.analyse_button.isEnabled() and not panel.generate_button.isEnabled()
+def _analyze(qtbot, panel, timeout=10_000):
+    with qtbot.waitSignal(panel.analyzed, timeout=timeout) as blocker:
+        qtbot.mouseClick(panel.analyze_button, Qt.LeftButton)
+        assert panel.busy and not panel.analyze_button.isEnabled() and not panel.generate_button.isEnabled()
     return blocker.args[0]
 
 
@@ -243,18 +244,18 @@ def test_analysis_fills_the_mood_columns_from_a_worker(qtbot, panel, project, mo
     fake = FastMoods()
     monkeypatch.setattr(pipeline, "estimate_moods", fake)
     _load(qtbot, panel, project)
-    assert panel.analyse_button.isEnabled()
+    assert panel.analyze_button.isEnabled()
     assert _cells(panel, 0) == ["", "", "", "", "auto"]  # nothing estimated yet
     panel.arousal_check.setChecked(True)
     panel.arousal_slider.setValue(30)
     seen = []
     panel.progress_bar.valueChanged.connect(seen.append)
 
-    moods = _analyse(qtbot, panel)
+    moods = _analyze(qtbot, panel)
 
     assert [m.index for m in moods] == [1, 2, 3]
     (timeline, options), = fake.calls
-    assert timeline is panel.timeline and options.emotion == () and options.arousal == 0.3
+    assert timeline == panel.timeline and options.emotion == () and options.arousal == 0.3  # pipeline.analyze reads the project again
     assert fake.thread is not None and fake.thread != threading.get_ident()
     assert _cells(panel, 0) == ["+0.55", "+0.35", "faces", "happy 70%", "auto"]
     assert _cells(panel, 1) == ["-0.25", "+0.10", "cues", "", "auto"]
@@ -270,7 +271,7 @@ def test_editing_rows_changes_what_is_scored(qtbot, panel, project, monkeypatch)
     score = FastScore()
     monkeypatch.setattr(pipeline, "score", score)
     _load(qtbot, panel, project)
-    _analyse(qtbot, panel)
+    _analyze(qtbot, panel)
 
     _edit(panel, 2, panel_mod.COL_MOOD, "suspense")  # an alias: the combo also takes typed text
     _edit(panel, 1, panel_mod.COL_VALENCE, "0.2")  # arousal stays what the analysis found
@@ -307,15 +308,15 @@ def test_editing_rows_changes_what_is_scored(qtbot, panel, project, monkeypatch)
     (_, options), = score.calls
     assert options.emotion == ("2=0.20,0.10", "3=tense")
 
-    # re-analysing keeps the overrides: those scenes are not analysed, and still show "you"
+    # re-analyzing keeps the overrides: those scenes are not analyzed, and still show "you"
     fake = FastMoods()
     monkeypatch.setattr(pipeline, "estimate_moods", fake)
-    _analyse(qtbot, panel)
+    _analyze(qtbot, panel)
     assert fake.calls[0][1].emotion == ("2=0.20,0.10", "3=tense")
     assert _cells(panel, 1)[2] == "you" and _cells(panel, 2)[:3] == ["-0.45", "+0.65", "you"]
-    _edit(panel, 2, panel_mod.COL_MOOD, "auto")  # it was not analysed: nothing to show until analysed again
+    _edit(panel, 2, panel_mod.COL_MOOD, "auto")  # it was not analyzed: nothing to show until analyzed again
     assert _cells(panel, 2) == ["", "", "", "", "auto"]
-    assert "Analyse scenes again" in panel.table.item(2, panel_mod.COL_SOURCE).toolTip()
+    assert "Analyze scenes again" in panel.table.item(2, panel_mod.COL_SOURCE).toolTip()
 
 
 def test_an_analysis_error_shows_the_message_and_the_scenes_to_override(qtbot, panel, project):
@@ -323,7 +324,7 @@ def test_an_analysis_error_shows_the_message_and_the_scenes_to_override(qtbot, p
     _load(qtbot, panel, project)
 
     with qtbot.waitSignal(panel.failed, timeout=10_000) as blocker:
-        qtbot.mouseClick(panel.analyse_button, Qt.LeftButton)
+        qtbot.mouseClick(panel.analyze_button, Qt.LeftButton)
 
     message = blocker.args[0]
     assert "media file is missing" in message and "\n" not in message
@@ -331,12 +332,12 @@ def test_an_analysis_error_shows_the_message_and_the_scenes_to_override(qtbot, p
     assert panel.error_box.isVisible() and panel.error_box.text() == message
     assert "scenes 1, 2, 3 in the Mood column" in panel.error_box.informativeText()
     assert [_cells(panel, r)[2] for r in range(3)] == ["media missing"] * 3
-    assert panel.analyse_button.isEnabled() and panel.generate_button.isEnabled()
+    assert panel.analyze_button.isEnabled() and panel.generate_button.isEnabled()
     panel.error_box.accept()
 
     for row, mood in enumerate(("calm", "0.3,0.4", "excited")):  # what the message suggests
         _edit(panel, row, panel_mod.COL_MOOD, mood)
-    moods = _analyse(qtbot, panel)
+    moods = _analyze(qtbot, panel)
     assert [m.source for m in moods] == ["cli"] * 3
     assert [_cells(panel, r)[:3] for r in range(3)] == [
         ["+0.40", "-0.60", "you"], ["+0.30", "+0.40", "you"], ["+0.55", "+0.60", "you"]]
@@ -369,7 +370,7 @@ def test_reloading_keeps_the_overrides_of_unchanged_scenes(qtbot, panel, project
 def test_real_analysis_of_the_bundled_sample(qtbot, panel):
     """The real ``estimate_moods`` on the sample that ships with emsync (about 2 s)."""
     _load(qtbot, panel, SAMPLE)
-    moods = _analyse(qtbot, panel, timeout=60_000)
+    moods = _analyze(qtbot, panel, timeout=60_000)
 
     n = panel.table.rowCount()
     assert n == len(moods) == len(read_cuts(SAMPLE).scenes) > 1

@@ -15,9 +15,24 @@ import pytest
 from fake_resolve import FakeProject, FakeResolve, FakeTimeline
 
 from emsync_plugin.errors import TimelineError
+from emsync_plugin.mood import SceneMood
 from emsync_plugin.timeline.model import Shot, build_timeline
+from resolve_bridge import core, worker
 from resolve_bridge import emsync_score as script
 from resolve_bridge import install as installer
+from resolve_bridge.options import (
+    BIN_NAME,
+    MEDIA_ADVICE,
+    TRACK_NAME,
+    BridgeError,
+    BridgeOptions,
+    Scored,
+    format_emotion,
+    format_moods,
+    split_emotion,
+)
+from resolve_bridge.resolve import WORKDIR_ENV, data_dir, export_timeline
+from resolve_bridge.ui import ConsoleUI, FusionUI
 
 RATE = 24.0
 START = 86400  # 01:00:00:00 at 24 fps
@@ -40,7 +55,7 @@ def _wav(path: Path, seconds: float, rate: int = 8000) -> Path:
 @pytest.fixture
 def resolve(tmp_path, monkeypatch):
     """A Resolve with a project whose current timeline has two video tracks and dialogue on A1."""
-    monkeypatch.setenv(script.WORKDIR_ENV, str(tmp_path / "runs"))
+    monkeypatch.setenv(WORKDIR_ENV, str(tmp_path / "runs"))
     media = tmp_path / "media"
     media.mkdir()
     project = FakeProject("Short Film", rate=RATE)
@@ -85,8 +100,8 @@ class FakeScore:
         start = tl.global_start_time.to_seconds() if tl.global_start_time is not None else 0.0
         timeline = build_timeline(tl.name, rate, tracks, start=start, duration=tl.duration().to_seconds(), path=path)
         overridden = {int(e.partition("=")[0]) for e in options.emotion}
-        moods = tuple(pipeline.SceneMood(s.index, s.start, s.end, 0.5 if s.index in overridden else 0.1, 0.2,
-                                         "cli" if s.index in overridden else "cues") for s in timeline.scenes)
+        moods = tuple(SceneMood(s.index, s.start, s.end, 0.5 if s.index in overridden else 0.1, 0.2,
+                                "cli" if s.index in overridden else "cues") for s in timeline.scenes)
         base = path.with_name(path.stem + ".emsync")
         wav = _wav(base.with_suffix(".wav"), timeline.duration)
         midi = base.with_suffix(".mid")
@@ -108,7 +123,7 @@ def fake_score(monkeypatch):
     return fake
 
 
-class RecordingUI(script.ConsoleUI):
+class RecordingUI(ConsoleUI):
     """The Console UI, remembering what it showed."""
 
     def __init__(self, answer=None):
@@ -129,15 +144,15 @@ class RecordingUI(script.ConsoleUI):
         self.stages.append((stage, fraction))
         super().progress(stage, fraction)
 
-    def ask_options(self, defaults, engines, analyse=None):
+    def ask_options(self, defaults, engines, analyze=None, check=None):
         self.asked = defaults
-        answer = self.answer(defaults, analyse) if callable(self.answer) else self.answer
+        answer = self.answer(defaults, analyze) if callable(self.answer) else self.answer
         return answer if answer is not None else defaults
 
 
 def _score_tracks(timeline):
     return [i for i in range(1, timeline.GetTrackCount("audio") + 1)
-            if timeline.GetTrackName("audio", i) == script.TRACK_NAME]
+            if timeline.GetTrackName("audio", i) == TRACK_NAME]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,7 +164,7 @@ def test_first_run_adds_one_score_track_at_the_start_frame(resolve, fake_score):
     before = timeline.snapshot()
     ui = RecordingUI()
 
-    assert script.main(resolve, ui, script.BridgeOptions(valence=0.4, seed=7)) == 0
+    assert script.main(resolve, ui, BridgeOptions(valence=0.4, seed=7)) == 0
 
     assert ui.errors == []
     assert timeline.GetTrackCount("audio") == 2
@@ -171,7 +186,7 @@ def test_first_run_adds_one_score_track_at_the_start_frame(resolve, fake_score):
     assert ui.stages[-1] == ("done", 1.0)
     # the WAV sits in the media pool bin "EMSYNC" with the settings under "emsync"
     pool = resolve.GetProjectManager().GetCurrentProject().GetMediaPool()
-    (bin_,) = [f for f in pool.GetRootFolder().GetSubFolderList() if f.GetName() == script.BIN_NAME]
+    (bin_,) = [f for f in pool.GetRootFolder().GetSubFolderList() if f.GetName() == BIN_NAME]
     (clip,) = bin_.GetClipList()
     assert clip is item.GetMediaPoolItem()
     stored = json.loads(clip.GetThirdPartyMetadata("emsync"))
@@ -183,14 +198,14 @@ def test_first_run_adds_one_score_track_at_the_start_frame(resolve, fake_score):
 
 def test_rerun_replaces_the_score_and_reuses_the_settings(resolve, fake_score):
     timeline = _timeline(resolve)
-    assert script.main(resolve, RecordingUI(), script.BridgeOptions(valence=-0.5, arousal=0.25, seed=3)) == 0
+    assert script.main(resolve, RecordingUI(), BridgeOptions(valence=-0.5, arousal=0.25, seed=3)) == 0
     (first,) = timeline.GetItemListInTrack("audio", 2)
     first_wav = first.GetMediaPoolItem().GetClipProperty("File Path")
 
     ui = RecordingUI()  # no options: the previous run's settings are the defaults
     assert script.main(resolve, ui) == 0
 
-    assert ui.asked == script.BridgeOptions(valence=-0.5, arousal=0.25, seed=3)
+    assert ui.asked == BridgeOptions(valence=-0.5, arousal=0.25, seed=3)
     assert timeline.GetTrackCount("audio") == 2
     assert _score_tracks(timeline) == [2]
     (second,) = timeline.GetItemListInTrack("audio", 2)
@@ -203,7 +218,7 @@ def test_rerun_replaces_the_score_and_reuses_the_settings(resolve, fake_score):
 def test_a_track_named_emsync_score_by_the_user_is_reused(resolve, fake_score, tmp_path):
     timeline = _timeline(resolve)
     assert timeline.AddTrack("audio", "stereo") and timeline.AddTrack("audio", "mono")
-    timeline.SetTrackName("audio", 2, script.TRACK_NAME)
+    timeline.SetTrackName("audio", 2, TRACK_NAME)
     timeline.add_clip(_wav(tmp_path / "old.wav", 2.0), START + 10, 20, track=2, kind="audio")
 
     assert script.main(resolve, RecordingUI()) == 0
@@ -234,7 +249,7 @@ def test_an_emsync_error_is_shown_and_the_timeline_is_untouched(resolve, monkeyp
     error = TimelineError("has no video track", path="/tmp/Edit v3.otio", hint="export the timeline with its video tracks")
     monkeypatch.setattr(pipeline, "score", FakeScore(error))
 
-    status = script.main(resolve, script.ConsoleUI())
+    status = script.main(resolve, ConsoleUI())
 
     assert status == 2
     shown = capsys.readouterr().out.strip().splitlines()[-1]
@@ -248,7 +263,7 @@ def test_an_emsync_error_is_shown_and_the_timeline_is_untouched(resolve, monkeyp
 def test_a_locked_score_track_stops_before_any_work(resolve, fake_score):
     timeline = _timeline(resolve)
     timeline.AddTrack("audio", "stereo")
-    timeline.SetTrackName("audio", 2, script.TRACK_NAME)
+    timeline.SetTrackName("audio", 2, TRACK_NAME)
     timeline.SetTrackLock("audio", 2, True)
     before = timeline.snapshot()
     ui = RecordingUI()
@@ -268,7 +283,7 @@ def test_no_project_or_no_timeline_is_explained(project, fake_score):
 
 def test_cancelling_the_dialog_changes_nothing(resolve, fake_score):
     class Cancel(RecordingUI):
-        def ask_options(self, defaults, engines, analyse=None):
+        def ask_options(self, defaults, engines, analyze=None, check=None):
             return None
 
     timeline = _timeline(resolve)
@@ -278,25 +293,25 @@ def test_cancelling_the_dialog_changes_nothing(resolve, fake_score):
 
 
 def test_worker_protocol(tmp_path, fake_score, resolve):
-    exported = script.export_timeline(resolve, _timeline(resolve), tmp_path / "export")
+    exported = export_timeline(resolve, _timeline(resolve), tmp_path / "export")
     out = io.StringIO()
     request = {"path": str(exported), "options": {"engine": "baseline", "valence": 0.1, "arousal": None,
                                                   "seed": 2, "loudness": -16.0, "fade": 3.0}}
-    assert script.worker_main(io.StringIO(json.dumps(request)), out) == 0
+    assert worker.worker_main(io.StringIO(json.dumps(request)), out) == 0
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert lines[0] == {"progress": ["reading cuts", 0.0]}
-    result = script.Scored(**lines[-1]["result"])
+    result = Scored(**lines[-1]["result"])
     assert Path(result.wav).is_file() and result.rate == RATE
     assert result.duration == pytest.approx(LENGTH / RATE) and result.cuts == 3
 
     bad = dict(request, options=dict(request["options"], valence=7.0))  # ScoreOptions refuses it
     out = io.StringIO()
-    assert script.worker_main(io.StringIO(json.dumps(bad)), out) == 2
+    assert worker.worker_main(io.StringIO(json.dumps(bad)), out) == 2
     assert "valence" in json.loads(out.getvalue().splitlines()[-1])["error"]
 
 
 def test_bad_options_from_the_dialog_are_shown(resolve, fake_score):
-    ui = RecordingUI(answer=script.BridgeOptions(engine="nope"))
+    ui = RecordingUI(answer=BridgeOptions(engine="nope"))
     assert script.main(resolve, ui) == 2
     assert len(ui.errors) == 1 and "engine" in ui.errors[0]
     assert _score_tracks(_timeline(resolve)) == []
@@ -310,7 +325,7 @@ def test_real_pipeline_scores_the_fake_timeline(resolve):
         pytest.skip(f"emsync_plugin.pipeline is not importable yet: {exc}")
     timeline = _timeline(resolve)
     ui = RecordingUI()
-    assert script.main(resolve, ui, script.BridgeOptions(seed=1, valence=0.3, arousal=0.0)) == 0, ui.errors  # the fake clips' media do not exist
+    assert script.main(resolve, ui, BridgeOptions(seed=1, valence=0.3, arousal=0.0)) == 0, ui.errors  # the fake clips' media do not exist
     (item,) = timeline.GetItemListInTrack("audio", 2)
     assert item.GetStart() == START and item.GetDuration() == LENGTH
     wav = Path(item.GetMediaPoolItem().GetClipProperty("File Path"))
@@ -326,10 +341,10 @@ def test_a_different_resolve_python_scores_in_a_subprocess(resolve, monkeypatch)
     monkeypatch.setattr(script, "EMSYNC_PYTHON", sys.executable)
     monkeypatch.setattr(script, "EMSYNC_PYTHON_VERSION", (2, 7))  # not this interpreter
     monkeypatch.setattr(script, "EMSYNC_PATHS", [repo])
-    assert script._pipeline() is None
+    assert not script.environment().in_process()
     ui = RecordingUI()
 
-    assert script.main(resolve, ui, script.BridgeOptions(seed=4, valence=0.3, arousal=0.0)) == 0, ui.errors  # the fake clips' media do not exist
+    assert script.main(resolve, ui, BridgeOptions(seed=4, valence=0.3, arousal=0.0)) == 0, ui.errors  # the fake clips' media do not exist
 
     (item,) = _timeline(resolve).GetItemListInTrack("audio", 2)
     assert item.GetStart() == START and item.GetDuration() == LENGTH
@@ -347,7 +362,7 @@ def test_a_different_resolve_python_scores_in_a_subprocess(resolve, monkeypatch)
 
 def test_scene_moods_flow_into_score_options_and_are_reused(resolve, fake_score):
     timeline = _timeline(resolve)
-    ui = RecordingUI(answer=script.BridgeOptions(seed=5, emotion="3 = tense; 1=0.2, 0.7"))  # the dialog's text
+    ui = RecordingUI(answer=BridgeOptions(seed=5, emotion="3 = tense; 1=0.2, 0.7"))  # the dialog's text
 
     assert script.main(resolve, ui) == 0, ui.errors
 
@@ -365,23 +380,23 @@ def test_scene_moods_flow_into_score_options_and_are_reused(resolve, fake_score)
     assert script.main(resolve, rerun) == 0
     assert rerun.asked.emotion == ("1=0.2, 0.7", "3=tense")
     assert fake_score.calls[1][1].emotion == ("1=0.2, 0.7", "3=tense")
-    console = script.ConsoleUI(stream=io.StringIO())  # Resolve without the UIManager: the Console says what it reuses
+    console = ConsoleUI(stream=io.StringIO())  # Resolve without the UIManager: the Console says what it reuses
     assert script.main(resolve, console) == 0
     assert "scene moods: 1=0.2, 0.7, 3=tense (previous run's" in console.stream.getvalue()
     assert fake_score.calls[2][1].emotion == ("1=0.2, 0.7", "3=tense")
 
 
 @pytest.mark.parametrize("text, shown", [
-    ("3=hapy", 'Scene moods: "3=hapy": unknown mood "hapy" (did you mean "happy"?)'),
-    ("3=1.5,0", 'Scene moods: "3=1.5,0": valence 1.5 is out of range (-1 to 1)'),
-    ("x=tense", 'Scene moods: "x" in "x=tense" is not a scene number'),
-    ("3tense", 'Scene moods: "3tense" is not N=MOOD or N=V,A'),
-    ("2=sad, 2=happy", 'Scene moods: scene 2 is given twice ("2=sad" and "2=happy")'),
+    ("3=hapy", 'Scene moods: 3=hapy: unknown mood "hapy" (did you mean "happy"?). Write N=MOOD or N=V,A'),
+    ("3=1.5,0", "Scene moods: 3=1.5,0: valence 1.5 is out of range (-1 to 1). Write N=MOOD or N=V,A"),
+    ("x=tense", 'Scene moods: x=tense: "x" is not a scene number. Write N=MOOD or N=V,A'),
+    ("3tense", "Scene moods: 3tense: expected N=MOOD or N=V,A. Write N=MOOD or N=V,A"),
+    ("2=sad, 2=happy", "Scene moods: 2=sad and 2=happy set scene 2 twice. Keep one of them"),
 ])
 def test_a_bad_scene_mood_is_shown_and_nothing_changes(resolve, fake_score, text, shown):
     timeline = _timeline(resolve)
     before = timeline.snapshot()
-    ui = RecordingUI(answer=script.BridgeOptions(emotion=text))
+    ui = RecordingUI(answer=BridgeOptions(emotion=text))
 
     assert script.main(resolve, ui) == 2
 
@@ -389,7 +404,7 @@ def test_a_bad_scene_mood_is_shown_and_nothing_changes(resolve, fake_score, text
     assert message.startswith(shown) and "\n" not in message
     assert fake_score.calls == [] and timeline.snapshot() == before
     assert timeline.GetMediaPoolItem().GetThirdPartyMetadata("emsync") == ""  # nothing stored either
-    assert not (Path(script.data_dir()).exists() and any(Path(script.data_dir()).rglob("*.otio")))  # nor exported
+    assert not (Path(data_dir()).exists() and any(Path(data_dir()).rglob("*.otio")))  # nor exported
 
 
 def test_a_scene_number_beyond_the_timeline_is_explained_in_resolves_terms(resolve):
@@ -397,22 +412,22 @@ def test_a_scene_number_beyond_the_timeline_is_explained_in_resolves_terms(resol
     timeline = _timeline(resolve)
     before = timeline.snapshot()
     ui = RecordingUI()
-    assert script.main(resolve, ui, script.BridgeOptions(valence=0.1, arousal=0.1, emotion=("9=sad",))) == 2
+    assert script.main(resolve, ui, BridgeOptions(valence=0.1, arousal=0.1, emotion=("9=sad",))) == 2
     assert ui.errors == ["Scene moods: 9=sad: there is no scene 9; the timeline Edit v3.otio has 4 scenes. "
-                         "Use the scene numbers Analyse scenes shows in the EMSYNC Score dialog."]
+                         "Use the scene numbers Analyze scenes shows in the EMSYNC Score dialog."]
     assert timeline.snapshot() == before
 
 
-def test_the_dialog_analyses_the_scenes_before_scoring(resolve, fake_score):
-    """``analyse`` (what the dialog's button calls) runs the real core on the run's export."""
+def test_the_dialog_analyzes_the_scenes_before_scoring(resolve, fake_score):
+    """``analyze`` (what the dialog's button calls) runs the real core on the run's export."""
     asked = []
 
-    def dialog(defaults, analyse):
-        with pytest.raises(script.BridgeError) as missing:  # the fake clips' media do not exist
-            analyse(defaults)
+    def dialog(defaults, analyze):
+        with pytest.raises(BridgeError) as missing:  # the fake clips' media do not exist
+            analyze(defaults)
         asked.append(str(missing.value))
-        chosen = script.BridgeOptions(emotion=script.parse_emotion("1=calm, 2=0.2,0.7, 3=tense, 4=happy"))
-        asked.append(analyse(chosen))
+        chosen = BridgeOptions(emotion=core.checked_emotion("1=calm, 2=0.2,0.7, 3=tense, 4=happy"))
+        asked.append(analyze(chosen))
         return chosen
 
     ui = RecordingUI(answer=dialog)
@@ -420,12 +435,12 @@ def test_the_dialog_analyses_the_scenes_before_scoring(resolve, fake_score):
 
     message, rows = asked
     assert "a.mov: media file is missing (scene 1 of Edit v3.otio uses it)" in message
-    assert message.endswith(script.MEDIA_ADVICE) and "--emotion" not in message
+    assert message.endswith(MEDIA_ADVICE) and "--emotion" not in message
     assert [(r["index"], r["record_in"], r["record_out"], r["source"]) for r in rows] == [
         (1, "01:00:00:00", "01:00:02:00", "cli"), (2, "01:00:02:00", "01:00:04:04", "cli"),
         (3, "01:00:04:04", "01:00:05:00", "cli"), (4, "01:00:05:00", "01:00:05:20", "cli")]
     assert (rows[1]["valence"], rows[1]["arousal"]) == (0.2, 0.7)
-    table = script.format_moods(rows, ("1=calm", "2=0.2,0.7", "3=tense", "4=happy")).splitlines()
+    table = format_moods(rows, ("1=calm", "2=0.2,0.7", "3=tense", "4=happy")).splitlines()
     assert table[2].split() == ["2", "01:00:02:00", "01:00:04:04", "+0.20", "+0.70", "you"]
     (exported, options), = fake_score.calls
     assert options.emotion == ("1=calm", "2=0.2,0.7", "3=tense", "4=happy")
@@ -433,41 +448,42 @@ def test_the_dialog_analyses_the_scenes_before_scoring(resolve, fake_score):
 
 
 def test_cancelling_after_an_analysis_leaves_no_run_folder(resolve, fake_score):
-    def dialog(defaults, analyse):
-        analyse(script.BridgeOptions(valence=0.0, arousal=0.0))  # then the editor cancels
+    def dialog(defaults, analyze):
+        analyze(BridgeOptions(valence=0.0, arousal=0.0))  # then the editor cancels
 
     class Cancel(RecordingUI):
-        def ask_options(self, defaults, engines, analyse=None):
-            return dialog(defaults, analyse)
+        def ask_options(self, defaults, engines, analyze=None, check=None):
+            return dialog(defaults, analyze)
 
     timeline = _timeline(resolve)
     before = timeline.snapshot()
     assert script.main(resolve, Cancel()) == 0
     assert fake_score.calls == [] and timeline.snapshot() == before
-    assert not any(Path(script.data_dir()).rglob("*.otio"))
+    assert not any(Path(data_dir()).rglob("*.otio"))
 
 
 def test_scene_moods_text():
-    assert script.split_emotion("3=tense, 5=0.2,0.7;1 = v=0.1 a=0.2\n2=sad") == (
+    assert split_emotion("3=tense, 5=0.2,0.7;1 = v=0.1 a=0.2\n2=sad") == (
         "3=tense", "5=0.2,0.7", "1 = v=0.1 a=0.2", "2=sad")
-    assert script.parse_emotion("3 = tense; 1=0.2, 0.7, 3=suspense") == ("1=0.2, 0.7", "3=tense")
-    assert script.parse_emotion("") == () and script.format_emotion(("1=sad", "4=0.1,0.2")) == "1=sad, 4=0.1,0.2"
-    assert script.BridgeOptions(emotion="2=sad 1=happy").emotion == ("2=sad", "1=happy")
+    assert core.checked_emotion("3 = tense; 1=0.2, 0.7, 3=suspense") == ("1=0.2, 0.7", "3=tense")
+    assert core.checked_emotion("") == () and format_emotion(("1=sad", "4=0.1,0.2")) == "1=sad, 4=0.1,0.2"
+    assert BridgeOptions(emotion="2=sad 1=happy").emotion == ("2=sad", "1=happy")
     stored = {"emotion": ["3=tense"], "seed": 2}
-    assert script.BridgeOptions.from_settings(stored) == script.BridgeOptions(seed=2, emotion=("3=tense",))
-    assert script.BridgeOptions.from_settings({"emotion": [3, None]}).emotion == ()  # bad stored values: dropped
+    assert BridgeOptions.from_settings(stored) == BridgeOptions(seed=2, emotion=("3=tense",))
+    assert BridgeOptions.from_settings({"emotion": [3, None]}).emotion == ()  # bad stored values: dropped
 
 
-def test_worker_analyses_in_a_subprocess(resolve, tmp_path, monkeypatch):
+def test_worker_analyzes_in_a_subprocess(resolve, tmp_path, monkeypatch):
     repo = str(Path(script.__file__).resolve().parents[1])
     monkeypatch.setattr(script, "EMSYNC_PYTHON", sys.executable)
     monkeypatch.setattr(script, "EMSYNC_PYTHON_VERSION", (2, 7))  # not this interpreter
     monkeypatch.setattr(script, "EMSYNC_PATHS", [repo])
-    exported = script.export_timeline(resolve, _timeline(resolve), tmp_path / "export")
+    exported = export_timeline(resolve, _timeline(resolve), tmp_path / "export")
     stages = []
 
-    rows = script.analyse_scenes(exported, script.BridgeOptions(emotion=("2=sad",), valence=0.3, arousal=0.1),
-                                 lambda s, f: stages.append((s, f)))
+    env = script.environment()
+    rows = worker.analyze_scenes(exported, BridgeOptions(emotion=("2=sad",), valence=0.3, arousal=0.1),
+                                 lambda s, f: stages.append((s, f)), env)
 
     assert [(r["index"], r["source"]) for r in rows] == [(1, "cli"), (2, "cli"), (3, "cli"), (4, "cli")]
     from emsync_plugin.emotion.overrides import MOODS
@@ -475,8 +491,8 @@ def test_worker_analyses_in_a_subprocess(resolve, tmp_path, monkeypatch):
     assert (rows[1]["valence"], rows[1]["arousal"]) == pytest.approx(MOODS["sad"])
     assert (rows[0]["valence"], rows[0]["arousal"]) == (0.3, 0.1)  # the whole-timeline values
     assert stages[0] == ("reading cuts", 0.0) and stages[-1] == ("analysed", 1.0)
-    with pytest.raises(script.BridgeError, match=r"media file is missing .*Relink the media in Resolve"):
-        script.analyse_scenes(exported, script.BridgeOptions(), lambda s, f: None)
+    with pytest.raises(BridgeError, match=r"media file is missing .*Relink the media in Resolve"):
+        worker.analyze_scenes(exported, BridgeOptions(), lambda s, f: None, env)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -559,7 +575,7 @@ def _fusion_ui(users):
     disp = _Dispatcher(users)
     fusion = type("Fusion", (), {"UIManager": _FakeUIManager()})()
     bmd = type("Bmd", (), {"UIDispatcher": staticmethod(lambda ui: disp)})()
-    return script.FusionUI(fusion, bmd, stream=io.StringIO()), disp
+    return FusionUI(fusion, bmd, stream=io.StringIO()), disp
 
 
 def test_the_dialog_shows_scene_moods_and_takes_overrides(resolve, fake_score):
@@ -569,10 +585,10 @@ def test_the_dialog_shows_scene_moods_and_takes_overrides(resolve, fake_score):
         items = win.GetItems()
         assert items["SceneMoods"].Text == ""  # first run: no scene moods yet
         items["SceneMoods"].Text = "2=hapy"
-        win.click("Analyse")  # a typo: said in the dialog, nothing analysed
+        win.click("Analyze")  # a typo: said in the dialog, nothing analysed
         seen["typo"] = items["Status"].Text
         items["SceneMoods"].Text = "1=calm, 2=0.2,0.7, 3=tense, 4=happy"
-        win.click("Analyse")
+        win.click("Analyze")
         seen["moods"] = items["Moods"].PlainText
         items["SceneMoods"].Text = "2=0.2;0.7;3"
         win.click("Generate")  # refused: the dialog stays open
@@ -586,7 +602,7 @@ def test_the_dialog_shows_scene_moods_and_takes_overrides(resolve, fake_score):
     ui, _ = _fusion_ui({"EmsyncWin": user})
     assert script.main(resolve, ui) == 0
 
-    assert seen["typo"].startswith('Scene moods: "2=hapy": unknown mood "hapy" (did you mean "happy"?)')
+    assert seen["typo"].startswith('Scene moods: 2=hapy: unknown mood "hapy" (did you mean "happy"?)')
     lines = seen["moods"].splitlines()
     assert lines[0].split()[:4] == ["#", "record", "in", "record"]
     assert lines[2].split() == ["2", "01:00:02:00", "01:00:04:04", "+0.20", "+0.70", "you"]

@@ -1,0 +1,173 @@
+"""The panel's work, off the GUI thread: the calls into emsync and the job that runs them.
+
+Reading the cuts (``timeline.read_cuts``), analyzing (``pipeline.analyze``) and scoring
+(``pipeline.score``) run as a :class:`Job` in a ``QThreadPool`` so the window never freezes;
+progress and the outcome come back as queued signals. Every error a user can cause is an
+``EmsyncError`` whose one-line message the panel shows (:func:`describe`); for missing media
+the job also finds which scenes need an override (:class:`MissingMediaError`).
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from PySide6.QtCore import QObject, QProcess, QRunnable, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
+
+from emsync_plugin.errors import EmsyncError, MediaError
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, float], None]
+T = TypeVar("T")
+
+
+def load_timeline(path: str | Path):
+    """The cuts and scenes of ``path`` (``emsync_plugin.timeline.read_cuts``)."""
+    from emsync_plugin.timeline import read_cuts
+
+    return read_cuts(Path(path))
+
+
+def run_score(path: str | Path, settings: dict, progress: Progress):
+    """``pipeline.score(path, ScoreOptions(**settings), progress)``; options are validated here."""
+    from emsync_plugin import pipeline
+
+    return pipeline.score(Path(path), pipeline.ScoreOptions(**settings), progress=progress)
+
+
+def analyze_scenes(path: str | Path, settings: dict, progress: Progress):
+    """``pipeline.analyze(path, ScoreOptions(**settings), progress)``: the cuts and each scene's
+    mood (what ``emsync analyze`` runs), no music."""
+    from emsync_plugin import pipeline
+
+    return pipeline.analyze(Path(path), pipeline.ScoreOptions(**settings), progress)
+
+
+def available_engines() -> tuple[str, ...]:
+    """The engines the core offers (``pipeline.ENGINES``), "baseline" if it cannot be asked."""
+    try:
+        from emsync_plugin import pipeline
+
+        return tuple(getattr(pipeline, "ENGINES", ())) or ("baseline",)
+    except ImportError:
+        logger.warning("emsync_plugin.pipeline is not importable", exc_info=True)
+        return ("baseline",)
+
+
+def missing_scenes(timeline, overridden: Iterable[int] = ()) -> list[int]:
+    """Scenes whose media file is missing (``pipeline.missing_media``), except ``overridden`` ones."""
+    from emsync_plugin import pipeline
+
+    missing = set(pipeline.missing_media(timeline))
+    skip = set(overridden)
+    return [s.index for s in timeline.scenes if s.media in missing and s.index not in skip]
+
+
+class MissingMediaError(MediaError):
+    """A MediaError (same message) with the scenes that need an override, found in the job's thread."""
+
+    def __init__(self, error: MediaError, scenes: list[int]):
+        super().__init__(error.reason, path=error.path, hint=error.hint)
+        self.missing_scenes = scenes
+
+
+def with_missing_scenes(fn: Callable[[], T], timeline, overridden: Iterable[int]) -> T:
+    """Run ``fn``; a MediaError leaves as :class:`MissingMediaError` (the scenes are found here, not in the GUI thread)."""
+    try:
+        return fn()
+    except MediaError as exc:
+        try:
+            scenes = missing_scenes(timeline, overridden)
+        except Exception:  # the message alone still reaches the user
+            logger.debug("could not list the scenes with missing media", exc_info=True)
+            raise exc from None
+        raise MissingMediaError(exc, scenes) from exc
+
+
+def _numbers(indices: list[int]) -> str:
+    text = ", ".join(map(str, indices[:8])) + (f" and {len(indices) - 8} more" if len(indices) > 8 else "")
+    return f"scene{'s' if len(indices) > 1 else ''} {text}"
+
+
+def missing_media_advice(error: MediaError) -> tuple[str, str, list[int]]:
+    """(message, advice, scenes to override) for missing media, the fix said in the panel's terms."""
+    message = f"{error.path}: {error.reason}." if error.path is not None else f"{error.reason}."
+    scenes = list(getattr(error, "missing_scenes", None) or ())
+    which = _numbers(scenes) if scenes else "the scenes using it"
+    advice = (
+        f"Set a mood for {which} in the Mood column (double-click it), or relink the media in Kdenlive "
+        "and reload the project; then analyze again. The Valence/Arousal overrides set the whole timeline."
+    )
+    return message, advice, scenes
+
+
+def result_text(result) -> str:
+    """What the panel says about a ``ScoreResult``: where the project and the audio were written."""
+    written = result.output
+    lufs = getattr(result, "lufs", None)
+    loud = f", {lufs:.1f} LUFS" if isinstance(lufs, (int, float)) and lufs == lufs else ""
+    lines = [f"Scored project written to: {written}" if written else f"Score written to: {result.wav}"]
+    lines.append(f"Audio: {result.wav} ({len(result.timeline.cuts)} cuts{loud})")
+    if written:
+        lines.append("Open it in Kdenlive (reload the project if it is already open there).")
+    return "\n".join(lines)
+
+
+def describe(exc: BaseException) -> str:
+    """The one-line message of an EmsyncError; a short description of anything else."""
+    if isinstance(exc, EmsyncError):
+        return str(exc)
+    logger.error("unexpected error", exc_info=(type(exc), exc, exc.__traceback__))
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"Internal error ({type(exc).__name__}: {text}). Please report it with the log."
+
+
+def open_in_kdenlive(path: str | Path) -> bool:
+    """Open ``path`` with the ``kdenlive`` command if on PATH, else the desktop's default app."""
+    exe = shutil.which("kdenlive")
+    if exe:
+        started: Any = QProcess.startDetached(exe, [str(path)])
+        ok = started[0] if isinstance(started, tuple) else bool(started)
+        if ok:
+            return True
+        logger.warning("could not start %s; falling back to the desktop", exe)
+    return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+
+class _JobSignals(QObject):
+    """Signals of one job; created in the GUI thread, emitted from the worker thread."""
+
+    progress = Signal(str, float)
+    done = Signal(object)
+    failed = Signal(str)
+
+
+class Job(QRunnable):
+    """Run ``fn(progress)`` in a pool thread; report ``done(result)`` or ``failed(message)``
+    (the exception itself is kept in ``error``)."""
+
+    def __init__(self, fn: Callable[[Progress], object]):
+        super().__init__()
+        # The panel owns the job, not the pool: auto-deleted by the worker thread while the GUI
+        # thread's slot still read it, it crashed now and then (see EmsyncPanel._take_job).
+        self.setAutoDelete(False)
+        self.fn = fn
+        self.signals = _JobSignals()
+        self.on_done: Callable[[Any], None] | None = None
+        self.thread_id: int | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:  # noqa: D401 (Qt override)
+        self.thread_id = threading.get_ident()
+        try:
+            result = self.fn(self.signals.progress.emit)
+        except Exception as exc:  # every error must reach the user, never kill the thread silently
+            self.error = exc
+            self.signals.failed.emit(describe(exc))
+            return
+        self.signals.done.emit(result)

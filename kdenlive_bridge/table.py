@@ -1,0 +1,155 @@
+"""The panel's scene table: its columns, the Mood cell's editor and how a row shows a mood.
+
+One row per scene: number, start, end, length and media from the cuts, then Valence, Arousal,
+Source and Faces from the analysis (or the editor's override), and Mood, where the editor types
+or picks the scene's mood. Mood text is read by ``emsync_plugin.emotion.overrides.parse_mood``,
+so the panel accepts exactly what ``emsync score --emotion`` does.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QComboBox, QStyledItemDelegate, QTableWidget, QTableWidgetItem
+
+from emsync_plugin.timeline.timecode import format_timecode
+
+TABLE_COLUMNS = ("#", "Start", "End", "Length", "Media", "Valence", "Arousal", "Source", "Faces", "Mood")
+COL_MEDIA, COL_VALENCE, COL_AROUSAL, COL_SOURCE, COL_FACES, COL_MOOD = 4, 5, 6, 7, 8, 9
+EDITABLE = (COL_VALENCE, COL_AROUSAL, COL_MOOD)
+AUTO = "auto"  # the Mood cell of a scene without an override
+YOU = "you"  # the Source of an overridden scene
+#: How the core's ``SceneMood.source`` reads in the table (and what it means, as a tooltip).
+SOURCES = {
+    "faces": ("faces", "Estimated from the picture and sound, with the faces' expressions"),
+    "cues": ("cues", "Estimated from the picture (brightness, colour, motion) and the sound"),
+    "marker": ("marker", "Set by an 'emsync: MOOD' guide or clip marker in the project"),
+    "cli": ("settings", "Set by the Valence/Arousal overrides of the score settings"),
+    "default": ("carried on", "No picture to analyze here: the mood of the scene before carries on"),
+}
+MOOD_HELP = (
+    "Double-click a scene's Mood to set it (a mood name, or valence,arousal from -1 to 1), or its "
+    "Valence/Arousal to type a number; \"auto\" uses the analysis again."
+)
+_ERROR_COLOUR = "#b00020"
+
+
+def mood_names() -> tuple[str, ...]:
+    """The named moods an editor may pick (``emsync_plugin.emotion.overrides.MOODS``)."""
+    from emsync_plugin.emotion.overrides import MOODS
+
+    return tuple(MOODS)
+
+
+def parse_mood(text: str) -> tuple[float, float, str]:
+    """``(valence, arousal, text for ScoreOptions.emotion)`` of a Mood cell; ValueError says what is wrong."""
+    from emsync_plugin.emotion.overrides import MOODS
+    from emsync_plugin.emotion.overrides import parse_mood as core_parse
+
+    v, a, label = core_parse(text)
+    if label in MOODS:
+        return v, a, label
+    v, a = round(v, 2) + 0.0, round(a, 2) + 0.0  # what the table shows is what is passed on
+    return v, a, f"{v:.2f},{a:.2f}"
+
+
+def top_face(probs) -> str:
+    """``"happy 62%"``: the face model's most likely class, or "" without faces."""
+    if not probs:
+        return ""
+    name = max(probs, key=probs.get)
+    return f"{name} {float(probs[name]):.0%}"
+
+
+class MoodDelegate(QStyledItemDelegate):
+    """The Mood cell's editor: a combo box of "auto" and the named moods, in which
+    ``valence,arousal`` may also be typed. The text it commits is checked by the panel."""
+
+    def createEditor(self, parent, option, index):  # noqa: N802 (Qt override)
+        combo = QComboBox(parent)
+        combo.setEditable(True)
+        combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        combo.addItems([AUTO, *mood_names()])
+        combo.setToolTip("A mood name, or valence,arousal from -1 to 1 (e.g. 0.2,0.7); auto: the analysis")
+        combo.activated.connect(lambda _=None, c=combo: self._commit(c))
+        return combo
+
+    def _commit(self, combo: QComboBox) -> None:
+        self.commitData.emit(combo)
+        self.closeEditor.emit(combo)
+
+    def setEditorData(self, editor, index):  # noqa: N802
+        editor.setCurrentText(str(index.data() or AUTO))
+
+    def setModelData(self, editor, model, index):  # noqa: N802
+        model.setData(index, editor.currentText().strip() or AUTO)
+
+
+def fill_scenes(table: QTableWidget, timeline) -> None:
+    """One row per scene of ``timeline``, the mood cells empty ("auto")."""
+    rate = timeline.rate
+    table.setRowCount(len(timeline.scenes))
+    for row, scene in enumerate(timeline.scenes):
+        values = (
+            str(scene.index), format_timecode(scene.start, rate), format_timecode(scene.end, rate),
+            f"{scene.end - scene.start:.2f} s", Path(scene.media).name if scene.media else "(gap)",
+            "", "", "", "", AUTO,
+        )
+        for col, text in enumerate(values):
+            item = QTableWidgetItem(text)
+            if col not in EDITABLE:
+                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+            if col < COL_MEDIA or col in (COL_VALENCE, COL_AROUSAL):
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            if col == COL_MEDIA and scene.media:
+                item.setToolTip(str(scene.media))
+            table.setItem(row, col, item)
+
+
+def _look(override, mood, analyzed: bool, missing: bool) -> tuple[str, str, str, str, str | None]:
+    """(valence, arousal, source, source tooltip, source colour) of a row."""
+    if override is not None:
+        return f"{override[0]:+.2f}", f"{override[1]:+.2f}", YOU, "Set by you; wins over markers and the analysis", None
+    if analyzed:
+        source, tip = SOURCES.get(mood.source, (mood.source, ""))
+        return f"{mood.valence:+.2f}", f"{mood.arousal:+.2f}", source, tip, None
+    if missing:
+        return "", "", "media missing", "The media file is missing: relink it or set this scene's mood", _ERROR_COLOUR
+    if mood is not None:
+        return "", "", "", "Not analyzed while you had overridden it: click Analyze scenes again", None
+    return "", "", "", "Click Analyze scenes to estimate this scene's mood", None
+
+
+def paint_mood(table: QTableWidget, row: int, override, mood, analyzed: bool, missing: bool) -> None:
+    """Fill a row's Valence, Arousal, Source, Faces and Mood cells; overridden rows are bold.
+
+    ``override`` is the editor's ``(valence, arousal, text)`` or None, ``mood`` the scene's
+    ``SceneMood`` from the last analysis or None, ``analyzed`` whether that mood counts.
+    """
+    valence, arousal, source, tip, colour = _look(override, mood, analyzed, missing)
+    probs = getattr(mood, "probs", None) if mood is not None else None
+    cells = {
+        COL_VALENCE: valence, COL_AROUSAL: arousal, COL_SOURCE: source, COL_FACES: top_face(probs),
+        COL_MOOD: override[2] if override is not None else AUTO,
+    }
+    items = [table.item(row, col) for col in range(len(TABLE_COLUMNS))]
+    for col, text in cells.items():
+        _cell(items[col]).setText(text)
+    _cell(items[COL_SOURCE]).setToolTip(tip)
+    _cell(items[COL_SOURCE]).setForeground(QBrush(QColor(colour)) if colour else QBrush())
+    if probs:
+        ranked = sorted(probs.items(), key=lambda kv: -kv[1])
+        _cell(items[COL_FACES]).setToolTip(", ".join(f"{k} {float(p):.0%}" for k, p in ranked))
+    _cell(items[COL_MOOD]).setToolTip("Double-click to set this scene's mood")
+    for item in items:
+        font = _cell(item).font()
+        if font.bold() != (override is not None):
+            font.setBold(override is not None)
+            _cell(item).setFont(font)
+
+
+def _cell(item: QTableWidgetItem | None) -> QTableWidgetItem:
+    if item is None:  # fill_scenes made every cell
+        raise LookupError("the scene table is missing a cell")
+    return item

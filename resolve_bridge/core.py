@@ -1,0 +1,123 @@
+"""The emsync side of the Resolve script: every call into ``emsync_plugin`` it makes.
+
+Imported only where emsync is importable: in Resolve's Python when its version suits the
+recorded environment, else in the worker process (:mod:`resolve_bridge.worker`). Requests and
+results are plain JSON-able dicts, so the in-process call and the worker pipe carry the same
+things (:func:`handle`) and give the same messages (:func:`describe`).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from emsync_plugin.emotion import overrides
+from emsync_plugin.errors import EmsyncError, MediaError, OptionsError
+from emsync_plugin.timeline.timecode import format_timecode
+
+from .options import EMOTION_FORMS, MEDIA_ADVICE, SCENE_ADVICE, Scored
+
+Progress = Callable[[str, float], None]
+
+
+def handle(request: dict, progress: Progress | None = None) -> Any:
+    """Answer one request; EmsyncError for anything the editor can fix.
+
+    * ``{"command": "check", "emotion": text or items}``: the scene moods, checked (a list);
+    * ``{"command": "analyze", "path", "options"}``: each scene's mood (:func:`mood_rows`);
+    * ``{"path", "options"}`` (``"command": "score"``): the score, as a :class:`Scored` dict.
+    """
+    command = request.get("command", "score")
+    if command == "check":
+        return list(checked_emotion(request.get("emotion") or ()))
+    options = dict(request.get("options") or {})
+    if options.get("emotion"):
+        options["emotion"] = checked_emotion(options["emotion"])
+    if command == "analyze":
+        return estimate_rows(request["path"], options, progress)
+    if command == "score":
+        return asdict(score(request["path"], options, progress))
+    raise ValueError(f"unknown request {command!r}")
+
+
+def checked_emotion(emotion: str | Iterable[str]) -> tuple[str, ...]:
+    """Per-scene moods checked by ``overrides.validate_cli``: one item per scene, by scene number.
+
+    Text is split with ``overrides.split_cli``, and so is each item (a whole text that reached
+    the worker as one item reads the same).
+    """
+    texts = [emotion] if isinstance(emotion, str) else [str(e) for e in emotion]
+    items = tuple(item for text in texts for item in overrides.split_cli(text))
+    overrides.validate_cli(items)
+    first: dict[int, str] = {}
+    for item in items:
+        number, _, mood = item.partition("=")
+        first.setdefault(int(number), f"{int(number)}={mood.strip()}")
+    return tuple(first[n] for n in sorted(first))
+
+
+def estimate_rows(path: str | Path, options: dict, progress: Progress | None = None) -> list[dict]:
+    """Each scene's mood in the export at ``path`` (``pipeline.analyze``, what ``emsync analyze`` prints)."""
+    from emsync_plugin import pipeline  # here, not above: checking scene moods stays quick in the worker
+
+    wanted = {k: options[k] for k in ("valence", "arousal", "emotion") if options.get(k) is not None}
+    analysis = pipeline.analyze(Path(path), pipeline.ScoreOptions(**wanted), progress)
+    return mood_rows(analysis.moods, analysis.timeline)
+
+
+def score(path: str | Path, options: dict, progress: Progress | None = None) -> Scored:
+    """``pipeline.score`` of the export at ``path``, WAV + MIDI only (Resolve places the WAV itself)."""
+    from emsync_plugin import pipeline
+
+    result = pipeline.score(Path(path), pipeline.ScoreOptions(write_timeline=False, **options), progress=progress)
+    timeline = result.timeline
+    lufs = result.lufs if result.lufs is not None and result.lufs == result.lufs else None
+    return Scored(
+        wav=str(result.wav), midi=str(result.midi), sidecar=str(result.sidecar) if result.sidecar else None,
+        lufs=None if lufs is None else float(lufs), duration=float(timeline.duration), rate=float(timeline.rate),
+        cuts=len(timeline.cuts), scenes=len(timeline.scenes), moods=mood_rows(result.moods, timeline),
+    )
+
+
+def mood_rows(moods, timeline) -> list[dict]:
+    """``SceneMood`` s as plain dicts (they cross the worker pipe), with Resolve's record timecodes."""
+    rows = []
+    for m in moods:
+        probs = dict(m.probs or {})
+        face = max(probs, key=probs.__getitem__) if probs else None
+        rows.append({
+            "index": int(m.index), "start": float(m.start), "end": float(m.end),
+            "record_in": format_timecode(timeline.start + m.start, timeline.rate),
+            "record_out": format_timecode(timeline.start + m.end, timeline.rate),
+            "valence": float(m.valence), "arousal": float(m.arousal), "source": str(m.source),
+            "face": None if face is None else f"{face} {float(probs[face]):.0%}",
+        })
+    return rows
+
+
+def describe(exc: EmsyncError) -> str:
+    """The core's one-line message; where its fix is said in command-line terms (missing media,
+    a scene mood), the fix in the dialog's terms instead."""
+    reason = exc.reason or ""
+    if isinstance(exc, MediaError) and reason:
+        where = f"{exc.path}: {reason}" if exc.path is not None else reason
+        return f"{where.rstrip('.')}. {MEDIA_ADVICE}"
+    if isinstance(exc, OptionsError) and "--emotion " in reason:
+        return f"Scene moods: {reason.replace('--emotion ', '').rstrip('.')}. {_emotion_advice(exc.hint)}"
+    return str(exc).rstrip(".")
+
+
+def _emotion_advice(hint: str | None) -> str:
+    """The dialog's advice for a scene-mood error whose hint is ``hint``."""
+    if hint == overrides.CLI_FORMS:
+        return EMOTION_FORMS.format(moods=", ".join(overrides.MOODS))
+    if not hint or "emsync" in hint or "--" in hint:
+        return SCENE_ADVICE
+    return hint[:1].upper() + hint[1:].rstrip(".")
+
+
+def error_fields(exc: EmsyncError) -> dict:
+    """An EmsyncError as the worker reports it (``message`` is what the dialog shows)."""
+    return {"error": str(exc), "type": type(exc).__name__, "reason": exc.reason,
+            "path": None if exc.path is None else str(exc.path), "message": describe(exc)}

@@ -1,0 +1,120 @@
+"""What the Resolve script works with: the editor's options, the score it gets back, its errors.
+
+Plain data only, importable by Resolve's own Python even when emsync is not (the worker case),
+so nothing here imports ``emsync_plugin`` at module level.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+TRACK_NAME = "EMSYNC Score"
+BIN_NAME = "EMSYNC"
+METADATA_KEY = "emsync"
+EMOTION_EXAMPLE = "3=tense, 5=0.2,0.7"
+EMOTION_FORMS = (
+    "Write N=MOOD or N=V,A for each scene, separated by commas, e.g. " + EMOTION_EXAMPLE + "; N is the "
+    "scene number the analysis shows, MOOD a mood name ({moods}), V and A valence and arousal from -1 to 1"
+)
+SCENE_ADVICE = "Use the scene numbers Analyze scenes shows in the EMSYNC Score dialog"
+MEDIA_ADVICE = (
+    "Relink the media in Resolve, or give those scenes a mood under Scene moods in the EMSYNC Score dialog "
+    "(e.g. " + EMOTION_EXAMPLE + "), or set Valence and Arousal for the whole timeline"
+)
+
+
+class BridgeError(Exception):
+    """A problem the editor can fix (no project, a locked track, a bad scene mood).
+
+    Like ``emsync_plugin.errors.EmsyncError`` its message is one line saying what to do; it is
+    not a subclass only so that the script can start before emsync is importable.
+    """
+
+
+def split_emotion(text: str) -> tuple[str, ...]:
+    """Scene-mood text as items (``overrides.split_cli``); without emsync here, one item the worker splits."""
+    try:
+        from emsync_plugin.emotion.overrides import split_cli
+    except ImportError:
+        return (text.strip(),) if text.strip() else ()
+    return tuple(split_cli(text))
+
+
+def format_emotion(emotion) -> str:
+    """The text of the dialog's Scene moods field: ``"3=tense, 5=0.2,0.7"``."""
+    return ", ".join(emotion or ())
+
+
+@dataclass(frozen=True)
+class BridgeOptions:
+    """The editor's choices; they become ``pipeline.ScoreOptions`` (plus write_timeline=False)."""
+
+    engine: str = "baseline"
+    valence: float | None = None
+    arousal: float | None = None
+    seed: int = 0
+    loudness: float = -16.0
+    fade: float = 3.0
+    emotion: tuple[str, ...] = ()  # per-scene moods, ("3=tense", "5=0.2,0.7"); text is split, checked later
+
+    def __post_init__(self) -> None:
+        emotion: Any = self.emotion
+        if isinstance(emotion, str):
+            emotion = split_emotion(emotion)
+        object.__setattr__(self, "emotion", tuple(str(e).strip() for e in emotion or () if str(e).strip()))
+
+    @classmethod
+    def from_settings(cls, settings: dict | None) -> BridgeOptions:
+        """The options stored by a previous run (unknown keys ignored, bad values dropped)."""
+        if not settings:
+            return cls()
+        kwargs: dict[str, Any] = {}
+        for name, default in asdict(cls()).items():
+            value = settings.get(name, default)
+            if name == "emotion":
+                if isinstance(value, (list, tuple)) and all(isinstance(e, str) for e in value):
+                    kwargs[name] = tuple(value)
+            elif value is None or isinstance(value, (int, float, str)):
+                kwargs[name] = value
+        try:
+            return cls(**kwargs)
+        except TypeError:
+            return cls()
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What the script needs of ``pipeline.ScoreResult`` (also what the worker sends back)."""
+
+    wav: str
+    midi: str
+    sidecar: str | None
+    lufs: float | None
+    duration: float  # seconds
+    rate: float  # frames per second, as the core read it from the export
+    cuts: int
+    scenes: int
+    moods: list = field(default_factory=list)  # the mood each scene was scored with (mood rows)
+
+
+def overridden_scenes(emotion) -> set[int]:
+    """The scene numbers that per-scene moods set (items whose number does not read are skipped)."""
+    found = set()
+    for item in emotion or ():
+        number = str(item).partition("=")[0].strip()
+        if number.isdigit():
+            found.add(int(number))
+    return found
+
+
+def format_moods(rows, emotion=()) -> str:
+    """The scene moods as a table (the Console, the dialog); scenes in ``emotion`` read "you"."""
+    overridden = overridden_scenes(emotion)
+    lines = [f"{'#':>3}  {'record in':<11}  {'record out':<11}  {'valence':>7}  {'arousal':>7}  {'source':<8}  faces"]
+    for r in rows:
+        source = "you" if r["index"] in overridden else {"cli": "settings"}.get(r["source"], r["source"])
+        lines.append(
+            f"{r['index']:>3}  {r['record_in']:<11}  {r['record_out']:<11}  {r['valence']:>+7.2f}  {r['arousal']:>+7.2f}  "
+            f"{source:<8}  {r.get('face') or ''}".rstrip()
+        )
+    return "\n".join(lines)
