@@ -319,6 +319,22 @@ def test_editing_rows_changes_what_is_scored(qtbot, panel, project, monkeypatch)
     assert "Analyze scenes again" in panel.table.item(2, panel_mod.COL_SOURCE).toolTip()
 
 
+def test_analysis_of_a_project_changed_on_disk_shows_its_new_scenes(qtbot, panel, project, monkeypatch):
+    """``pipeline.analyze`` reads the project again: rows follow the file, unchanged scenes keep their moods."""
+    monkeypatch.setattr(pipeline, "estimate_moods", FastMoods())
+    _load(qtbot, panel, project)
+    _edit(panel, 0, panel_mod.COL_MOOD, "sad")
+    tl = otio.adapters.read_from_file(str(project))
+    tl.tracks[0].remove(tl.tracks[0][2])  # the editor cut the last shot and saved
+    otio.adapters.write_to_file(tl, str(project))
+
+    moods = _analyze(qtbot, panel)
+
+    assert panel.table.rowCount() == len(moods) == 2 and panel.timeline == read_cuts(project)
+    assert panel.emotion() == ("1=sad",) and _cells(panel, 0)[2:] == ["you", "", "sad"]
+    assert _cells(panel, 1) == ["-0.25", "+0.10", "cues", "", "auto"]
+
+
 def test_an_analysis_error_shows_the_message_and_the_scenes_to_override(qtbot, panel, project):
     """The real core: the fixture's media (/media/*.mp4) do not exist."""
     _load(qtbot, panel, project)

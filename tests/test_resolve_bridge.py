@@ -310,6 +310,48 @@ def test_worker_protocol(tmp_path, fake_score, resolve):
     assert "valence" in json.loads(out.getvalue().splitlines()[-1])["error"]
 
 
+def test_worker_checks_scene_moods():
+    """``{"command": "check"}``: the scene moods split and checked by emsync, or the dialog's message."""
+    out = io.StringIO()
+    assert worker.worker_main(io.StringIO(json.dumps({"command": "check", "emotion": "3 = tense; 1=0.2, 0.7"})), out) == 0
+    assert json.loads(out.getvalue())["result"] == ["1=0.2, 0.7", "3=tense"]
+    out = io.StringIO()
+    assert worker.worker_main(io.StringIO(json.dumps({"command": "check", "emotion": ["2=sad, 4=hapy"]})), out) == 2
+    reply = json.loads(out.getvalue())
+    assert reply["type"] == "OptionsError" and "--emotion 4=hapy" in reply["error"]  # what older launchers read
+    assert reply["message"].startswith('Scene moods: 4=hapy: unknown mood "hapy" (did you mean "happy"?). Write N=MOOD')
+
+
+def test_installed_launcher_starts_in_a_python_that_cannot_import_emsync(tmp_path):
+    """Resolve's Python of another version: the package is loaded from where it was installed, without
+    emsync's compiled packages on sys.path, and the worker checks the scene moods."""
+    import subprocess
+
+    path, _ = installer.install(tmp_path / "Utility")
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("EMSYNC_PYTHON_VERSION = (", "EMSYNC_PYTHON_VERSION = (2, 7) or ("), encoding="utf-8")
+    runner = tmp_path / "runner.py"
+    runner.write_text(
+        "import runpy, sys\n"
+        f"ns = runpy.run_path({str(path)!r}, run_name='__main__')\n"
+        "from resolve_bridge import worker\n"
+        "env = ns['environment']()\n"
+        "print(env.in_process(), any(m.startswith('emsync_plugin') for m in sys.modules))\n"
+        "print(worker.check_emotion('3 = tense; 1=0.2, 0.7', env))\n"
+        "try:\n"
+        "    worker.check_emotion('3=hapy', env)\n"
+        "except worker.BridgeError as exc:\n"
+        "    print(exc)\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run([sys.executable, "-I", "-S", str(runner)], capture_output=True, text=True, timeout=120)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0, done.stderr
+    assert lines[0].startswith("EMSYNC: error: DaVinci Resolve is not reachable")  # no Resolve here; the script ran
+    assert lines[1:3] == ["False False", "('1=0.2, 0.7', '3=tense')"]
+    assert lines[3].startswith('Scene moods: 3=hapy: unknown mood "hapy"')
+
+
 def test_bad_options_from_the_dialog_are_shown(resolve, fake_score):
     ui = RecordingUI(answer=BridgeOptions(engine="nope"))
     assert script.main(resolve, ui) == 2
