@@ -406,7 +406,7 @@ class CliReader(Reader):
 
         def dry_score(path, options, progress=None):
             tl = pipeline.read_cuts(path, track=options.track, rate=options.rate, min_duration=pipeline.MIN_DURATION)
-            pipeline.output_path(path, tl, options)
+            pipeline.timeline_io.output_path(path, tl, options.output, options.in_place)
             cli_overrides(options.emotion, tl)
             marker_overrides(tl)
             raise DryRun

@@ -159,7 +159,6 @@ def analyze(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: 
 def _read(path: Path, options: ScoreOptions, step: Progress, min_duration: float = 0.0) -> Timeline:
     step("reading cuts", 0.0)
     timeline = read_cuts(path, track=options.track, rate=options.rate, min_duration=min_duration)
-    logger.info("%s: %d cuts, %.2f s at %.3f fps", path.name, len(timeline.cuts), timeline.duration, timeline.rate)
     missing = missing_media(timeline)
     if missing:
         logger.info(  # scene analysis raises a MediaError where it needs them and has no override
@@ -196,6 +195,7 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
     # what the project is now: with --in-place it is only replaced if nobody saved it meanwhile
     snapshot = timeline_io.snapshot(path) if options.in_place and options.write_timeline and timeline_io.is_project(path) else None
     timeline = _read(path, options, step, min_duration=MIN_DURATION)
+    logger.info("%s: %d cuts, %.2f s at %.3f fps", path.name, len(timeline.cuts), timeline.duration, timeline.rate)
     _check_length(path, timeline)
     outputs = _Outputs.for_run(timeline_io.output_path(path, timeline, options.output, options.in_place), options.in_place)
 
