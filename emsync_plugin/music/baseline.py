@@ -47,27 +47,6 @@ _DRUM_LENGTH = 0.12
 
 
 @dataclass(frozen=True)
-class Mood:
-    """The valence and arousal (each in ``[-1, 1]``) of the span ``start`` .. ``end`` seconds."""
-
-    start: float
-    end: float
-    valence: float
-    arousal: float
-
-    def __post_init__(self) -> None:
-        for name in ("start", "end", "valence", "arousal"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise OptionsError(f"mood {name} must be a finite number, not {value!r}")
-        if self.end < self.start:
-            raise OptionsError(f"mood ends ({self.end}) before it starts ({self.start})")
-        for name in ("valence", "arousal"):
-            if not -1.0 <= getattr(self, name) <= 1.0:
-                raise OptionsError(f"mood {name} must be between -1 and 1, not {getattr(self, name)}")
-
-
-@dataclass(frozen=True)
 class BaselineOptions:
     """Choices of the baseline arranger, validated on creation (:class:`OptionsError`).
 

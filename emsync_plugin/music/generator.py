@@ -2,7 +2,7 @@
 
 ``Generator.load()`` verifies and opens ``onnx_models/generator.onnx`` and reads everything it
 needs from the model's own metadata (vocabulary, context length, offset cap, label statistics).
-``generate(cuts, duration, moods, options)`` returns a ``pretty_midi.PrettyMIDI``:
+``generate(cuts, duration, moods, options)`` returns a :class:`GenerationResult` (MIDI, tokens, notes):
 
 * every token is conditioned on the valence/arousal of the scene it falls in (a scene's mood
   takes effect at its cut) and on the seconds to the next cut, capped as in training;
@@ -24,8 +24,8 @@ import numpy as np
 import pretty_midi
 
 from .. import models, progress
-from .. import mood as _mood
 from ..errors import ModelError, OptionsError
+from ..mood import SceneMood
 from .decoding import (
     NEG,
     Clock,
@@ -51,16 +51,6 @@ MODEL_FILE = "generator.onnx"
 #: the shipped builds of the same weights: fp32, and int8 (8-bit weights, ~1.3x faster, a quarter
 #: of the size, held-out loss within 0.001 nats/token: onnx_models/README.md)
 MODEL_FILES = {"fp32": MODEL_FILE, "int8": "generator.int8.onnx"}
-
-
-@dataclass(frozen=True)
-class SceneMood:
-    """Deprecated: pass :class:`emsync_plugin.mood.SceneMood` (kept until the pipeline does)."""
-
-    start: float
-    end: float
-    valence: float
-    arousal: float
 
 
 @dataclass
@@ -136,7 +126,7 @@ class Generator:
         out[a:b] = on - logsumexp(on) + logsumexp(lc[a:b])
         return out
 
-    def generate(self, cuts: Sequence[float], duration: float, moods: Sequence[_mood.SceneMood],
+    def generate(self, cuts: Sequence[float], duration: float, moods: Sequence[SceneMood],
                  options: SamplingOptions = SamplingOptions()) -> GenerationResult:
         """Music for ``duration`` seconds with a chord on every cut; each token follows the mood
         of the scene it falls in (a mood takes effect at its ``start``)."""
@@ -231,7 +221,7 @@ def _scene_at(starts: np.ndarray, t: float) -> int:
     return max(0, int(np.searchsorted(starts, t + 1e-9, side="right")) - 1)
 
 
-def _conditioning(moods: Sequence[_mood.SceneMood], bounds: np.ndarray, unit: float, cap: float,
+def _conditioning(moods: Sequence[SceneMood], bounds: np.ndarray, unit: float, cap: float,
                   use_offsets: bool) -> Conditioning:
     """``cond(t_units) -> (valence, arousal, offset)``: the mood of the scene at that time and the
     seconds to the next boundary, capped at ``cap`` (always ``cap`` without ``use_offsets``)."""
@@ -256,7 +246,7 @@ def velocity(arousal: float) -> int:
     return int(round(78 + 22 * max(-1.0, min(1.0, arousal))))
 
 
-def to_midi(notes: Sequence[Note], vocab: Vocab, moods: Sequence[_mood.SceneMood]) -> pretty_midi.PrettyMIDI:
+def to_midi(notes: Sequence[Note], vocab: Vocab, moods: Sequence[SceneMood]) -> pretty_midi.PrettyMIDI:
     """A MIDI file with one General MIDI instrument per group (programs from the model)."""
     pm = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=120.0)
     insts = [pretty_midi.Instrument(program=prog, name=f"EMSYNC {name}") for name, prog in zip(vocab.groups, vocab.programs)]
