@@ -462,9 +462,7 @@ def estimate_moods(timeline: Timeline, options: ScoreOptions) -> list[SceneMood]
     ``MediaError`` unless the scenes using it are overridden or ``--valence/--arousal`` are given."""
     from .emotion.analyze import estimate
 
-    found = estimate(timeline, emotion=options.emotion, valence=options.valence, arousal=options.arousal)
-    return [SceneMood(e.index, e.start, e.end, e.valence, e.arousal, e.source, dict(e.probs), getattr(e, "label", ""))
-            for e in found]
+    return estimate(timeline, emotion=options.emotion, valence=options.valence, arousal=options.arousal)
 
 
 def resolve_engine(engine: str) -> str:

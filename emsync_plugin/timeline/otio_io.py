@@ -19,7 +19,6 @@ import opentimelineio as otio
 
 from ..errors import TimelineError
 from . import fcpxml, limits
-from .fcpxml import set_tc_start as set_fcpxml_tc_start  # noqa: F401 - demo.py's name until it uses io.convert_timeline
 from .model import Edit, Marker, Shot, VideoTrack
 from .otio_checks import check_otio_json, guarded, read_otioz
 
