@@ -295,6 +295,6 @@ def test_readable_mutations_are_written_back(work, tmp_path, name):
         except EmsyncError as exc:
             assert "\n" not in str(exc)
             continue
-        _check(lambda: read_cuts(out))
+        _check(lambda out=out: read_cuts(out))
         written += 1
     assert written > 0

@@ -171,8 +171,6 @@ def test_a_missing_project_shows_the_readers_message(qtbot, panel, tmp_path):
 
 def test_a_kdenlive_project(qtbot, panel, fixtures):
     """A real .kdenlive file, read by the core's Kdenlive reader."""
-    if importlib.util.find_spec("emsync_plugin.timeline.kdenlive") is None:
-        pytest.skip("the core's Kdenlive reader (emsync_plugin/timeline/kdenlive.py) is not there yet")
     path = fixtures / "kdenlive" / "kdenlive_example_v221170.kdenlive"
     _load(qtbot, panel, path)
     assert panel.table.rowCount() == len(read_cuts(path).scenes) > 0

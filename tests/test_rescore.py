@@ -84,7 +84,8 @@ def test_the_first_score_records_identity_and_notes(first):
         assert s["identity"]["media"] == "sample.mp4"
         assert s["identity"]["source_start"] == pytest.approx(scene.source_start)
         assert s["notes"] and all(scene.start - 1e-9 <= n[3] < scene.end for n in s["notes"])
-    meta = otio.adapters.read_from_file(str(first / "sample.otio")).metadata["emsync"]
+    timeline_otio = otio.adapters.read_from_file(str(first / "sample.otio"))
+    meta = timeline_otio.metadata["emsync"]
     assert "notes" not in meta["scenes"][0] and meta["scenes"][0]["identity"]["media"] == "sample.mp4"
     spans = [s["events"] for s in meta["scenes"]]
     assert spans[0][0] == 0 and all(b[0] == a[0] + a[1] for a, b in zip(spans, spans[1:]))

@@ -424,7 +424,8 @@ def mode_tokens(tokens: np.ndarray, tonic: int, vocab: Vocab) -> np.ndarray:
 def _flip_modes(pitch: np.ndarray, sa: np.ndarray, key: tuple[int, bool], base: int, edges: np.ndarray,
                 rng: np.random.Generator, vocab: Vocab) -> np.ndarray:
     """The piece's pitches with some scenes moved to the parallel mode of the window's ``key``
-    (:func:`_window_key`; a window without a clear key is not flipped). Each scene (the piece's notes *starting* between consecutive ``edges``, in
+    (:func:`_window_key`; a window without a clear key is not flipped). Each scene (the piece's
+    notes *starting* between consecutive ``edges``, in
     seconds from step ``base``) flips with probability one half: in a major key the third and sixth
     degrees go down a semitone (harmonic minor: the leading tone stays), in a minor key the
     minor third and sixth go up one (major). Notes outside the vocabulary's range stay.

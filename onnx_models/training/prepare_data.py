@@ -185,16 +185,16 @@ def split_of(piece_id: str) -> str:
 # ------------------------------------------------------------------------------------------
 # parsing (in the workers)
 # ------------------------------------------------------------------------------------------
-class _Timeout(Exception):
+class _TimeoutError(Exception):
     pass
 
 
 def _on_alarm(signum, frame):  # pragma: no cover - only fires on a stuck parse
-    raise _Timeout()
+    raise _TimeoutError()
 
 
-class _deadline:
-    """Raise :class:`_Timeout` in this (worker) process after ``seconds`` (POSIX timers)."""
+class _Deadline:
+    """Raise :class:`_TimeoutError` in this (worker) process after ``seconds`` (POSIX timers)."""
 
     def __init__(self, seconds: float):
         self.seconds = seconds
@@ -223,7 +223,7 @@ def iter_scores(path: str, timeout: float = 0) -> Iterator[tuple[int, Any]]:
         from music21 import abcFormat
         from music21.abcFormat import translate
 
-        with _deadline(timeout):
+        with _Deadline(timeout):
             af = abcFormat.ABCFile()
             af.open(path)
             try:
@@ -238,14 +238,14 @@ def iter_scores(path: str, timeout: float = 0) -> Iterator[tuple[int, Any]]:
                 handlers = [handler]
         for i, h in enumerate(handlers):
             try:
-                with _deadline(timeout):
+                with _Deadline(timeout):
                     sc = translate.abcToStreamScore(h)
             except Exception as exc:  # a broken tune must not stop the file
                 yield i, exc
                 continue
             yield i, sc
         return
-    with _deadline(timeout):
+    with _Deadline(timeout):
         parsed = converter.parse(path, forceSource=True)
     if isinstance(parsed, stream.Opus):
         for i, sc in enumerate(parsed.scores):
@@ -509,7 +509,7 @@ def score_to_piece(score, rel: str, tune: int) -> dict | None:
         chords = "roman" if rel.endswith(".rntxt") else "symbols"
         rows += _realise(spans, rng, beat_ql, bar_ql)
         keyboard = [bool(KEYBOARD.search(_part_label(p))) for p, _ in parsed]
-        for kb, (p, ns) in zip(keyboard, parsed):
+        for kb, (_, ns) in zip(keyboard, parsed):
             if kb:
                 group = PIANO
             else:  # the melody (the only non-keyboard part) on guitar, several on strings
@@ -607,7 +607,7 @@ def process_file(job: tuple[str, str, str, str, float]) -> dict:
                 errors.append(f"#{tune}: {type(sc).__name__}: {sc}"[:200])
                 continue
             try:
-                with _deadline(timeout):
+                with _Deadline(timeout):
                     piece = score_to_piece(sc, rel, tune)
             except Exception as exc:
                 dropped["failed"] += 1
@@ -621,7 +621,7 @@ def process_file(job: tuple[str, str, str, str, float]) -> dict:
                 dropped["short"] += 1
             else:
                 pieces.append(piece)
-    except _Timeout:
+    except _TimeoutError:
         errors.append(f"timeout after {timeout:g} s (file level)")
         dropped["failed"] += 1
     except Exception as exc:
