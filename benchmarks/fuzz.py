@@ -363,7 +363,7 @@ class MarkerReader(Reader):
 
 class SidecarReader(Reader):
     def run(self, data: bytes, workdir: Path):
-        from emsync_plugin.pipeline import read_sidecar
+        from emsync_plugin.sidecar import read_sidecar
 
         return read_sidecar(self.prepare(data, workdir))
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pretty_midi
 
-from . import __version__, fileio, rescore
+from . import __version__, fileio, rescore, sidecar
 from . import progress as bars
 from .errors import OptionsError, TimelineError
 from .mood import SceneMood
@@ -214,14 +214,13 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
 
     step("rendering audio", 0.5)
     rendered = render_midi(midi, outputs.wav, timeline.duration, RenderOptions(loudness=options.loudness, fade=options.fade))
-    settings = _settings(path, timeline, moods, options, outputs, rendered.lufs)
-    settings.update(_music_record(timeline, decisions, previous, midi, options, settings["scenes"]))
+    settings = _settings(path, timeline, moods, decisions, previous, midi, options, outputs, rendered.lufs)
     fileio.write_text(outputs.sidecar, json.dumps(settings, indent=2) + "\n")
 
     written = None
     if options.write_timeline:
         step("writing timeline", 0.85)
-        written = _write_back(timeline, outputs, _without_notes(settings), snapshot, options.in_place)
+        written = _write_back(timeline, outputs, sidecar.for_timeline(settings), snapshot, options.in_place)
     picture = None
     if options.report_png is not None:
         from .report import draw_report
@@ -243,7 +242,7 @@ def _previous_score(path: Path, outputs: _Outputs, options: ScoreOptions) -> res
     else:
         if not timeline_io.written_by_emsync(path):
             return None  # the timeline carries no score of its own: a first score
-        candidate = _sidecar_of(path)
+        candidate = sidecar.sidecar_of(path)
         if not candidate.is_file():
             candidate = outputs.sidecar
         if not candidate.is_file():
@@ -251,16 +250,10 @@ def _previous_score(path: Path, outputs: _Outputs, options: ScoreOptions) -> res
                         path.name, candidate.name)
             return None
     try:
-        return rescore.read_previous(read_sidecar(candidate), candidate)
+        return rescore.read_previous(sidecar.read_sidecar(candidate), candidate)
     except TimelineError as exc:
         logger.warning("%s", exc)
         return None
-
-
-def _sidecar_of(path: Path) -> Path:
-    """The settings file a run that wrote the scored timeline ``path`` put beside it."""
-    stem = path.stem[: -len(".emsync")] if path.stem.endswith(".emsync") else path.stem
-    return path.with_name(f"{stem}.emsync.json")
 
 
 def _log_decisions(path: Path, decisions: Sequence[rescore.Decision], previous: rescore.Previous | None) -> None:
@@ -285,33 +278,6 @@ def model_sha256(options: ScoreOptions) -> str | None:
     return entry["sha256"] if entry else None
 
 
-def _music_record(timeline: Timeline, decisions: Sequence[rescore.Decision], previous: rescore.Previous | None,
-                  midi: pretty_midi.PrettyMIDI, options: ScoreOptions, scenes: list[dict]) -> dict:
-    """What a later re-score needs: each scene's identity, what happened to its music, its notes."""
-    instruments, notes = rescore.notes_by_scene(midi, timeline)
-    for entry, s, d, scene_notes in zip(scenes, timeline.scenes, decisions, notes):
-        entry.update({"identity": rescore.Identity.of(s).to_json(), "music": d.action, "previous": d.previous,
-                      "reason": d.reason, "notes": scene_notes})
-    return {
-        "model_sha256": model_sha256(options),
-        "previous": None if previous is None else str(previous.path),
-        "instruments": instruments,
-        "scenes": scenes,
-    }
-
-
-def _without_notes(settings: dict) -> dict:
-    """The settings as the timeline's metadata carries them: the notes stay in the sidecar (and
-    the MIDI); each scene records its span of the score's notes as ``[first, count]``."""
-    first = 0
-    scenes = []
-    for scene in settings["scenes"]:
-        count = len(scene.get("notes", ()))
-        scenes.append({**{k: v for k, v in scene.items() if k != "notes"}, "events": [first, count]})
-        first += count
-    return {**settings, "scenes": scenes}
-
-
 def _check_length(path: Path, timeline: Timeline) -> None:
     if timeline.duration > MAX_SCORE_SECONDS:
         raise OptionsError(
@@ -331,11 +297,12 @@ def _prepare_outputs(outputs: _Outputs, snapshot: fileio.Snapshot | None) -> Non
         _keep_foreign(target, outputs.sidecar)
 
 
-def _settings(path: Path, timeline: Timeline, moods: Sequence[SceneMood], options: ScoreOptions,
+def _settings(path: Path, timeline: Timeline, moods: Sequence[SceneMood], decisions: Sequence[rescore.Decision],
+              previous: rescore.Previous | None, midi: pretty_midi.PrettyMIDI, options: ScoreOptions,
               outputs: _Outputs, lufs: float) -> dict:
     """What the sidecar records (and the written timeline carries in its metadata)."""
     learned = {"sampling": asdict(options.sampling()), "precision": options.precision} if options.engine == "emsync" else {}
-    return {
+    run = {
         "version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "source": str(path.resolve()),
@@ -348,17 +315,8 @@ def _settings(path: Path, timeline: Timeline, moods: Sequence[SceneMood], option
         "loudness": options.loudness,
         "lufs": None if not math.isfinite(lufs) else round(lufs, 2),
         "fade": options.fade,
-        "rate": timeline.rate,
-        "duration": timeline.duration,
-        "cuts": list(timeline.cuts),
-        "scenes": [_sidecar_scene(m) for m in moods],
     }
-
-
-def _sidecar_scene(mood: SceneMood) -> dict:
-    scene = asdict(mood)
-    del scene["label"]  # the sidecar's scene fields predate the label
-    return scene
+    return sidecar.record(run, timeline, moods, decisions, midi, previous, model_sha256(options))
 
 
 def _write_back(timeline: Timeline, outputs: _Outputs, settings: dict, snapshot: fileio.Snapshot | None,
@@ -374,72 +332,13 @@ def _write_back(timeline: Timeline, outputs: _Outputs, settings: dict, snapshot:
         )
 
 
-SIDECAR_MAX_BYTES = 64 * 1024 * 1024
-
-
-def read_sidecar(path: str | Path) -> dict:
-    """The settings a run wrote beside its score (``NAME.emsync.json``), checked.
-
-    For scripts and the editor bridges that read back what a run did. A file that is not a
-    complete sidecar (truncated, edited by hand, another program's JSON) is a TimelineError
-    naming it, never a half-read dict.
-    """
-    path = Path(path)
-    hint = "score the timeline again to rewrite it"
-    try:
-        if path.stat().st_size > SIDECAR_MAX_BYTES:
-            raise TimelineError(f"is larger than a settings file can be ({path.stat().st_size:,} bytes)", path=path, hint=hint)
-        data = json.loads(path.read_bytes())
-    except OSError as exc:
-        raise TimelineError(f"cannot be read ({exc.strerror or exc})", path=path, hint=hint) from None
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, nesting
-        raise TimelineError(f"is not a valid emsync settings file ({type(exc).__name__})", path=path, hint=hint) from None
-
-    def bad(what: str):
-        return TimelineError(f"is not a valid emsync settings file ({what})", path=path, hint=hint)
-
-    def number(value, what: str, low: float = -math.inf, high: float = math.inf) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                or not low <= value <= high:
-            raise bad(f"{what} is {str(value)[:40]!r}")
-        return float(value)
-
-    if not isinstance(data, dict):
-        raise bad("not a JSON object")
-    for key in ("version", "engine", "wav", "midi"):
-        if not isinstance(data.get(key), str):
-            raise bad(f"{key!r} is missing")
-    if isinstance(data.get("seed"), bool) or not isinstance(data.get("seed"), int):
-        raise bad("'seed' is missing")
-    duration = number(data.get("duration"), "duration", 0.0)
-    number(data.get("rate"), "rate", 1e-9)
-    cuts = data.get("cuts")
-    if not isinstance(cuts, list):
-        raise bad("'cuts' is missing")
-    for c in cuts:
-        number(c, "a cut", 0.0, duration)
-    scenes = data.get("scenes")
-    if not isinstance(scenes, list):
-        raise bad("'scenes' is missing")
-    for scene in scenes:
-        if not isinstance(scene, dict):
-            raise bad("a scene is not an object")
-        if isinstance(scene.get("index"), bool) or not isinstance(scene.get("index"), int):
-            raise bad("a scene has no index")
-        number(scene.get("start"), "a scene's start", 0.0, duration)
-        number(scene.get("end"), "a scene's end", 0.0, duration)
-        number(scene.get("valence"), "a scene's valence", -1.0, 1.0)
-        number(scene.get("arousal"), "a scene's arousal", -1.0, 1.0)
-    return data
-
-
-def _keep_foreign(target: Path, sidecar: Path) -> None:
+def _keep_foreign(target: Path, sidecar_path: Path) -> None:
     """Back up an existing file emsync is about to replace unless an earlier run wrote it
     (its sidecar names it)."""
     if not target.exists():
         return
     try:
-        ours = {str(Path(v).resolve()) for k, v in read_sidecar(sidecar).items() if k in ("wav", "midi", "sidecar")}
+        ours = {str(Path(v).resolve()) for k, v in sidecar.read_sidecar(sidecar_path).items() if k in ("wav", "midi", "sidecar")}
     except (TimelineError, OSError, ValueError):
         ours = set()
     if str(target.resolve()) not in ours:

@@ -121,7 +121,7 @@ class Decision:
 
 
 def read_previous(data: dict, path: Path) -> Previous:
-    """The previous score in a sidecar dict (already checked by ``pipeline.read_sidecar``).
+    """The previous score in a sidecar dict (already checked by ``sidecar.read_sidecar``).
 
     A sidecar without the per-scene music (written before re-scoring existed, or edited by
     hand) is a TimelineError naming the file; the caller then scores afresh.

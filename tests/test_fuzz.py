@@ -266,7 +266,7 @@ def test_command_lines(work, argv):
 def test_sidecar_documents(tmp_path_factory, doc):
     path = tmp_path_factory.mktemp("sidecar") / "x.emsync.json"
     path.write_text(json.dumps(doc))
-    from emsync_plugin.pipeline import read_sidecar
+    from emsync_plugin.sidecar import read_sidecar
 
     _check(lambda: read_sidecar(path))
 

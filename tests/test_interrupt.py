@@ -22,7 +22,7 @@ import pytest
 import soundfile
 
 from emsync_plugin import fileio
-from emsync_plugin.pipeline import read_sidecar
+from emsync_plugin.sidecar import read_sidecar
 from emsync_plugin.timeline import read_cuts
 
 SAMPLE = Path(__file__).resolve().parents[1] / "emsync_plugin" / "data" / "sample"

@@ -11,7 +11,8 @@ import pytest
 from emsync_plugin import rescore
 from emsync_plugin.errors import OptionsError
 from emsync_plugin.music.chords import cut_hits
-from emsync_plugin.pipeline import ScoreOptions, read_sidecar, score
+from emsync_plugin.pipeline import ScoreOptions, score
+from emsync_plugin.sidecar import read_sidecar
 from emsync_plugin.timeline import read_cuts
 
 SAMPLE = Path(__file__).resolve().parents[1] / "emsync_plugin" / "data" / "sample"
