@@ -5,10 +5,10 @@ score track back in the input's own format. One reader/writer module per family.
 """
 from __future__ import annotations
 
-from .io import read_cuts, read_edit, write_timeline
-from .model import Edit, Marker, Scene, ScoreTrack, Shot, Timeline, VideoTrack, build_timeline
+from .io import read_cuts, read_edit, read_score_tracks, write_timeline
+from .model import Edit, Marker, Scene, ScoreTrack, ScoreTrackInfo, Shot, Timeline, VideoTrack, build_timeline
 
 __all__ = [
-    "Edit", "Marker", "Scene", "ScoreTrack", "Shot", "Timeline", "VideoTrack",
-    "build_timeline", "read_cuts", "read_edit", "write_timeline",
+    "Edit", "Marker", "Scene", "ScoreTrack", "ScoreTrackInfo", "Shot", "Timeline", "VideoTrack",
+    "build_timeline", "read_cuts", "read_edit", "read_score_tracks", "write_timeline",
 ]

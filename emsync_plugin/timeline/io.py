@@ -5,12 +5,13 @@ Files are checked here before any parser sees them."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from .. import fileio
 from ..errors import EmsyncError, OptionsError, TimelineError
 from . import limits, otio_checks, otio_io, otio_write
-from .model import Edit, ScoreTrack, Timeline, VideoTrack, build_timeline
+from .model import Edit, ScoreTrack, ScoreTrackInfo, Timeline, VideoTrack, build_timeline
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ def read_cuts(
     timeline = build_timeline(
         edit.name, edit.rate, [t.shots for t in tracks], start=edit.start,
         duration=edit.duration or None, markers=edit.markers, path=edit.path, format=edit.format,
+        audio=edit.audio,
     )
     if timeline.duration < min_duration:
         raise TimelineError(
@@ -112,22 +114,51 @@ def select_tracks(edit: Edit, track: str | None) -> list[VideoTrack]:
     raise TimelineError(f"has no video track {track!r}", path=edit.path, hint=f"pick one of: {names}")
 
 
-def write_timeline(timeline: Timeline, out: str | Path, score: ScoreTrack) -> Path:
-    """Write ``timeline``'s source file with the score track to ``out`` (format from ``out``'s suffix).
+def write_timeline(timeline: Timeline, out: str | Path, score: ScoreTrack | Sequence[ScoreTrack]) -> Path:
+    """Write ``timeline``'s source file with the score track(s) to ``out`` (format from ``out``'s suffix).
 
-    Written atomically; backing up an ``out`` that exists is the caller's job (``pipeline.score``).
+    ``score`` is one :class:`ScoreTrack` or several (the first is the main mix, or take 1): one
+    audio track each, replacing every earlier emsync score track and nothing else. Written
+    atomically; backing up an ``out`` that exists is the caller's job (``pipeline.score``).
     """
     out = Path(out)
+    scores = (score,) if isinstance(score, ScoreTrack) else tuple(score)
+    if not scores:
+        raise OptionsError("no score track to write", path=out)
     source = timeline.path
     if source is None:
         raise TimelineError("this timeline was not read from a file; nothing to write back", path=out)
     if timeline.format == "kdenlive":
         from . import kdenlive
 
-        return kdenlive.write(source, out, score, backup_source=False)  # pipeline.score keeps the backup
+        return kdenlive.write(source, out, scores, backup_source=False)  # pipeline.score keeps the backup
     if timeline.format == "video":  # no timeline to go back to: write a new one
-        return otio_write.write_for_video(timeline, out, score)
-    return otio_write.write(source, out, score, rate=timeline.rate if timeline.format == "cmx_3600" else None)
+        return otio_write.write_for_video(timeline, out, scores)
+    return otio_write.write(source, out, scores, rate=timeline.rate if timeline.format == "cmx_3600" else None)
+
+
+def read_score_tracks(path: str | Path) -> list[ScoreTrackInfo]:
+    """The emsync score tracks a timeline already carries, bottom to top ([] if none, or if the
+    file cannot be read: the reader says why when the timeline itself is read).
+
+    OTIO family and Kdenlive; a video file or an EDL carries none.
+    """
+    path = Path(path)
+    try:
+        suffix = _check_file(path)
+        if suffix in KDENLIVE_SUFFIXES or (suffix == ".xml" and _is_mlt(path)):
+            from . import kdenlive
+
+            return kdenlive.score_tracks(path)
+        if suffix not in otio_io.ADAPTERS or suffix == ".edl":
+            return []
+        if suffix in (".xml", ".fcpxml"):
+            check_xml(path)
+        adapter, _ = otio_io.ADAPTERS[suffix]
+        return otio_io.score_tracks(otio_io.load(path, adapter))
+    except Exception:  # noqa: BLE001 - asking must never break scoring
+        logger.debug("cannot read the score tracks of %s", path, exc_info=True)
+        return []
 
 
 #: Formats that cannot take a score track in place: a new OTIO timeline is written instead.

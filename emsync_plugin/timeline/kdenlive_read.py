@@ -7,6 +7,7 @@ tracks, mixes and guides is described in ``docs/timeline.md``.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -18,8 +19,20 @@ from pathlib import Path
 
 from ..errors import TimelineError
 from .kdenlive_markers import clip_markers, guides
-from .kdenlive_xml import BLACK, DOC_VERSION, FORMAT, HINT_RESAVE, int_or_none, parse_document, parse_time, prop, to_seconds
-from .model import Edit, Shot, VideoTrack
+from .kdenlive_xml import (
+    BLACK,
+    DOC_VERSION,
+    FORMAT,
+    HINT_RESAVE,
+    SCORE_PROPERTY,
+    has_prop,
+    int_or_none,
+    parse_document,
+    parse_time,
+    prop,
+    to_seconds,
+)
+from .model import Edit, ScoreTrackInfo, Shot, VideoTrack, is_score_name
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +63,12 @@ class Track:
     name: str
     places: list[Place]
     mixes: list[tuple[int, int]]
+    muted: bool = False  # an audio track whose sound is off (hide="audio"/"both")
+
+    @property
+    def ours(self) -> bool:
+        """One of emsync's score tracks (by name or by the property emsync stores on it)."""
+        return self.audio and (is_score_name(self.name) or has_prop(self.element, SCORE_PROPERTY))
 
 
 @dataclass
@@ -247,7 +266,8 @@ class Project:
             enabled = audio or hide not in ("video", "both")
             places = [p for pl in playlists for p in self._places(pl)]
             name = prop(element, "kdenlive:track_name")
-            result.append(Track(index, element, audio, enabled, name, places, mixes))
+            muted = audio and hide in ("audio", "both")
+            result.append(Track(index, element, audio, enabled, name, places, mixes, muted))
         return result
 
     def _track_tractor(self, element: ET.Element, trk: ET.Element
@@ -484,10 +504,51 @@ def read(path: str | Path, *, sequence: str | None = None) -> Edit:
     for number, track in enumerate(video, start=1):
         shots = _shots(project.segments(track), rate)
         video_tracks.append(VideoTrack(track.name or f"V{number}", shots, track.enabled))
-    end = max((p.end for t in tracks for p in t.places), default=0)
+    end = max((p.end for t in tracks if not t.ours for p in t.places), default=0)  # an old score may outlive the picture
     markers = guides(project, tractor) + clip_markers(project, (t for t in video if t.enabled))
     markers.sort(key=lambda m: (m.time, m.origin != "guide", m.name))
     logger.debug("%s: %d video tracks, %d markers, %d frames at %s fps",
                  path, len(video_tracks), len(markers), end, rate)
     return Edit(name=name, rate=float(rate), start=0.0, duration=to_seconds(end, rate),
-                tracks=tuple(video_tracks), markers=tuple(markers), path=path, format=FORMAT)
+                tracks=tuple(video_tracks), markers=tuple(markers), path=path, format=FORMAT,
+                audio=_audio_shots(project, tracks))
+
+
+def _audio_shots(project: Project, tracks: Sequence[Track]) -> tuple[Shot, ...]:
+    """Clips of the audible audio tracks other than emsync's, in timeline seconds."""
+    shots = []
+    rate = project.rate
+    for track in tracks:
+        if not track.audio or track.muted or track.ours:
+            continue
+        for place in track.places:
+            if place.element.tag == "tractor":  # a nested sequence's sound is not looked into
+                continue
+            media, speed = project.media(place.element)
+            if media is None:
+                continue
+            src0 = src1 = None
+            if speed is not None and speed > 0:
+                step = speed / rate
+                src0 = round(float(place.src_in * step), 9)
+                src1 = round(float((place.src_in + place.end - place.start) * step), 9)
+            shots.append(Shot(to_seconds(place.start, rate), to_seconds(place.end, rate), media, src0, src1,
+                              project.clip_name(place.element, place.kid)))
+    return tuple(sorted(shots, key=lambda s: (s.start, s.end)))
+
+
+def score_tracks(path: str | Path, *, sequence: str | None = None) -> list[ScoreTrackInfo]:
+    """emsync's score tracks of a project's (open) sequence, bottom to top, with the JSON emsync
+    stored on each (``kdenlive:emsync``: the settings plus the MIDI and WAV paths)."""
+    project = Project.open(path)
+    tractor, _ = project.timeline(sequence)
+    found = []
+    for track in project.tracks(tractor):
+        if not track.ours:
+            continue
+        try:
+            meta = json.loads(prop(track.element, SCORE_PROPERTY) or "{}")
+        except json.JSONDecodeError:
+            meta = {}
+        found.append(ScoreTrackInfo(track.name, track.muted, meta if isinstance(meta, dict) else {}))
+    return found

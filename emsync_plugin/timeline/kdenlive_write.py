@@ -12,6 +12,7 @@ import math
 import os
 import wave
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -39,7 +40,7 @@ from .kdenlive_xml import (
     stable_uuid,
     track_tractor,
 )
-from .model import ScoreTrack
+from .model import ScoreTrack, is_score_name
 
 logger = logging.getLogger(__name__)
 
@@ -139,50 +140,50 @@ def _referenced(root: ET.Element, *, skip: ET.Element | None = None) -> set[str]
     return ids
 
 
-def write(source: str | Path, out: str | Path, score: ScoreTrack, *, sequence: str | None = None,
-          backup_source: bool = True) -> Path:
-    """Write ``source`` to ``out`` with the score as an audio track; return ``out``.
+def write(source: str | Path, out: str | Path, score: ScoreTrack | Sequence[ScoreTrack], *,
+          sequence: str | None = None, backup_source: bool = True) -> Path:
+    """Write ``source`` to ``out`` with one audio track per score; return ``out``.
 
-    The track (named ``score.name``) is added at the bottom of the audio tracks of the open
-    sequence (or ``sequence``) and holds one clip of ``score.wav`` from the timeline's start,
-    ``score.duration`` long; the WAV is added to the project bin. ``score.metadata`` plus the
-    MIDI and WAV paths are stored as JSON in the ``kdenlive:emsync`` property of the track and
-    of the clip. If the timeline already has a track of that name (a re-run), its content is
-    replaced instead of adding a second track. Everything else is kept; track numbers that
-    Kdenlive stores (transitions, groups, targets) are renumbered for the added track. ``out``
-    is written atomically; when it is ``source`` itself a timestamped backup is kept beside it
-    (unless ``backup_source`` is false: ``pipeline.score`` keeps its own).
+    Each track (named ``score.name``) holds one clip of ``score.wav`` from the timeline's start,
+    ``score.duration`` long, in the open sequence (or ``sequence``); the WAVs are added to the
+    project bin. ``score.metadata`` plus the MIDI and WAV paths are stored as JSON in the
+    ``kdenlive:emsync`` property of the track and of the clip. A muted score is a muted track;
+    ducking keyframes become a disabled volume filter on the clip (:func:`volume_filter`).
+    emsync's tracks of an earlier run are refilled in place (top first), those left over
+    removed, new ones added at the bottom of the audio tracks; nothing else is touched but the
+    track numbers Kdenlive stores (transitions, groups, targets). ``out`` is written
+    atomically; when it is ``source`` itself a timestamped backup is kept beside it (unless
+    ``backup_source`` is false: ``pipeline.score`` keeps its own).
     """
     source, out = Path(source), Path(out)
+    scores = [score] if isinstance(score, ScoreTrack) else list(score)
     project = Project.open(source)
     tractor, _ = project.timeline(sequence)
     if project.main_bin is None:
         raise project.error("the project has no bin (no main_bin playlist)")
-    frames = round(Fraction(score.duration) * project.rate)
-    if frames <= 0:
-        raise OptionsError(f"the score is {score.duration} s long", path=out,
-                           hint="Write a score with a positive duration")
-    wav = Path(os.path.abspath(score.wav))
-    if not wav.is_file():
-        logger.warning("%s: the score %s does not exist (yet); Kdenlive will show it as missing", out, wav)
-    payload = json.dumps({**dict(score.metadata), "midi": str(Path(os.path.abspath(score.midi))), "wav": str(wav)},
-                         sort_keys=True, default=str)
+    for item in scores:
+        if round(Fraction(item.duration) * project.rate) <= 0:
+            raise OptionsError(f"the score is {item.duration} s long", path=out,
+                               hint="Write a score with a positive duration")
     root = project.root
     if not root.get("root") and out.parent.absolute() != source.parent.absolute():
         root.set("root", str(source.parent.absolute()))  # keep relative media paths valid
     doc = _Doc(project, project.main_bin, tractor, indent_unit(root), Ids(root))
-    bin_clip, instance = doc.add_clips(wav, score.name, frames, payload)
-    entry = new_entry(instance.get("id", ""), 0, frames - 1, _kid(bin_clip), project.rate)
-    existing = [t for t in project.tracks(tractor) if t.audio and t.element.tag == "tractor"
-                and (t.name == score.name or has_prop(t.element, SCORE_PROPERTY))]
-    if existing:
-        doc.refill_track(existing, instance, entry, score.name, payload, frames)
-        logger.info("%s: replaced the content of the %r track", out, score.name)
-    else:
-        doc.add_track(instance, entry, score.name, payload, frames)
-        logger.info("%s: added the %r audio track", out, score.name)
-    _extend_outs(project, tractor, frames)
-    _drop_orphans(project, doc.main_bin, keep={bin_clip, instance}, name=score.name)
+    existing = sorted((t for t in project.tracks(tractor) if t.ours and t.element.tag == "tractor"),
+                      key=lambda t: -t.index)  # top first: take 1 is written above take 2
+    placed = [doc.clip_for(item) for item in scores]
+    for item, clip, track in zip(scores, placed, existing):
+        doc.refill_track(track, clip, item)
+        logger.info("%s: replaced the content of the %r track", out, track.name)
+    for extra in existing[len(scores):]:  # descending index: the others keep their numbers
+        logger.info("%s: removing the earlier score track %r", out, extra.name)
+        _remove_track(project, tractor, extra.index)
+    for item, clip in list(zip(scores, placed))[len(existing):]:
+        doc.add_track(clip, item)
+        logger.info("%s: added the %r audio track", out, item.name)
+    _extend_outs(project, tractor, max(clip.frames for clip in placed))
+    keep = {element for clip in placed for element in (clip.bin_clip, clip.instance)}
+    _drop_orphans(project, doc.main_bin, keep=keep)
 
     text = serialize(root)
     if backup_source and out.exists() and out.resolve() == source.resolve():
@@ -195,6 +196,32 @@ def _kid(clip: ET.Element) -> str:
     return prop(clip, "kdenlive:id")
 
 
+def volume_filter(filter_id: str, gain: Sequence[tuple[float, float]], frames: int, rate: Fraction) -> ET.Element:
+    """Kdenlive's "Volume (keyframable)" effect (MLT ``volume``, ``level`` in dB) with the
+    ducking keyframes, DISABLED: the ducking is already in the WAV, so enabling it would duck
+    twice; an editor who wants editable ducking enables it and renders the score without."""
+    keys: dict[int, float] = {}
+    for seconds, db in gain:
+        frame = min(max(round(Fraction(seconds).limit_denominator(10**6) * rate), 0), frames - 1)
+        keys[frame] = float(db)
+    level = ";".join(f"{clock(f, rate)}={db:g}" for f, db in sorted(keys.items()))
+    return new_element("filter", {"id": filter_id, "out": clock(frames - 1, rate)}, [
+        ("window", "75"), ("max_gain", "20dB"), ("level", level), ("mlt_service", "volume"),
+        ("kdenlive_id", "volume"), ("kdenlive:collapsed", "0"), ("disable", "1"),
+    ])
+
+
+@dataclass(frozen=True)
+class _Clip:
+    """One score's elements before they are placed: bin clip, track instance, playlist entry."""
+
+    bin_clip: ET.Element
+    instance: ET.Element
+    entry: ET.Element
+    payload: str  # the JSON stored as ``kdenlive:emsync``
+    frames: int
+
+
 @dataclass
 class _Doc:
     """The project being written: its bin, the timeline tractor, its indentation and ids."""
@@ -204,6 +231,21 @@ class _Doc:
     tractor: ET.Element
     unit: str
     ids: Ids
+
+    def clip_for(self, score: ScoreTrack) -> _Clip:
+        """One score's clip in the bin and its instance and playlist entry (not placed yet)."""
+        frames = round(Fraction(score.duration) * self.project.rate)
+        wav = Path(os.path.abspath(score.wav))
+        if not wav.is_file():
+            logger.warning("%s: the score %s does not exist (yet); Kdenlive will show it as missing",
+                           self.project.path, wav)
+        payload = json.dumps({**dict(score.metadata), "midi": str(Path(os.path.abspath(score.midi))),
+                              "wav": str(wav)}, sort_keys=True, default=str)
+        bin_clip, instance = self.add_clips(wav, score.name, frames, payload)
+        if score.gain:
+            instance.append(volume_filter(self.ids.new("filter"), score.gain, frames, self.project.rate))
+        entry = new_entry(instance.get("id", ""), 0, frames - 1, _kid(bin_clip), self.project.rate)
+        return _Clip(bin_clip, instance, entry, payload, frames)
 
     def add_clips(self, wav: Path, name: str, frames: int, payload: str) -> tuple[ET.Element, ET.Element]:
         """The score's clip in the bin and its instance for the track (not placed yet)."""
@@ -224,11 +266,11 @@ class _Doc:
             self.unit, 1)
         return bin_clip, clip("audio")
 
-    def refill_track(self, existing: list[Track], instance: ET.Element, entry: ET.Element, name: str,
-                     payload: str, frames: int) -> None:
-        """Put the score clip into the score track of an earlier run (the first, if several)."""
+    def refill_track(self, existing: Track, clip: _Clip, score: ScoreTrack) -> None:
+        """Put a score clip into a score track of an earlier run."""
+        instance, entry, payload, frames = clip.instance, clip.entry, clip.payload, clip.frames
         project, root, tractor, unit = self.project, self.project.root, self.tractor, self.unit
-        track = existing[0].element
+        track = existing.element
         playlists = [project.by_id[s.get("producer", "")] for s in track.iterfind("track")]
         for pl in playlists:
             for child in [c for c in pl if c.tag in ("entry", "blank")]:
@@ -236,28 +278,28 @@ class _Doc:
         first = playlists[0]
         insert_child(root, list(root).index(first), instance, unit, 0)
         insert_child(first, len(first), entry, unit, 1)
-        for key, value in (("kdenlive:audio_track", "1"), ("kdenlive:track_name", name), (SCORE_PROPERTY, payload)):
+        for key, value in (("kdenlive:audio_track", "1"), ("kdenlive:track_name", score.name), (SCORE_PROPERTY, payload)):
             set_prop(track, key, value, unit, 1)
         for sub in track.iterfind("track"):
-            sub.set("hide", "video")
+            sub.set("hide", _hide(score))
         track.set("out", clock(frames - 1, project.rate))
-        index = existing[0].index
+        index = existing.index
         has_mix = any(prop(t, "mlt_service") == "mix" and int_or_none(prop(t, "b_track")) == index
                       for t in tractor.iterfind("transition"))
         if not has_mix:
             insert_child(tractor, _first_transition(tractor), audio_mix(self.ids.new("transition"), index), unit, 1)
-        for extra in sorted(existing[1:], key=lambda t: -t.index):  # duplicates: keep the first
-            logger.warning("%s: removing a second %r track", project.path, name)
-            _remove_track(project, tractor, extra.index)
 
-    def add_track(self, instance: ET.Element, entry: ET.Element, name: str, payload: str, frames: int) -> None:
+    def add_track(self, clip: _Clip, score: ScoreTrack) -> None:
         """A new audio track holding the score clip, at the bottom of the audio tracks."""
+        instance, entry, payload, frames = clip.instance, clip.entry, clip.payload, clip.frames
         project, root, tractor, unit, ids = self.project, self.project.root, self.tractor, self.unit, self.ids
         playlist_ids = [ids.new("playlist"), ids.new("playlist")]
         playlists = [new_element("playlist", {"id": pid}, [("kdenlive:audio_track", "1")]) for pid in playlist_ids]
         playlists[0].append(entry)
-        track = track_tractor(ids.new("tractor"), playlist_ids, audio=True, name=name, frames=frames,
+        track = track_tractor(ids.new("tractor"), playlist_ids, audio=True, name=score.name, frames=frames,
                               rate=project.rate, ids=ids, extra=[(SCORE_PROPERTY, payload)])
+        for sub in track.iterfind("track"):
+            sub.set("hide", _hide(score))
         at = list(root).index(tractor)
         for offset, element in enumerate([instance, *playlists, track]):
             insert_child(root, at + offset, element, unit, 0)
@@ -270,6 +312,11 @@ class _Doc:
         insert_child(tractor, _first_transition(tractor), audio_mix(ids.new("transition"), index), unit, 1)
         if has_prop(tractor, "kdenlive:sequenceproperties.hasAudio"):
             set_prop(tractor, "kdenlive:sequenceproperties.hasAudio", "1", unit, 1)
+
+
+def _hide(score: ScoreTrack) -> str:
+    """Kdenlive's ``hide`` of an audio track's playlists: "video" as always, "both" when muted."""
+    return "both" if score.muted else "video"
 
 
 def _first_transition(tractor: ET.Element) -> int:
@@ -344,11 +391,11 @@ def _extend_outs(project: Project, tractor: ET.Element, frames: int) -> None:
             element.set("out", clock(frames - 1, project.rate))
 
 
-def _drop_orphans(project: Project, main_bin: ET.Element, keep: set[ET.Element], name: str) -> None:
+def _drop_orphans(project: Project, main_bin: ET.Element, keep: set[ET.Element]) -> None:
     """Remove what earlier score writes left unused: score clips and score tracks taken out.
 
     Only unused producers/chains carrying emsync's property, unused audio track tractors
-    carrying it or named ``name``, and the playlists of those tractors are removed.
+    carrying it or named "EMSYNC Score...", and the playlists of those tractors are removed.
     """
     root = project.root
     changed = True
@@ -366,7 +413,7 @@ def _drop_orphans(project: Project, main_bin: ET.Element, keep: set[ET.Element],
                 remove_child(root, element)
                 changed = True
             elif element.tag == "tractor" and prop(element, "kdenlive:audio_track") == "1" and (
-                    ours or prop(element, "kdenlive:track_name") == name):
+                    ours or is_score_name(prop(element, "kdenlive:track_name"))):
                 _drop_track(root, element)
                 changed = True
 

@@ -24,13 +24,16 @@ from . import limits
 
 logger = logging.getLogger(__name__)
 
+#: What every score track emsync writes is called ("EMSYNC Score", "EMSYNC Score take 2"...).
+SCORE_NAME = "EMSYNC Score"
+
 # Two edit points closer than this (in frames) are one cut.
 _SAME_FRAME = 0.5
 
 
 @dataclass(frozen=True)
 class Shot:
-    """One item of one video track, in seconds from the timeline's start.
+    """One item of one track (video, or audio in ``Timeline.audio``), in seconds from the timeline's start.
 
     ``media`` is ``None`` for a gap. ``source_start``/``source_end`` are seconds into the
     media file (its own time, not the timeline's).
@@ -97,6 +100,8 @@ class Timeline:
     path: Path | None = None
     format: str = ""  # reader family: "otio", "kdenlive", "fcp_xml", "fcpx_xml", "cmx_3600", "video"
     markers: tuple[Marker, ...] = field(default_factory=tuple)
+    #: clips of the enabled audio tracks other than emsync's own score tracks (for speech detection)
+    audio: tuple[Shot, ...] = ()
 
     def frames(self, seconds: float) -> int:
         """Nearest frame number of a time in seconds."""
@@ -129,7 +134,9 @@ class Timeline:
 class Edit:
     """What a reader returns: the file's video tracks before cuts are derived from them.
 
-    ``duration`` is the whole timeline's length (audio included) in seconds.
+    ``duration`` is the whole timeline's length (audio included, emsync's own earlier score
+    tracks not: they must not outlive a picture that was shortened) in seconds. ``audio`` holds
+    the clips of the enabled audio tracks that are not emsync's.
     """
 
     name: str
@@ -140,17 +147,43 @@ class Edit:
     markers: tuple[Marker, ...] = ()
     path: Path | None = None
     format: str = ""
+    audio: tuple[Shot, ...] = ()
 
 
 @dataclass(frozen=True)
 class ScoreTrack:
-    """What a writer puts back on the timeline: one audio clip from the timeline's start."""
+    """What a writer puts back on the timeline: one audio track of one clip from the timeline's start.
+
+    ``muted`` mutes the track where the format has a mute flag; ``gain`` are ducking keyframes
+    ``(seconds from the timeline's start, dB)``, written as native volume keyframes where the
+    format has them (the ducking is baked into the WAV as well).
+    """
 
     wav: Path  # absolute path of the rendered score
     midi: Path  # absolute path of the MIDI beside it
     duration: float  # seconds; the clip covers the whole timeline
     metadata: dict  # stored under metadata["emsync"] (or the format's equivalent)
-    name: str = "EMSYNC Score"
+    name: str = SCORE_NAME
+    muted: bool = False
+    gain: tuple[tuple[float, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class ScoreTrackInfo:
+    """An emsync score track a timeline already carries (:func:`.io.read_score_tracks`).
+
+    ``metadata`` is what emsync stored there: the settings dict (OTIO, Kdenlive) or, where the
+    format keeps only notes (FCP 7 XML, FCPXML), the ``midi`` and ``sidecar`` paths.
+    """
+
+    name: str
+    muted: bool
+    metadata: dict
+
+
+def is_score_name(name: str | None) -> bool:
+    """Whether a track or clip name is one emsync gives its score tracks."""
+    return bool(name) and str(name).startswith(SCORE_NAME)
 
 
 def snap(seconds: float, rate: float) -> float:
@@ -168,6 +201,7 @@ def build_timeline(
     markers: Iterable[Marker] = (),
     path: Path | None = None,
     format: str = "",
+    audio: Iterable[Shot] = (),
 ) -> Timeline:
     """Turn the shots of the enabled video tracks into cuts and scenes.
 
@@ -216,6 +250,7 @@ def build_timeline(
         path=path,
         format=format,
         markers=tuple(sorted(markers, key=lambda m: m.time)),
+        audio=tuple(audio),
     )
 
 

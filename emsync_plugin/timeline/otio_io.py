@@ -19,7 +19,7 @@ import opentimelineio as otio
 
 from ..errors import TimelineError
 from . import fcpxml, limits
-from .model import Edit, Marker, Shot, VideoTrack
+from .model import Edit, Marker, ScoreTrackInfo, Shot, VideoTrack, is_score_name
 from .otio_checks import check_otio_json, guarded, read_otioz
 
 logger = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def _to_edit(timeline: otio.schema.Timeline, path: Path, family: str, *, rate=No
     if start is None:
         gst = timeline.global_start_time
         start = gst.to_seconds() if gst is not None else 0.0
-    duration = timeline.duration().to_seconds() if len(timeline.tracks) else 0.0
+    duration = _duration(timeline)
     tracks = []
     for i, track in enumerate(timeline.video_tracks(), start=1):
         shots = tuple(_track_shots(track, 0.0, path))
@@ -137,7 +137,101 @@ def _to_edit(timeline: otio.schema.Timeline, path: Path, family: str, *, rate=No
         markers=tuple(markers),
         path=path,
         format=family,
+        audio=tuple(_audio_shots(timeline, path)),
     )
+
+
+def is_emsync_track(track: object) -> bool:
+    """One of emsync's score tracks, however the format kept it: by track name (OTIO), emsync
+    metadata, or the names/metadata of its clips (FCP 7 XML and FCPXML drop track names)."""
+    if not isinstance(track, otio.schema.Track) or track.kind != otio.schema.TrackKind.Audio:
+        return False
+    if is_score_name(track.name) or "emsync" in track.metadata:
+        return True
+    clips = list(track.find_clips())
+    return bool(clips) and all(is_score_name(c.name) or "emsync" in c.metadata for c in clips)
+
+
+def is_muted(track: otio.schema.Track) -> bool:
+    """A disabled track: OTIO's ``enabled`` flag or FCP 7 XML's ``<enabled>FALSE</enabled>``
+    (which the FCP 7 adapter keeps only as metadata)."""
+    fcp = track.metadata.get("fcp_xml")
+    fcp_off = isinstance(fcp, Mapping) and str(fcp.get("enabled", "")).upper() == "FALSE"
+    return not track.enabled or fcp_off
+
+
+def _duration(timeline: otio.schema.Timeline) -> float:
+    """The timeline's length without emsync's own earlier score tracks (a score written for a
+    longer cut must not keep a black tail after the picture was shortened)."""
+    if not len(timeline.tracks):
+        return 0.0
+    stack = timeline.tracks
+    ours = [t for t in stack if is_emsync_track(t)]
+    if not ours or stack.source_range is not None:
+        return timeline.duration().to_seconds()
+    return max((t.duration().to_seconds() for t in stack if not is_emsync_track(t)), default=0.0)
+
+
+def _audio_shots(timeline: otio.schema.Timeline, path: Path) -> list[Shot]:
+    """Clips of the enabled audio tracks other than emsync's, in timeline seconds (nested
+    stacks are not looked into)."""
+    shots: list[Shot] = []
+    for track in timeline.audio_tracks():
+        if is_muted(track) or is_emsync_track(track):
+            continue
+        for item, start, trimmed in _placed(list(track)):
+            if not isinstance(item, otio.schema.Clip) or not item.enabled:
+                continue
+            a = start.to_seconds()
+            b = a + trimmed.duration.to_seconds()
+            src0 = trimmed.start_time.to_seconds()
+            shots.append(Shot(a, b, _media(item, path), src0, src0 + (b - a), item.name or ""))
+    shots.sort(key=lambda s: (s.start, s.end))
+    return shots
+
+
+def score_tracks(timeline: otio.schema.Timeline) -> list[ScoreTrackInfo]:
+    """The emsync score tracks of an OTIO timeline, bottom to top, with what emsync stored."""
+    found = []
+    for track in timeline.tracks:
+        if not is_emsync_track(track):
+            continue
+        clips = list(track.find_clips())
+        name = track.name if is_score_name(track.name) else next((c.name for c in clips if c.name), track.name)
+        muted = is_muted(track) or (bool(clips) and not any(c.enabled for c in clips))
+        found.append(ScoreTrackInfo(name or "", muted, _stored(track, clips)))
+    return found
+
+
+def _stored(track: otio.schema.Track, clips: list) -> dict:
+    """What emsync kept on a score track: OTIO metadata, else the FCP 7 comments or FCPXML notes."""
+    for holder in (track, *clips):
+        meta = holder.metadata.get("emsync")
+        if isinstance(meta, Mapping):
+            return {str(k): _plain(v) for k, v in meta.items()}
+    out: dict = {}
+    for clip in clips:
+        comments = clip.metadata.get("fcp_xml", {}).get("comments", {}) if isinstance(
+            clip.metadata.get("fcp_xml"), Mapping) else {}
+        for value in (comments.values() if isinstance(comments, Mapping) else ()):
+            key, sep, rest = str(value).partition(": ")
+            if sep and key in ("MIDI", "settings", "take"):
+                out[{"MIDI": "midi", "settings": "sidecar"}.get(key, key)] = rest
+        fcpx = getattr(clip.media_reference, "metadata", {}).get("fcpx", {})
+        for entry in (fcpx.get("metadata", ()) if isinstance(fcpx, Mapping) else ()):
+            for key, value in (entry.items() if isinstance(entry, Mapping) else ()):
+                if str(key).startswith("com.emsync."):
+                    out[{"settings": "sidecar"}.get(key[len("com.emsync."):], key[len("com.emsync."):])] = value
+    return out
+
+
+def _plain(value: object) -> object:
+    """OTIO's AnyDictionary/AnyVector as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "AnyVector":
+        return [_plain(v) for v in value]  # type: ignore[attr-defined]
+    return value
 
 
 def timeline_rate(timeline: otio.schema.Timeline) -> float | None:

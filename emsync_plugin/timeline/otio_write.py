@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import opentimelineio as otio
@@ -18,23 +20,24 @@ from ..errors import EmsyncError, TimelineError
 from . import fcpxml, otio_io
 from .model import ScoreTrack
 from .otio_checks import describe
+from .otio_io import is_emsync_track
 
 logger = logging.getLogger(__name__)
 
 
-def write(source: Path, out: Path, score: ScoreTrack, *, rate: float | None = None) -> Path:
-    """Write ``source`` with a score track to ``out`` in the family ``out``'s suffix names.
+def write(source: Path, out: Path, scores: Sequence[ScoreTrack], *, rate: float | None = None) -> Path:
+    """Write ``source`` with one audio track per score to ``out`` in the family ``out``'s suffix names.
 
-    An existing "EMSYNC Score" track is replaced, so re-running on an edited timeline updates
+    Every earlier emsync score track is replaced, so re-running on an edited timeline updates
     the score. Every other track is written back as read.
     """
     out_adapter = otio_io.ADAPTERS[out.suffix.lower()][0]
-    _writing(out, out_adapter, lambda: _write(source, out, score, rate))
+    _writing(out, out_adapter, lambda: _write(source, out, scores, rate))
     logger.info("wrote %s", out)
     return out
 
 
-def _write(source: Path, out: Path, score: ScoreTrack, rate: float | None) -> None:
+def _write(source: Path, out: Path, scores: Sequence[ScoreTrack], rate: float | None) -> None:
     in_adapter, in_family = otio_io.ADAPTERS[source.suffix.lower()]
     out_adapter, _ = otio_io.ADAPTERS[out.suffix.lower()]
     with tempfile.TemporaryDirectory(prefix="emsync-") as tmp:
@@ -55,7 +58,7 @@ def _write(source: Path, out: Path, score: ScoreTrack, rate: float | None) -> No
         if edl_start is not None and timeline.global_start_time is None:
             # keep the EDL's record start (e.g. 01:00:00:00) in the OTIO written beside it
             timeline.global_start_time = otio.opentime.RationalTime(round(edl_start * timeline_rate), timeline_rate)
-        add_score_track(timeline, score, timeline_rate)
+        add_score_tracks(timeline, scores, timeline_rate)
         write_kwargs = {}
         if out_adapter in ("otioz", "otiod"):
             write_kwargs["media_policy"] = "MissingIfNotFile"
@@ -67,6 +70,8 @@ def _write(source: Path, out: Path, score: ScoreTrack, rate: float | None) -> No
                 otio.adapters.write_to_file(timeline, str(tmp_out), adapter_name=out_adapter, **write_kwargs)
             if out_adapter == "fcpx_xml" and timeline.global_start_time is not None:
                 fcpxml.set_tc_start(tmp_out, timeline.global_start_time.to_seconds(), timeline_rate)
+            if out_adapter == "fcpx_xml":
+                _disable_fcpx_clips(tmp_out, [s.name for s in scores if s.muted])
 
 
 def _writing(out: Path, adapter: str, job) -> None:
@@ -84,7 +89,7 @@ def _writing(out: Path, adapter: str, job) -> None:
         ) from exc
 
 
-def write_for_video(timeline, out: Path, score: ScoreTrack) -> Path:
+def write_for_video(timeline, out: Path, scores: Sequence[ScoreTrack]) -> Path:
     """A new OTIO timeline for a bare video file: its shots on V1, its sound on A1, the score on A2."""
     rate = timeline.rate
     media = str(timeline.path.resolve())
@@ -104,68 +109,85 @@ def write_for_video(timeline, out: Path, score: ScoreTrack) -> Path:
     sound.append(otio.schema.Clip(name=timeline.path.name, source_range=whole,
                                   media_reference=otio.schema.ExternalReference(target_url=url, available_range=whole)))
     result.tracks.extend([video, sound])
-    add_score_track(result, score, rate)
+    add_score_tracks(result, scores, rate)
     with fileio.atomic_path(out) as tmp_out:
         tmp_out.unlink()
         adapter = otio_io.ADAPTERS[out.suffix.lower()][0]
         _writing(out, adapter, lambda: otio.adapters.write_to_file(result, str(tmp_out), adapter_name=adapter))
+        if adapter == "fcpx_xml":
+            _disable_fcpx_clips(tmp_out, [s.name for s in scores if s.muted])
     logger.info("wrote %s", out)
     return out
 
 
-def is_score_track(track: otio.schema.Track, name: str) -> bool:
-    """Our track, however the format kept it: by track name (OTIO) or clip names (FCP 7, FCPXML)."""
-    if track.kind != otio.schema.TrackKind.Audio:
-        return False
-    if track.name == name or "emsync" in track.metadata:
-        return True
-    clips = list(track.find_clips())
-    return bool(clips) and all(c.name == name or "emsync" in c.metadata for c in clips)
+def add_score_tracks(timeline: otio.schema.Timeline, scores: Sequence[ScoreTrack], rate: float) -> list[otio.schema.Track]:
+    """Replace every earlier emsync score track by one audio track per score (in order, above
+    the other tracks); ``timeline.metadata["emsync"]`` is the first score's settings."""
+    for track in list(timeline.tracks):
+        if is_emsync_track(track):
+            timeline.tracks.remove(track)
+    tracks = [_score_track(score, rate) for score in scores]
+    timeline.tracks.extend(tracks)
+    if scores:
+        timeline.metadata["emsync"] = json.loads(json.dumps(scores[0].metadata, default=str))
+    return tracks
 
 
-def add_score_track(timeline: otio.schema.Timeline, score: ScoreTrack, rate: float) -> otio.schema.Track:
-    """Replace or add the audio track named ``score.name`` holding one clip of ``score.wav``.
+def _score_track(score: ScoreTrack, rate: float) -> otio.schema.Track:
+    """An audio track named ``score.name`` holding one clip of ``score.wav``.
 
     Settings go under ``metadata["emsync"]`` (OTIO), the clip's FCP 7 ``<comments>`` and the
-    FCPXML asset's ``<note>`` and ``<metadata>`` (the formats' own places for them).
+    FCPXML asset's ``<note>`` and ``<metadata>`` (the formats' own places for them). A muted
+    score is a disabled track (OTIO ``enabled``, FCP 7 ``<enabled>FALSE</enabled>``); ducking
+    keyframes go under the clip's ``metadata["emsync"]["gain"]`` as ``[seconds, dB]`` pairs.
     """
-    for track in list(timeline.tracks):
-        if is_score_track(track, score.name):
-            timeline.tracks.remove(track)
     frames = int(round(score.duration * rate))
     rng = otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(frames, rate))
     meta = json.loads(json.dumps(score.metadata, default=str))
     sidecar = meta.get("sidecar", "")
+    notes = [{"com.emsync.midi": str(score.midi)}, {"com.emsync.settings": str(sidecar)}]
+    comments = {
+        "mastercomment1": f"{score.name} (emsync)",
+        "mastercomment2": f"MIDI: {score.midi}",
+        "mastercomment3": f"settings: {sidecar}",
+    }
+    if "take" in meta:  # only with --takes: a single score is written as before
+        notes.append({"com.emsync.take": str(meta["take"])})
+        comments["mastercomment4"] = f"take: {meta['take']}"
     ref = otio.schema.ExternalReference(
         target_url=otio.url_utils.url_from_filepath(str(score.wav)),
         available_range=rng,
-        metadata={
-            "fcpx": {
-                "note": f"{score.name}: generated by emsync. MIDI {score.midi}; settings {sidecar}",
-                "metadata": [{"com.emsync.midi": str(score.midi)}, {"com.emsync.settings": str(sidecar)}],
-            }
-        },
+        metadata={"fcpx": {"note": f"{score.name}: generated by emsync. MIDI {score.midi}; settings {sidecar}",
+                           "metadata": notes}},
     )
+    clip_meta = {**meta, "gain": [[float(t), float(db)] for t, db in score.gain]} if score.gain else meta
     clip = otio.schema.Clip(
-        name=score.name,
-        media_reference=ref,
-        source_range=rng,
-        metadata={
-            "emsync": meta,
-            "fcp_xml": {
-                "comments": {
-                    "mastercomment1": f"{score.name} (emsync)",
-                    "mastercomment2": f"MIDI: {score.midi}",
-                    "mastercomment3": f"settings: {sidecar}",
-                }
-            },
-        },
+        name=score.name, media_reference=ref, source_range=rng,
+        metadata={"emsync": clip_meta, "fcp_xml": {"comments": comments}},
     )
-    track = otio.schema.Track(name=score.name, kind=otio.schema.TrackKind.Audio, metadata={"emsync": meta})
+    track_meta: dict[str, object] = {"emsync": meta}
+    if score.muted:
+        track_meta["fcp_xml"] = {"enabled": "FALSE"}
+    track = otio.schema.Track(name=score.name, kind=otio.schema.TrackKind.Audio, metadata=track_meta)
+    track.enabled = not score.muted
     track.append(clip)
-    timeline.tracks.append(track)
-    timeline.metadata["emsync"] = meta
     return track
+
+
+def _disable_fcpx_clips(path: Path, names: Sequence[str]) -> None:
+    """FCPXML has no track mute: disable (``enabled="0"``) the connected (lane) score clips named
+    ``names``; the adapter writes no ``enabled``."""
+    if not names:
+        return
+    text = path.read_text(encoding="utf-8")
+    for name in names:
+        quoted = re.escape(f'name="{_xml_attr(name)}"')
+        text = re.sub(rf'(<(?:clip|asset-clip) {quoted})(?=[^>]*\blane=)(?![^>]*\benabled=)', r'\1 enabled="0"', text)
+    fileio.write_text(path, text)
+
+
+def _xml_attr(text: str) -> str:
+    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def convert(source: Path, target: Path) -> Path:
