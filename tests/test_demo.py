@@ -99,7 +99,7 @@ def test_demo_prints_what_to_open(tmp_path, capsys):
 def _melt_audio(project, out_wav):
     subprocess.run(
         ["melt", "-quiet", str(project), "-consumer", f"avformat:{out_wav}", "vn=1", "ar=48000", "ac=2",
-         "acodec=pcm_s16le"],
+         "acodec=pcm_s16le", "real_time=-1", "terminate_on_pause=1"],
         check=True, capture_output=True, timeout=300,
     )
     return read_wav(out_wav)
