@@ -146,3 +146,21 @@ def test_melt_renders_one_score_after_rewrite(project, tmp_path):
     once = kdenlive.write(path, tmp_path / "once.kdenlive", score)
     twice = kdenlive.write(once, tmp_path / "twice.kdenlive", score)
     check(render(twice, tmp_path / "twice.wav"), duration)
+
+
+def test_melt_renders_takes_muted_and_ducking_filter_disabled(project, tmp_path):
+    """Three takes (2 and 3 muted, take 1 with its disabled volume keyframes), then a re-run
+    with one: melt renders the project and hears take 1 once, at its level, not ducked twice."""
+    path, duration = project
+    make_score(tmp_path / "score.wav", duration)
+    gain = ((0.0, 0.0), (TONE[0], -20.0), (TONE[1], -20.0))
+    scores = [ScoreTrack(tmp_path / "score.wav", tmp_path / "score.mid", duration, {"take": i},
+                         name=f"EMSYNC Score take {i}", muted=i > 1, gain=gain if i == 1 else ())
+              for i in (1, 2, 3)]
+    takes = kdenlive.write(path, tmp_path / "takes.kdenlive", scores)
+    assert 'name="level">' in takes.read_text()
+    check(render(takes, tmp_path / "takes.wav"), duration)
+    one = kdenlive.write(takes, tmp_path / "one.kdenlive", ScoreTrack(tmp_path / "score.wav", tmp_path / "score.mid",
+                                                                      duration, {"run": 2}))
+    assert "take 2" not in one.read_text()
+    check(render(one, tmp_path / "one.wav"), duration)

@@ -124,6 +124,20 @@ def tc_start(path: Path) -> float | None:
     return seconds
 
 
+def disabled_clip_names(path: Path) -> set[str]:
+    """Names of the connected (lane) clips switched off (``enabled="0"``); the adapter reads no
+    ``enabled``, and FCPXML has no track mute: this is how a muted score track is kept."""
+    import html
+
+    found = set()
+    for match in re.finditer(r"<(?:clip|asset-clip)\b([^>]*)>", path.read_text(errors="replace")):
+        attrs = match.group(1)
+        name = re.search(r'\bname="([^"]*)"', attrs)
+        if name and re.search(r'\benabled="0"', attrs) and re.search(r"\blane=", attrs):
+            found.add(html.unescape(name.group(1)))
+    return found
+
+
 def set_tc_start(path: Path, seconds: float, rate: float) -> None:
     """Write ``tcStart`` on the first project's sequence (the adapter does not)."""
     text = path.read_text()

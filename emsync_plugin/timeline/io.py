@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from .. import fileio
 from ..errors import EmsyncError, OptionsError, TimelineError
-from . import limits, otio_checks, otio_io, otio_write
+from . import fcpxml, limits, otio_checks, otio_io, otio_write
 from .model import Edit, ScoreTrack, ScoreTrackInfo, Timeline, VideoTrack, build_timeline
 
 logger = logging.getLogger(__name__)
@@ -138,8 +139,9 @@ def write_timeline(timeline: Timeline, out: str | Path, score: ScoreTrack | Sequ
 
 
 def read_score_tracks(path: str | Path) -> list[ScoreTrackInfo]:
-    """The emsync score tracks a timeline already carries, bottom to top ([] if none, or if the
-    file cannot be read: the reader says why when the timeline itself is read).
+    """The emsync score tracks a timeline already carries, in the order they were written (the
+    main mix or take 1 first); [] if none, or if the file cannot be read (the reader says why
+    when the timeline itself is read).
 
     OTIO family and Kdenlive; a video file or an EDL carries none.
     """
@@ -155,7 +157,11 @@ def read_score_tracks(path: str | Path) -> list[ScoreTrackInfo]:
         if suffix in (".xml", ".fcpxml"):
             check_xml(path)
         adapter, _ = otio_io.ADAPTERS[suffix]
-        return otio_io.score_tracks(otio_io.load(path, adapter))
+        found = otio_io.score_tracks(otio_io.load(path, adapter))
+        if suffix == ".fcpxml":  # muted = the score clip switched off (the adapter does not read it)
+            off = fcpxml.disabled_clip_names(path)
+            found = [replace(t, muted=t.muted or t.name in off) for t in found]
+        return found
     except Exception:  # noqa: BLE001 - asking must never break scoring
         logger.debug("cannot read the score tracks of %s", path, exc_info=True)
         return []

@@ -538,12 +538,13 @@ def _audio_shots(project: Project, tracks: Sequence[Track]) -> tuple[Shot, ...]:
 
 
 def score_tracks(path: str | Path, *, sequence: str | None = None) -> list[ScoreTrackInfo]:
-    """emsync's score tracks of a project's (open) sequence, bottom to top, with the JSON emsync
-    stored on each (``kdenlive:emsync``: the settings plus the MIDI and WAV paths)."""
+    """emsync's score tracks of a project's (open) sequence in the order they were written (top
+    first: take 1 is above take 2), with the JSON emsync stored on each (``kdenlive:emsync``:
+    the settings plus the MIDI and WAV paths)."""
     project = Project.open(path)
     tractor, _ = project.timeline(sequence)
     found = []
-    for track in project.tracks(tractor):
+    for track in reversed(project.tracks(tractor)):
         if not track.ours:
             continue
         try:

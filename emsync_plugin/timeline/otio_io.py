@@ -191,7 +191,8 @@ def _audio_shots(timeline: otio.schema.Timeline, path: Path) -> list[Shot]:
 
 
 def score_tracks(timeline: otio.schema.Timeline) -> list[ScoreTrackInfo]:
-    """The emsync score tracks of an OTIO timeline, bottom to top, with what emsync stored."""
+    """The emsync score tracks of an OTIO timeline in track order (as written: take 1 first),
+    with what emsync stored."""
     found = []
     for track in timeline.tracks:
         if not is_emsync_track(track):
