@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import __version__, progress
 from .errors import EmsyncError
+from .options import DUCK_DB
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="new music for these scenes even if they did not change")
     s.add_argument("--lock", type=_scene_list, default=(), metavar="N,N",
                    help="keep these scenes' music (an error if their picture changed so that it cannot fit)")
+    s.add_argument("--takes", type=int, default=1, metavar="N",
+                   help="N different scores (seeds SEED..SEED+N-1), each on its own track, all but the first muted (1-8)")
+    s.add_argument("--take", type=int, metavar="K", help="re-score: keep the music of take K (default: the unmuted take)")
+    s.add_argument("--stems", action="store_true", help="also one WAV and (muted) track per instrument group")
+    s.add_argument("--duck", type=float, nargs="?", const=DUCK_DB, metavar="DB",
+                   help=f"lower the score under dialogue found in the timeline's sound (default {DUCK_DB:g} dB)")
     s.set_defaults(func=_cmd_score)
 
     an = sub.add_parser("analyze", parents=[common], help="estimate each scene's mood (valence/arousal) without making music")
@@ -175,6 +182,7 @@ def _cmd_score(args) -> int:
         track=args.track, rate=args.rate, in_place=args.in_place, seed=args.seed,
         loudness=args.loudness, fade=args.fade, write_timeline=not args.no_timeline, report_png=args.report,
         previous=args.previous, fresh=args.fresh, regenerate=args.regenerate, lock=args.lock,
+        takes=args.takes, take=args.take, stems=args.stems, duck=args.duck,
     )
     result = _run_with_bar(lambda cb: score(args.timeline, options, cb))
     _print_result(result)
@@ -238,6 +246,10 @@ def _print_result(result) -> None:
         print(f"scored timeline: {result.output}")
     print(f"score audio:     {result.wav}  ({result.lufs:.1f} LUFS)")
     print(f"score MIDI:      {result.midi}")
+    for stem in result.stems:
+        print(f"stem:            {stem}")
+    if result.speech:
+        print(f"ducked under:    {len(result.speech)} speech region(s), {sum(b - a for a, b in result.speech):.1f} s")
     print(f"settings:        {result.sidecar}")
     if result.report_png:
         print(f"picture:         {result.report_png}")

@@ -23,97 +23,24 @@ from .errors import OptionsError, TimelineError
 from .mood import SceneMood
 from .music.baseline import BaselineOptions, arrange
 from .music.generator import MODEL_FILES
-from .music.render import RenderOptions, render_midi, write_midi
+from .music.render import RenderOptions, RenderResult, instrument_group, render_midi, write_midi
+from .options import ENGINES, ScoreOptions
 from .timeline import ScoreTrack, Timeline, read_cuts, write_timeline
 from .timeline import io as timeline_io
 from .timeline.io import MIN_DURATION
+from .timeline.model import SCORE_NAME
+
+__all__ = [
+    "ENGINES", "Analysis", "ScoreOptions", "ScoreResult", "analyze", "estimate_moods", "generate", "missing_media",
+    "model_sha256", "resolve_engine", "score",
+]
 
 logger = logging.getLogger(__name__)
 
-ENGINES = ("auto", "emsync", "baseline")  # auto: the learned model when installed, else baseline
-PRECISIONS = tuple(MODEL_FILES)  # builds of the learned model (onnx_models/generator.onnx, generator.int8.onnx)
 #: The longest timeline scored in one run: the rendered audio is held in memory (about 2.7 GB
 #: of samples for 2 hours); longer programmes are scored reel by reel.
 MAX_SCORE_SECONDS = 2 * 3600.0
 Progress = Callable[[str, float], None]
-
-
-@dataclass(frozen=True)
-class ScoreOptions:
-    """Everything ``score`` needs besides the timeline; validated before any work starts."""
-
-    output: Path | None = None  # scored timeline; default beside the input: <stem>.emsync<suffix>
-    engine: str = "auto"
-    temperature: float | None = None  # sampling (learned engine); None: the documented default
-    top_p: float | None = None
-    guidance: float | None = None  # emotion guidance of the learned engine; None: the default
-    mode_steering: float | None = None  # how hard valence turns the mode major/minor; None: the default
-    precision: str = "fp32"  # learned engine build: "fp32" or "int8" (faster, smaller, same quality)
-    valence: float | None = None  # -1..1, for the whole timeline (overrides the estimate)
-    arousal: float | None = None
-    emotion: tuple[str, ...] = ()  # per-scene overrides "N=MOOD" / "N=V,A" (win over markers and --valence/--arousal)
-    track: str | None = None  # video track that gives the cuts; default all enabled ones
-    rate: float | None = None  # EDLs only: they carry no rate
-    in_place: bool = False  # overwrite the input, keeping a timestamped backup
-    seed: int = 0
-    loudness: float = -16.0  # LUFS
-    fade: float = 3.0  # seconds
-    write_timeline: bool = True  # False: only WAV + MIDI + sidecar (the Resolve bridge imports them itself)
-    report_png: Path | None = None  # also draw cuts, moods and piano roll to this PNG
-    previous: Path | None = None  # re-score against this sidecar (default: the timeline's own earlier score)
-    fresh: bool = False  # ignore any previous score
-    regenerate: tuple[int, ...] = ()  # scenes that get new music even if unchanged
-    lock: tuple[int, ...] = ()  # scenes whose music must not change
-
-    def __post_init__(self):
-        if self.engine not in ENGINES:
-            raise OptionsError(f"unknown engine {self.engine!r}", hint=f"choose one of: {', '.join(ENGINES)}")
-        if self.precision not in PRECISIONS:
-            raise OptionsError(f"unknown precision {self.precision!r}", hint=f"choose one of: {', '.join(PRECISIONS)}")
-        for name in ("valence", "arousal"):
-            value = getattr(self, name)
-            if value is not None and not (-1.0 <= value <= 1.0 and math.isfinite(value)):
-                raise OptionsError(f"--{name} {value} is out of range", hint="use a value from -1 to 1")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
-            raise OptionsError(f"--seed {self.seed} is not a seed", hint="use a whole number from 0 (default 0)")
-        if self.rate is not None and not (0 < self.rate <= 240):
-            raise OptionsError(f"--rate {self.rate} is not a frame rate", hint="use e.g. 24, 25, 29.97 or 30")
-        if not (-70.0 <= self.loudness <= 0.0):
-            raise OptionsError(f"--loudness {self.loudness} LUFS is out of range", hint="use -70 to 0 (default -16)")
-        if not (0.0 <= self.fade <= 30.0):
-            raise OptionsError(f"--fade {self.fade} s is out of range", hint="use 0 to 30 seconds (default 3)")
-        self.sampling()  # temperature, top-p and guidance are checked now, not after the analysis
-        self._check_rescore()
-        for name in ("output", "report_png", "previous"):
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, Path(getattr(self, name)))
-        emotion = (self.emotion,) if isinstance(self.emotion, str) else tuple(self.emotion or ())
-        object.__setattr__(self, "emotion", tuple(str(e) for e in emotion))
-        if self.emotion:
-            from .emotion.overrides import validate_cli
-
-            validate_cli(self.emotion)  # the form of each; scene numbers are checked against the timeline
-
-
-    def _check_rescore(self) -> None:
-        for name in ("regenerate", "lock"):
-            scenes = tuple(getattr(self, name) or ())
-            if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in scenes):
-                raise OptionsError(f"--{name} {scenes} is not a list of scene numbers", hint="write e.g. 3,5")
-            object.__setattr__(self, name, tuple(sorted(set(scenes))))
-        both = set(self.regenerate) & set(self.lock)
-        if both:
-            raise OptionsError(f"scene {min(both)} is both locked and to be regenerated", hint="choose one")
-        if self.fresh and (self.previous is not None or self.lock):
-            raise OptionsError("--fresh ignores the previous score", hint="drop --previous/--lock, or --fresh")
-
-    def sampling(self):
-        """The learned engine's :class:`~emsync_plugin.music.decoding.SamplingOptions`."""
-        from .music.decoding import SamplingOptions
-
-        kw = {k: getattr(self, k) for k in ("temperature", "top_p", "guidance", "mode_steering")
-              if getattr(self, k) is not None}
-        return SamplingOptions(seed=self.seed, **kw)
 
 
 @dataclass(frozen=True)
@@ -135,6 +62,8 @@ class ScoreResult:
     moods: tuple[SceneMood, ...] = field(default_factory=tuple)
     report_png: Path | None = None  # the picture, when asked for
     decisions: tuple[rescore.Decision, ...] = ()  # per scene: music kept, moved, regenerated or new
+    stems: tuple[Path, ...] = ()  # one WAV per instrument group (--stems)
+    speech: tuple[tuple[float, float], ...] = ()  # dialogue the score ducked under (--duck)
 
 
 def _quiet(stage: str, fraction: float) -> None:
@@ -173,17 +102,54 @@ class _Outputs:
     """Where one run writes: the scored timeline and the files beside it."""
 
     timeline: Path
-    wav: Path
-    midi: Path
-    sidecar: Path
+    base: Path  # NAME.emsync: every other file is this plus a suffix
+    takes: int = 1
 
     @classmethod
-    def for_run(cls, out: Path, in_place: bool) -> _Outputs:
+    def for_run(cls, out: Path, in_place: bool, takes: int = 1) -> _Outputs:
         base = out.with_suffix("") if out.suffix else out
         if in_place:  # NAME.emsync.wav, never NAME.wav: that may be the editor's own audio
             base = base.with_name(base.name + ".emsync")
-        wav, midi, sidecar = (base.with_name(base.name + ext).resolve() for ext in (".wav", ".mid", ".json"))
-        return cls(out, wav, midi, sidecar)
+        return cls(out, base.resolve(), takes)
+
+    def _file(self, suffix: str) -> Path:
+        return self.base.with_name(self.base.name + suffix)
+
+    def take_wav(self, take: int) -> Path:
+        return self._file(".wav" if self.takes == 1 else f".take{take}.wav")
+
+    def take_midi(self, take: int) -> Path:
+        return self._file(".mid" if self.takes == 1 else f".take{take}.mid")
+
+    def stem(self, group: str) -> Path:
+        return self._file(f".stem-{group}.wav")
+
+    @property
+    def wav(self) -> Path:
+        return self.take_wav(1)
+
+    @property
+    def midi(self) -> Path:
+        return self.take_midi(1)
+
+    @property
+    def sidecar(self) -> Path:
+        return self._file(".json")
+
+    def files(self, stems: Sequence[str] = ()) -> list[Path]:
+        """Every file beside the timeline this run writes (the sidecar last)."""
+        takes = [f for k in range(1, self.takes + 1) for f in (self.take_wav(k), self.take_midi(k))]
+        return takes + [self.stem(g) for g in stems] + [self.sidecar]
+
+
+@dataclass(frozen=True)
+class _Take:
+    """One rendered score of a run."""
+
+    number: int
+    seed: int
+    midi: pretty_midi.PrettyMIDI
+    rendered: RenderResult
 
 
 def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Progress | None = None) -> ScoreResult:
@@ -197,8 +163,8 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
     timeline = _read(path, options, step, min_duration=MIN_DURATION)
     logger.info("%s: %d cuts, %.2f s at %.3f fps", path.name, len(timeline.cuts), timeline.duration, timeline.rate)
     _check_length(path, timeline)
-    outputs = _Outputs.for_run(timeline_io.output_path(path, timeline, options.output, options.in_place), options.in_place)
-
+    out = timeline_io.output_path(path, timeline, options.output, options.in_place)
+    outputs = _Outputs.for_run(out, options.in_place, options.takes)
     previous = _previous_score(path, outputs, options)
 
     step("estimating moods", 0.15)
@@ -206,29 +172,71 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
     decisions = tuple(rescore.plan(timeline, moods, previous, regenerate=options.regenerate, lock=options.lock,
                                    model_sha256=model_sha256(options)))
     _log_decisions(path, decisions, previous)
+    speech = _find_speech(timeline, options)
 
     step("generating music", 0.3)
-    midi = generate(timeline, moods, options, rescore.kept_spans(timeline, decisions, previous))
-    _prepare_outputs(outputs, snapshot)
-    write_midi(midi, outputs.midi)
+    kept = rescore.kept_spans(timeline, decisions, previous)
+    midis = [generate(timeline, moods, replace(options, seed=options.seed + k), kept) for k in range(options.takes)]
+    stems = sorted({instrument_group(i) for i in midis[0].instruments}) if options.stems else []
+    _prepare_outputs(outputs, snapshot, stems)
 
     step("rendering audio", 0.5)
-    rendered = render_midi(midi, outputs.wav, timeline.duration, RenderOptions(loudness=options.loudness, fade=options.fade))
-    settings = _settings(path, timeline, moods, decisions, previous, midi, options, outputs, rendered.lufs)
+    takes = [_render(k + 1, midi, timeline, options, outputs, stems if k == 0 else [], speech) for k, midi in enumerate(midis)]
+    settings = _settings(path, timeline, moods, decisions, previous, takes, options, outputs, speech)
     fileio.write_text(outputs.sidecar, json.dumps(settings, indent=2) + "\n")
 
     written = None
     if options.write_timeline:
         step("writing timeline", 0.85)
-        written = _write_back(timeline, outputs, sidecar.for_timeline(settings), snapshot, options.in_place)
+        tracks = _score_tracks(timeline, takes, sidecar.for_timeline(settings), outputs)
+        written = _write_back(timeline, outputs.timeline, tracks, snapshot, options.in_place)
     picture = None
     if options.report_png is not None:
         from .report import draw_report
 
-        picture = draw_report(timeline, moods, midi, options.report_png, decisions=decisions if previous else None)
+        picture = draw_report(timeline, moods, midis[0], options.report_png, decisions=decisions if previous else None)
     step("done", 1.0)
-    return ScoreResult(timeline, written, outputs.wav, outputs.midi, outputs.sidecar, rendered.lufs, moods, picture,
-                       decisions)
+    return ScoreResult(timeline, written, outputs.wav, outputs.midi, outputs.sidecar, takes[0].rendered.lufs, moods,
+                       picture, decisions, tuple(takes[0].rendered.stems.values()), tuple(speech))
+
+
+def _render(number: int, midi: pretty_midi.PrettyMIDI, timeline: Timeline, options: ScoreOptions, outputs: _Outputs,
+            stems: Sequence[str], speech: Sequence[tuple[float, float]]) -> _Take:
+    """Write one take's MIDI and render its WAV (and the stems, for the first take)."""
+    write_midi(midi, outputs.take_midi(number))
+    render_options = RenderOptions(loudness=options.loudness, fade=options.fade, duck=options.duck)
+    extra: dict = {}
+    if stems:
+        extra["stems"] = {g: outputs.stem(g) for g in stems}
+    if options.duck is not None:
+        extra["speech"] = tuple(speech)
+    rendered = render_midi(midi, outputs.take_wav(number), timeline.duration, render_options, **extra)
+    return _Take(number, options.seed + number - 1, midi, rendered)
+
+
+def _find_speech(timeline: Timeline, options: ScoreOptions) -> list[tuple[float, float]]:
+    """Dialogue in the timeline's own sound, when the score ducks under it."""
+    if options.duck is None:
+        return []
+    from .speech import find_speech
+
+    found = find_speech(timeline)
+    logger.info("speech: %d region(s), %.1f s in all", len(found), sum(b - a for a, b in found))
+    return found
+
+
+def _score_tracks(timeline: Timeline, takes: Sequence[_Take], settings: dict, outputs: _Outputs) -> list[ScoreTrack]:
+    """The tracks to put on the timeline: each take (all but the first muted), then each stem (muted)."""
+    tracks = []
+    for take in takes:
+        name = SCORE_NAME if len(takes) == 1 else f"{SCORE_NAME} take {take.number}"
+        meta = settings if len(takes) == 1 else {**settings, "take": take.number, "take_seed": take.seed}
+        tracks.append(ScoreTrack(wav=take.rendered.wav, midi=outputs.take_midi(take.number), duration=timeline.duration,
+                                 metadata=meta, name=name, muted=take.number > 1, gain=tuple(take.rendered.gain)))
+    for group, wav in takes[0].rendered.stems.items():
+        tracks.append(ScoreTrack(wav=wav, midi=outputs.midi, duration=timeline.duration, metadata={**settings, "stem": group},
+                                 name=f"{SCORE_NAME} stem {group}", muted=True, gain=tuple(takes[0].rendered.gain)))
+    return tracks
 
 
 def _previous_score(path: Path, outputs: _Outputs, options: ScoreOptions) -> rescore.Previous | None:
@@ -250,10 +258,19 @@ def _previous_score(path: Path, outputs: _Outputs, options: ScoreOptions) -> res
                         path.name, candidate.name)
             return None
     try:
-        return rescore.read_previous(sidecar.read_sidecar(candidate), candidate)
+        return rescore.read_previous(sidecar.read_sidecar(candidate), candidate, take=options.take or _chosen_take(path))
     except TimelineError as exc:
         logger.warning("%s", exc)
         return None
+
+
+def _chosen_take(path: Path) -> int:
+    """The take the editor left playing: the first unmuted take track on the timeline (else 1)."""
+    for track in timeline_io.read_score_tracks(path):
+        take = track.metadata.get("take")
+        if not track.muted and isinstance(take, int) and not isinstance(take, bool):
+            return take
+    return 1
 
 
 def _log_decisions(path: Path, decisions: Sequence[rescore.Decision], previous: rescore.Previous | None) -> None:
@@ -287,22 +304,24 @@ def _check_length(path: Path, timeline: Timeline) -> None:
         )
 
 
-def _prepare_outputs(outputs: _Outputs, snapshot: fileio.Snapshot | None) -> None:
+def _prepare_outputs(outputs: _Outputs, snapshot: fileio.Snapshot | None, stems: Sequence[str] = ()) -> None:
     """Clear what killed runs left, re-check the project, and back up files emsync did not write."""
-    for target in (outputs.timeline, outputs.wav, outputs.midi, outputs.sidecar):
+    files = outputs.files(stems)
+    for target in [outputs.timeline, *files]:
         fileio.remove_stale_temps(target)
     if snapshot is not None:
         snapshot.check()  # before anything is written
-    for target in (outputs.wav, outputs.midi, outputs.sidecar):
+    for target in files:
         _keep_foreign(target, outputs.sidecar)
 
 
 def _settings(path: Path, timeline: Timeline, moods: Sequence[SceneMood], decisions: Sequence[rescore.Decision],
-              previous: rescore.Previous | None, midi: pretty_midi.PrettyMIDI, options: ScoreOptions,
-              outputs: _Outputs, lufs: float) -> dict:
+              previous: rescore.Previous | None, takes: Sequence[_Take], options: ScoreOptions,
+              outputs: _Outputs, speech: Sequence[tuple[float, float]]) -> dict:
     """What the sidecar records (and the written timeline carries in its metadata)."""
     learned = {"sampling": asdict(options.sampling()), "precision": options.precision} if options.engine == "emsync" else {}
-    run = {
+    lufs = takes[0].rendered.lufs
+    run: dict = {
         "version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "source": str(path.resolve()),
@@ -316,20 +335,25 @@ def _settings(path: Path, timeline: Timeline, moods: Sequence[SceneMood], decisi
         "lufs": None if not math.isfinite(lufs) else round(lufs, 2),
         "fade": options.fade,
     }
-    return sidecar.record(run, timeline, moods, decisions, midi, previous, model_sha256(options))
+    if takes[0].rendered.stems:
+        run["stems"] = {g: str(p) for g, p in takes[0].rendered.stems.items()}
+    if options.duck is not None:
+        run["duck"] = {"db": options.duck, "speech": [[round(a, 3), round(b, 3)] for a, b in speech]}
+    record = sidecar.record(run, timeline, moods, decisions, takes[0].midi, previous, model_sha256(options))
+    if len(takes) > 1:
+        record["takes"] = [sidecar.take_record(t.number, t.seed, outputs.take_wav(t.number), outputs.take_midi(t.number),
+                                               t.midi, timeline) for t in takes]
+    return record
 
 
-def _write_back(timeline: Timeline, outputs: _Outputs, settings: dict, snapshot: fileio.Snapshot | None,
+def _write_back(timeline: Timeline, out: Path, tracks: Sequence[ScoreTrack], snapshot: fileio.Snapshot | None,
                 in_place: bool) -> Path:
-    out = outputs.timeline
     with fileio.guarding(snapshot):  # the rename onto the project re-checks it
         if snapshot is not None:
             snapshot.check()
         if out.exists() and (in_place or not timeline_io.written_by_emsync(out)):
             fileio.backup(out)
-        return write_timeline(
-            timeline, out, ScoreTrack(wav=outputs.wav, midi=outputs.midi, duration=timeline.duration, metadata=settings)
-        )
+        return write_timeline(timeline, out, tracks[0] if len(tracks) == 1 else tracks)
 
 
 def _keep_foreign(target: Path, sidecar_path: Path) -> None:

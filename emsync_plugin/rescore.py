@@ -120,14 +120,16 @@ class Decision:
         return f"{self.action} ({self.reason})" if self.reason else self.action
 
 
-def read_previous(data: dict, path: Path) -> Previous:
-    """The previous score in a sidecar dict (already checked by ``sidecar.read_sidecar``).
+def read_previous(data: dict, path: Path, take: int = 1) -> Previous:
+    """The previous score in a sidecar dict (already checked by ``sidecar.read_sidecar``): the
+    music of ``take`` when it recorded several.
 
     A sidecar without the per-scene music (written before re-scoring existed, or edited by
     hand) is a TimelineError naming the file; the caller then scores afresh.
     """
     hint = "emsync scores every scene afresh this time"
     try:
+        data = _with_take(data, take)
         instruments = tuple((int(i["program"]), bool(i["is_drum"]), str(i.get("name", ""))) for i in data["instruments"])
         scenes = tuple(_previous_scene(s, len(instruments)) for s in data["scenes"])
     except (KeyError, TypeError, ValueError) as exc:
@@ -136,6 +138,22 @@ def read_previous(data: dict, path: Path) -> Previous:
         raise TimelineError("records no scenes", path=path, hint=hint)
     sha = data.get("model_sha256")
     return Previous(path, str(data.get("engine", "")), sha if isinstance(sha, str) else None, instruments, scenes)
+
+
+def _with_take(data: dict, take: int) -> dict:
+    """``data`` with the notes of ``take`` in its scenes (take 1's are there already)."""
+    takes = data.get("takes")
+    if take == 1 or not takes:
+        if take != 1:
+            raise ValueError(f"take {take} is not in it")
+        return data
+    chosen = next((t for t in takes if isinstance(t, dict) and t.get("take") == take), None)
+    if chosen is None:
+        raise ValueError(f"take {take} is not in it")
+    if len(chosen["notes"]) != len(data["scenes"]):
+        raise ValueError(f"take {take} has notes for {len(chosen['notes'])} scenes, not {len(data['scenes'])}")
+    scenes = [{**scene, "notes": notes} for scene, notes in zip(data["scenes"], chosen["notes"])]
+    return {**data, "instruments": chosen["instruments"], "scenes": scenes}
 
 
 def _previous_scene(s: dict, n_instruments: int) -> PreviousScene:

@@ -109,6 +109,14 @@ def record(run: dict, timeline: Timeline, moods: Sequence[SceneMood], decisions:
     }
 
 
+def take_record(number: int, seed: int, wav: Path, midi_path: Path, midi: pretty_midi.PrettyMIDI,
+                timeline: Timeline) -> dict:
+    """One take of a run with ``--takes``: its seed, files, and notes per scene (as ``record``)."""
+    instruments, notes = rescore.notes_by_scene(midi, timeline)
+    return {"take": number, "seed": seed, "wav": str(wav), "midi": str(midi_path), "instruments": instruments,
+            "notes": notes}
+
+
 def for_timeline(settings: dict) -> dict:
     """The settings as the timeline's metadata carries them: the notes stay in the sidecar (and
     the MIDI); each scene records its span of the score's notes as ``[first, count]``."""
@@ -118,4 +126,5 @@ def for_timeline(settings: dict) -> dict:
         count = len(scene.get("notes", ()))
         scenes.append({**{k: v for k, v in scene.items() if k != "notes"}, "events": [first, count]})
         first += count
-    return {**settings, "scenes": scenes}
+    takes = [{k: v for k, v in t.items() if k != "notes"} for t in settings.get("takes", ())]
+    return {**settings, "scenes": scenes, **({"takes": takes} if takes else {})}
