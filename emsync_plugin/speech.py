@@ -38,23 +38,30 @@ def find_speech(timeline: Any) -> list[tuple[float, float]]:
     Raises :class:`MediaError` naming a media file that is missing or cannot be decoded, and
     :class:`.errors.ModelError` when the shipped model is missing or damaged.
     """
-    clips = [c for c in getattr(timeline, "audio", ()) or () if getattr(c, "media", None)]
-    if not clips:
-        clips = [s for s in timeline.scenes if s.media]
+    clips = _clips(timeline)
     found: list[tuple[float, float]] = []
     vad = _Vad() if clips else None
     for clip in clips:
-        if clip.end <= clip.start:
-            continue
         assert vad is not None
-        start = clip.source_start if clip.source_start is not None else 0.0
-        end = clip.source_end if clip.source_end is not None else start + clip.end - clip.start
-        end = min(end, start + clip.end - clip.start)
+        start, end = _source_range(clip)
         for s, e in vad.regions(_clip_sound(str(clip.media), start, end)):
             found.append((clip.start + s, min(clip.start + e, clip.end)))
     regions = merge(found)
     logger.info("speech: %s", ", ".join(f"{s:.2f}-{e:.2f} s" for s, e in regions) or "none")
     return regions
+
+
+def _clips(timeline: Any) -> list[Any]:
+    """The audio clips with media (``Timeline.audio``), else the scenes with media."""
+    clips = [c for c in getattr(timeline, "audio", ()) or () if c.media and c.end > c.start]
+    return clips or [s for s in timeline.scenes if s.media and s.end > s.start]
+
+
+def _source_range(clip: Any) -> tuple[float, float]:
+    """The media range under a clip (from 0 when the timeline gives none), no longer than the clip."""
+    start = clip.source_start if clip.source_start is not None else 0.0
+    end = clip.source_end if clip.source_end is not None else start + clip.end - clip.start
+    return start, min(end, start + clip.end - clip.start)
 
 
 def merge(regions: Iterable[tuple[float, float]], gap: float = 0.0) -> list[tuple[float, float]]:

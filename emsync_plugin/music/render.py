@@ -47,6 +47,12 @@ def default_soundfont() -> Path:
     return Path(pretty_midi.__file__).resolve().parent / "TimGM6mb.sf2"
 
 
+def _check_number(name: str, value: object, low: float, high: float) -> None:
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or not low <= value <= high):
+        raise OptionsError(f"{name} must be a number from {low:g} to {high:g}, not {value!r}")
+
+
 @dataclass(frozen=True)
 class RenderOptions:
     """How to render, validated on creation (:class:`OptionsError`).
@@ -77,10 +83,7 @@ class RenderOptions:
         if self.duck is not None:
             ranges.append(("duck", -60.0, 0.0))
         for name, low, high in ranges:
-            value = getattr(self, name)
-            if (isinstance(value, bool) or not isinstance(value, (int, float))
-                    or not math.isfinite(value) or not low <= value <= high):
-                raise OptionsError(f"{name} must be a number from {low:g} to {high:g}, not {value!r}")
+            _check_number(name, getattr(self, name), low, high)
         if self.soundfont is not None:
             if not isinstance(self.soundfont, (str, Path)) or not str(self.soundfont):
                 raise OptionsError(f"soundfont must be a path to an .sf2 file, not {self.soundfont!r}")
