@@ -8,6 +8,7 @@ the stream well formed. Why each rule is as it is, with its measurements: docs/m
 """
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
@@ -72,6 +73,7 @@ class Clock:
     onsets: int = 0  # note-ons so far
     pc_recent: np.ndarray = field(default_factory=lambda: np.zeros(12))  # note-ons per pitch class, fading (RECENT_DECAY an onset)
     before_cut: frozenset = frozenset()  # pitch classes sounding when time reached the current cut
+    stops: list[int] = field(default_factory=list)  # kept music starts here (units, ascending): time stops on them
 
     def key(self, major: bool) -> int:
         """The best Krumhansl-Kessler key of the recent onsets among the major (0-11: tonic C..B)
@@ -89,6 +91,19 @@ class Clock:
     @property
     def cut(self) -> int | None:
         return self.cuts[self.next_cut] if self.next_cut < len(self.cuts) else None
+
+    @property
+    def stop(self) -> int | None:
+        """The first start of kept music at or after now: sampled time may not cross it."""
+        i = bisect.bisect_left(self.stops, self.now)
+        return self.stops[i] if i < len(self.stops) else None
+
+    def resume(self) -> None:
+        """After forced (kept) music: the next cut is the first at or after now; at the end, or
+        with no cut left, decoding is over."""
+        self.next_cut = bisect.bisect_left(self.cuts, self.now)
+        if self.now >= self.end or self.next_cut >= len(self.cuts):
+            self.finished = True
 
     def advance(self, token: int) -> None:
         v = self.vocab
@@ -194,7 +209,8 @@ def keep_time_moving(max_events: int):
 
 
 def cut_rules(guarantee: bool):
-    """Clamp time to the next cut and (with the guarantee) require a chord there."""
+    """Clamp time to the next cut and (with the guarantee) require a chord there; never cross
+    the start of kept music (the generator feeds it there)."""
 
     def rule(logits: np.ndarray, clock: Clock) -> None:
         v = clock.vocab
@@ -202,6 +218,9 @@ def cut_rules(guarantee: bool):
         limit = clock.end - clock.now  # never cross the end
         if clock.cuts and clock.cuts[-1] >= clock.now:  # nor the final chord, even past other cuts
             limit = min(limit, clock.cuts[-1] - clock.now)
+        stop = clock.stop
+        if stop is not None:
+            limit = min(limit, stop - clock.now)
         cut = clock.cut
         final = clock.next_cut == len(clock.cuts) - 1
         if cut is not None and (guarantee or final):

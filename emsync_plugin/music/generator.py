@@ -9,7 +9,10 @@ needs from the model's own metadata (vocabulary, context length, offset cap, lab
 * the decoding rules of :mod:`.decoding` keep the stream well formed, land a chord on every
   cut (when ``guarantee_cuts``), end on a final chord and never pass the timeline's end;
 * longer timelines than the context are generated in windows: when the cache is full, the
-  last half of the tokens is fed again from position 0 and generation goes on.
+  last half of the tokens is fed again from position 0 and generation goes on;
+* ``kept`` music (a re-score's kept scenes) is not sampled: inside each kept span its notes are
+  fed through the model as tokens (teacher forcing, same conditioning), so the music after the
+  span continues from them; the cuts inside kept spans are the kept music's.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pretty_midi
@@ -42,6 +46,9 @@ from .decoding import (
 )
 from .vocab import Note, Vocab
 
+if TYPE_CHECKING:
+    from ..rescore import KeptSpan
+
 logger = logging.getLogger(__name__)
 
 Rule = Callable[[np.ndarray, Clock], None]
@@ -60,6 +67,15 @@ class GenerationResult:
     notes: list[Note]
     seconds: float  # compute time
     steps: int  # model calls
+
+
+@dataclass(frozen=True)
+class Forced:
+    """A kept span in decoder time units, with the kept notes the vocabulary can play."""
+
+    start: int
+    end: int
+    notes: tuple[Note, ...]  # seconds, absolute
 
 
 class Generator:
@@ -127,13 +143,16 @@ class Generator:
         return out
 
     def generate(self, cuts: Sequence[float], duration: float, moods: Sequence[SceneMood],
-                 options: SamplingOptions = SamplingOptions()) -> GenerationResult:
+                 options: SamplingOptions = SamplingOptions(), kept: Sequence[KeptSpan] = ()) -> GenerationResult:
         """Music for ``duration`` seconds with a chord on every cut; each token follows the mood
-        of the scene it falls in (a mood takes effect at its ``start``)."""
-        clock, bounds = self._clock(cuts, duration, options)
+        of the scene it falls in (a mood takes effect at its ``start``). Inside the ``kept``
+        spans the kept notes are fed instead of sampled (the returned MIDI holds them as far as
+        the vocabulary plays them; the pipeline splices the exact ones in)."""
+        forced = forced_spans(kept, self.vocab, duration)
+        clock, bounds = self._clock(cuts, duration, options, forced)
         cond = _conditioning(moods, bounds, self.vocab.shift_seconds, self.cap, options.use_offsets)
         t0 = time.perf_counter()
-        tokens, steps = self._decode(clock, cond, duration, options)
+        tokens, steps = self._decode(clock, cond, duration, options, forced)
         seconds = time.perf_counter() - t0
         # hold the final chord (and whatever sounds) to the end
         notes = [n for n in self.vocab.decode(tokens, end=duration) if n.start < duration]
@@ -142,9 +161,11 @@ class Generator:
                     len(tokens), len(notes), duration, seconds, duration / max(seconds, 1e-9))
         return GenerationResult(midi, tokens, notes, seconds, steps)
 
-    def _clock(self, cuts: Sequence[float], duration: float, options: SamplingOptions) -> tuple[Clock, np.ndarray]:
-        """The decoding clock (its targets: 0, the cuts, the final chord) and the boundaries,
-        in seconds, that the model is told about: the real cuts and the final chord, as in training."""
+    def _clock(self, cuts: Sequence[float], duration: float, options: SamplingOptions,
+               forced: Sequence[Forced] = ()) -> tuple[Clock, np.ndarray]:
+        """The decoding clock (its targets: 0, the cuts, the final chord, none inside kept
+        spans; time stops at each kept span's start) and the boundaries, in seconds, that the
+        model is told about: the real cuts and the final chord, as in training."""
         unit = self.vocab.shift_seconds
         end = int(round(duration / unit))
         cut_units = sorted({int(round(c / unit)) for c in cuts if 0 < round(c / unit) < end})
@@ -152,7 +173,12 @@ class Generator:
         final = min(final, end)
         targets = [0] + [c for c in cut_units if c < final] + [final]
         bounds = np.array(sorted(set(cut_units) | {final}), float) * unit
-        return Clock(self.vocab, targets, end), bounds
+        if not forced:
+            return Clock(self.vocab, targets, end), bounds
+        # a final chord inside kept music moves to the span's end (at the timeline's end: none)
+        final = next((f.end for f in forced if f.start <= final < f.end), final)
+        targets = sorted({t for t in targets[:-1] + [final] if not any(f.start <= t < f.end for f in forced)})
+        return Clock(self.vocab, targets, end, stops=[f.start for f in forced]), bounds
 
     def _rules(self, options: SamplingOptions) -> list[Rule]:
         """The decoding rules, in order: the cut rules decide what may happen now, then long
@@ -162,9 +188,10 @@ class Generator:
                 keep_time_moving(options.max_events), steer_mode(options.mode_steering),
                 fresh_chord_at_cuts(options.fresh_chords)]
 
-    def _decode(self, clock: Clock, cond: Conditioning, duration: float,
-                options: SamplingOptions) -> tuple[list[int], int]:
-        """Sample tokens until the clock is finished: the tokens and the number of model calls."""
+    def _decode(self, clock: Clock, cond: Conditioning, duration: float, options: SamplingOptions,
+                forced: Sequence[Forced] = ()) -> tuple[list[int], int]:
+        """Sample tokens until the clock is finished, feeding the kept music where it starts:
+        the tokens and the number of model calls."""
         v = self.vocab
         rng = np.random.default_rng(options.seed)
         rules = self._rules(options)
@@ -174,17 +201,26 @@ class Generator:
         tok = v.bos
         steps = 0
         out_tokens: list[int] = []
+        pending = list(forced)
         bar = progress.bar(total=round(duration, 1), desc="generating", unit="s")
         while not clock.finished and clock.now <= clock.end:
-            c = cond(clock.now)
-            clock.valence = c[0]
-            history.append((tok, *c))
-            logits, past = self._step(history, past, guided)
-            steps += 1
-            tok = self._choose(logits, clock, rules, options, rng)
             before = clock.now
-            clock.advance(tok)
-            out_tokens.append(tok)
+            if pending and pending[0].start <= clock.now:
+                kept = self._forced_tokens(pending.pop(0), clock)
+                if kept:
+                    tok, past, calls = self._force(kept, tok, clock, cond, history, past, guided)
+                    steps += calls
+                    out_tokens.extend(kept)
+                    clock.resume()
+            else:
+                c = cond(clock.now)
+                clock.valence = c[0]
+                history.append((tok, *c))
+                logits, past = self._step(history, past, guided)
+                steps += 1
+                tok = self._choose(logits, clock, rules, options, rng)
+                clock.advance(tok)
+                out_tokens.append(tok)
             if clock.now != before:
                 bar.update(round((clock.now - before) * v.shift_seconds, 2))
             if steps > 200 * max(1.0, duration) + 2000:  # a safety valve: a model that never advances time
@@ -192,6 +228,56 @@ class Generator:
                 break
         bar.close()
         return out_tokens, steps
+
+    def _forced_tokens(self, span: Forced, clock: Clock) -> list[int]:
+        """The tokens of a kept span from ``clock.now`` (its start): what sounds there is
+        released, the kept notes follow, and time moves on to the span's end, where the kept
+        notes still sounding are released."""
+        v, unit = self.vocab, self.vocab.shift_seconds
+        length = span.end - clock.now
+        if length <= 0:
+            return []
+        notes = []
+        for n in span.notes:
+            a = max(0, int(round(n.start / unit)) - clock.now)
+            if a < length:
+                b = min(length, max(a + 1, int(round(n.end / unit)) - clock.now))
+                notes.append(Note(n.group, n.pitch, a * unit, b * unit))
+        tokens, _ = v.encode(notes)
+        moved = sum(v.shift_units(t) for t in tokens if v.kind(t) == "shift")
+        return [v.note_off(*k) for k in sorted(clock.sounding)] + tokens + v.shifts(length - moved)
+
+    def _force(self, kept: list[int], tok: int, clock: Clock, cond: Conditioning,
+               history: list[tuple[int, float, float, float]], past: np.ndarray, guided: bool):
+        """Teacher forcing: ``tok`` and the ``kept`` tokens but the last go through the model
+        (each with the conditioning a sampled token gets there) and the clock; the last is
+        returned to be fed by the next step, with the cache and the number of model calls."""
+        fed = [(tok, *cond(clock.now))]
+        for t in kept[:-1]:
+            clock.advance(t)
+            fed.append((t, *cond(clock.now)))
+        clock.advance(kept[-1])
+        history.extend(fed)
+        past, calls = self._feed(history, len(fed), past, guided)
+        return kept[-1], past, calls
+
+    def _feed(self, history: list[tuple[int, float, float, float]], count: int, past: np.ndarray,
+              guided: bool) -> tuple[np.ndarray, int]:
+        """The cache after the newest ``count`` entries of ``history``: as many at once as the
+        context holds; when it is full, a new window as in :meth:`_step`."""
+        calls = 0
+        done = len(history) - count
+        while done < len(history):
+            if past.shape[4] >= self.block_size - 1:
+                _, past = self._step(history[:done + 1], past, guided)
+                done += 1
+            else:
+                k = min(len(history) - done, self.block_size - 1 - past.shape[4])
+                ids, va, ar, of = zip(*history[done:done + k])
+                _, past = self._run(list(ids), list(va), list(ar), list(of), past, guided)
+                done += k
+            calls += 1
+        return past, calls
 
     def _step(self, history: list[tuple[int, float, float, float]], past: np.ndarray, guided: bool):
         """The model on the newest token; when the cache is full, on the last half of the
@@ -214,6 +300,29 @@ class Generator:
             logger.debug("no allowed token at %.2f s; shifting", clock.now * v.shift_seconds)
             tok = v.shift(1) if clock.now < clock.end else v.eos
         return tok
+
+
+def forced_spans(kept: Sequence[KeptSpan], vocab: Vocab, duration: float) -> list[Forced]:
+    """The kept spans in decoder time units (overlapping or touching ones merged, cut at the
+    end), each with its notes in the vocabulary's groups: a note's General MIDI program picks
+    the group; drums, other programs and pitches out of range are left out (the splice still
+    puts them in the final score)."""
+    unit = vocab.shift_seconds
+    end = int(round(duration / unit))
+    merged: list[list] = []
+    for span in sorted(kept, key=lambda k: k.start):
+        a, b = max(0, int(round(span.start / unit))), min(end, int(round(span.end / unit)))
+        if b <= a:
+            continue
+        notes = [Note(vocab.programs.index(prog), int(n.pitch), float(n.start), float(n.end))
+                 for prog, drum, _, n in span.notes
+                 if not drum and prog in vocab.programs and vocab.pitch_min <= n.pitch <= vocab.pitch_max]
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+            merged[-1][2].extend(notes)
+        else:
+            merged.append([a, b, notes])
+    return [Forced(a, b, tuple(sorted(notes, key=lambda n: (n.start, n.group, n.pitch)))) for a, b, notes in merged]
 
 
 def _scene_at(starts: np.ndarray, t: float) -> int:
