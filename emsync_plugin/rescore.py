@@ -197,6 +197,8 @@ def plan(timeline: Timeline, moods: Sequence[SceneMood], previous: Previous | No
         if match is not None:
             unused.remove(match)
         d = _decide(scene, mood, match, regenerate, lock, stale_model, tolerance)
+        if match is None:
+            d = _trimmed(scene, unused) or d
         if d.keeps_music and scene is timeline.scenes[-1] and match is not last and scene.index not in lock:
             d = Decision(scene.index, REGENERATED, d.previous, reason="it now ends the timeline (final chord)")
         decisions.append(d)
@@ -221,6 +223,19 @@ def _decide(scene: Scene, mood: SceneMood, match: PreviousScene | None, regenera
     if abs(shift) <= tolerance:
         return Decision(scene.index, KEPT, match.index)
     return Decision(scene.index, MOVED, match.index, shift=shift)
+
+
+def _trimmed(scene: Scene, candidates: Sequence[PreviousScene]) -> Decision | None:
+    """A scene whose picture overlaps a previous scene's (the same media): that scene, trimmed."""
+    me = Identity.of(scene)
+    if me.source_start is None or me.source_end is None:
+        return None
+    for p in candidates:
+        other = p.identity
+        if other.media == me.media and other.source_start is not None and other.source_end is not None \
+                and min(other.source_end, me.source_end) > max(other.source_start, me.source_start):
+            return Decision(scene.index, REGENERATED, p.index, reason="picture trimmed")
+    return None
 
 
 def _match(identity: Identity, scene: Scene, candidates: Sequence[PreviousScene], tolerance: float) -> PreviousScene | None:

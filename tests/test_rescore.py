@@ -107,7 +107,8 @@ def test_trimming_a_scene_regenerates_only_it(work):
     result = score(work, ScoreOptions(in_place=True, seed=7))
     after = read_sidecar(result.sidecar)
     actions = {d.index: d.action for d in result.decisions}
-    assert actions == {1: "kept", 2: "kept", 3: "kept", 4: "new", 5: "moved", 6: "moved", 7: "moved"}
+    assert actions == {1: "kept", 2: "kept", 3: "kept", 4: "regenerated", 5: "moved", 6: "moved", 7: "moved"}
+    assert result.decisions[3].reason == "picture trimmed" and result.decisions[3].previous == 4
     assert result.timeline.duration == pytest.approx(before["duration"] - 1.0)
     for i in (1, 2, 3, 5, 6, 7):
         assert same_notes(notes(after, i), notes(before, i)), f"scene {i}"
