@@ -53,18 +53,39 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"emsync {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def timeline_args(sp):
-        sp.add_argument("timeline", type=Path, help="timeline file (.otio .otioz .otiod .kdenlive .xml .fcpxml .edl) or a video file")
-        sp.add_argument("--track", help="take cuts from one video track (number like 2 / V2, or its name); default: all enabled")
-        sp.add_argument("--rate", type=float, help="frame rate of an EDL (EDLs do not store it; default: inferred)")
-
     c = sub.add_parser("cuts", parents=[common], help="print a timeline's cut points and scenes")
-    timeline_args(c)
+    _timeline_args(c)
     c.add_argument("--json", action="store_true", help="print one JSON object (for scripts and the editor bridges)")
     c.set_defaults(func=_cmd_cuts)
 
     s = sub.add_parser("score", parents=[common], help="generate a score and put it back on the timeline")
-    timeline_args(s)
+    _timeline_args(s)
+    _score_args(s)
+    _rescore_args(s)
+    s.set_defaults(func=_cmd_score)
+
+    an = sub.add_parser("analyze", parents=[common], help="estimate each scene's mood (valence/arousal) without making music")
+    _timeline_args(an)
+    an.add_argument("--valence", type=float, help="valence from -1 to 1 for the whole timeline (overrides the analysis)")
+    an.add_argument("--arousal", type=float, help="arousal from -1 to 1 for the whole timeline (overrides the analysis)")
+    _emotion_arg(an)
+    an.add_argument("--json", action="store_true", help="print one JSON object (for scripts and the editor bridges)")
+    an.add_argument("--report", type=Path, metavar="PNG", help="also draw the scenes, thumbnails and moods to this picture")
+    an.set_defaults(func=_cmd_analyze)
+
+    d = sub.add_parser("demo", parents=[common], help="score the bundled sample in every write-back format")
+    d.add_argument("folder", nargs="?", type=Path, default=Path("emsync-demo"), help="where to write (default ./emsync-demo)")
+    d.set_defaults(func=_cmd_demo)
+    return p
+
+
+def _timeline_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("timeline", type=Path, help="timeline file (.otio .otioz .otiod .kdenlive .xml .fcpxml .edl) or a video file")
+    sp.add_argument("--track", help="take cuts from one video track (number like 2 / V2, or its name); default: all enabled")
+    sp.add_argument("--rate", type=float, help="frame rate of an EDL (EDLs do not store it; default: inferred)")
+
+
+def _score_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("-o", "--output", type=Path, help="scored timeline to write (default: <name>.emsync.<ext> beside the input)")
     s.add_argument("--in-place", action="store_true", help="overwrite the input timeline (a timestamped backup is kept)")
     s.add_argument("--engine", default="auto", choices=("auto", "emsync", "baseline"),
@@ -85,6 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--fade", type=float, default=3.0, help="fade-out at the end in seconds (default 3)")
     s.add_argument("--no-timeline", action="store_true", help="write only the WAV, MIDI and JSON sidecar")
     s.add_argument("--report", type=Path, metavar="PNG", help="also draw the cuts, moods and piano roll to this picture")
+
+
+def _rescore_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--previous", type=Path, metavar="SIDECAR",
                    help="re-score: keep the music of unchanged scenes from this earlier NAME.emsync.json "
                         "(default: the timeline's own EMSYNC Score, if it has one)")
@@ -99,21 +123,6 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--stems", action="store_true", help="also one WAV and (muted) track per instrument group")
     s.add_argument("--duck", type=float, nargs="?", const=DUCK_DB, metavar="DB",
                    help=f"lower the score under dialogue found in the timeline's sound (default {DUCK_DB:g} dB)")
-    s.set_defaults(func=_cmd_score)
-
-    an = sub.add_parser("analyze", parents=[common], help="estimate each scene's mood (valence/arousal) without making music")
-    timeline_args(an)
-    an.add_argument("--valence", type=float, help="valence from -1 to 1 for the whole timeline (overrides the analysis)")
-    an.add_argument("--arousal", type=float, help="arousal from -1 to 1 for the whole timeline (overrides the analysis)")
-    _emotion_arg(an)
-    an.add_argument("--json", action="store_true", help="print one JSON object (for scripts and the editor bridges)")
-    an.add_argument("--report", type=Path, metavar="PNG", help="also draw the scenes, thumbnails and moods to this picture")
-    an.set_defaults(func=_cmd_analyze)
-
-    d = sub.add_parser("demo", parents=[common], help="score the bundled sample in every write-back format")
-    d.add_argument("folder", nargs="?", type=Path, default=Path("emsync-demo"), help="where to write (default ./emsync-demo)")
-    d.set_defaults(func=_cmd_demo)
-    return p
 
 
 def _scene_list(text: str) -> tuple[int, ...]:
