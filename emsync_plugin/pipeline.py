@@ -403,13 +403,14 @@ def resolve_engine(engine: str) -> str:
 def generate(timeline: Timeline, moods: Sequence[SceneMood], options: ScoreOptions,
              kept: Sequence[rescore.KeptSpan] = ()) -> pretty_midi.PrettyMIDI:
     """MIDI for the timeline's cuts and moods with the chosen engine; ``kept`` music (from a
-    previous score) goes in note for note where it belongs."""
+    previous score) goes in note for note where it belongs (the learned engine also continues
+    from it: the music after a kept scene is primed with it)."""
     engine = resolve_engine(options.engine)
     if engine == "emsync":
         from .music.generator import Generator
 
         generator = Generator.load(precision=options.precision)
-        midi = generator.generate(timeline.cuts, timeline.duration, moods, options.sampling()).midi
+        midi = generator.generate(timeline.cuts, timeline.duration, moods, options.sampling(), kept=kept).midi
     elif engine == "baseline":
         midi = arrange(timeline.cuts, timeline.duration, moods, BaselineOptions(seed=options.seed))
     else:
