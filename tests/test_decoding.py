@@ -236,6 +236,31 @@ def test_without_the_guarantee_other_cuts_may_be_passed():
     assert _shifts_allowed(logits) == [1, 2, 3, 4, 5]  # with it: to the cut
 
 
+def test_time_stops_where_kept_music_starts_even_without_the_guarantee():
+    clock = dec.Clock(TINY, [0, 30], 40, stops=[6])  # kept music from 6 (the generator feeds it there)
+    clock.next_cut = 1
+    for guarantee in (True, False):
+        logits = np.zeros(TINY.size)
+        dec.cut_rules(guarantee)(logits, clock)
+        assert _shifts_allowed(logits) == [1, 2, 3, 4, 5, 6]
+    clock.advance(TINY.shift(6))
+    assert clock.stop == 6
+    clock.advance(TINY.shift(10))
+    assert clock.stop is None
+
+
+def test_resume_after_kept_music_points_at_the_next_cut_or_finishes():
+    clock = dec.Clock(TINY, [0, 5, 20, 30], 40)
+    clock.next_cut = 1
+    for tok in TINY.shifts(20):  # forced through the cut at 5 (kept music's) onto the one at 20
+        clock.advance(tok)
+    clock.resume()
+    assert (clock.cut, clock.finished) == (20, False)
+    clock.now = 40  # kept music up to the end: done
+    clock.resume()
+    assert clock.finished
+
+
 def test_limit_polyphony_blocks_new_notes_when_full():
     clock = dec.Clock(TINY, [0, 50], 60)
     clock.next_cut = 1

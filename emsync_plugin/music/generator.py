@@ -175,10 +175,7 @@ class Generator:
         bounds = np.array(sorted(set(cut_units) | {final}), float) * unit
         if not forced:
             return Clock(self.vocab, targets, end), bounds
-        # a final chord inside kept music moves to the span's end (at the timeline's end: none)
-        final = next((f.end for f in forced if f.start <= final < f.end), final)
-        targets = sorted({t for t in targets[:-1] + [final] if not any(f.start <= t < f.end for f in forced)})
-        return Clock(self.vocab, targets, end, stops=[f.start for f in forced]), bounds
+        return Clock(self.vocab, _outside_kept(targets, forced), end, stops=[f.start for f in forced]), bounds
 
     def _rules(self, options: SamplingOptions) -> list[Rule]:
         """The decoding rules, in order: the cut rules decide what may happen now, then long
@@ -323,6 +320,14 @@ def forced_spans(kept: Sequence[KeptSpan], vocab: Vocab, duration: float) -> lis
         else:
             merged.append([a, b, notes])
     return [Forced(a, b, tuple(sorted(notes, key=lambda n: (n.start, n.group, n.pitch)))) for a, b, notes in merged]
+
+
+def _outside_kept(targets: list[int], forced: Sequence[Forced]) -> list[int]:
+    """The clock's targets without those inside kept spans (or at their start): those chords
+    are the kept music's. A final chord inside kept music moves to the span's end (at the
+    timeline's end the clock finishes there instead)."""
+    final = next((f.end for f in forced if f.start <= targets[-1] < f.end), targets[-1])
+    return sorted({t for t in targets[:-1] + [final] if not any(f.start <= t < f.end for f in forced)})
 
 
 def _scene_at(starts: np.ndarray, t: float) -> int:
