@@ -6,7 +6,8 @@ code, not an OTIO adapter; the shared MLT vocabulary is in :mod:`.kdenlive_xml`.
 """
 from __future__ import annotations
 
-from .kdenlive_read import read, score_tracks
+from .kdenlive_audio import score_tracks
+from .kdenlive_read import read
 from .kdenlive_write import write
 from .kdenlive_xml import FORMAT, SCORE_PROPERTY, clock, parse_time
 

@@ -7,7 +7,6 @@ tracks, mixes and guides is described in ``docs/timeline.md``.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -18,6 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..errors import TimelineError
+from .kdenlive_audio import audio_shots
 from .kdenlive_markers import clip_markers, guides
 from .kdenlive_xml import (
     BLACK,
@@ -32,7 +32,7 @@ from .kdenlive_xml import (
     prop,
     to_seconds,
 )
-from .model import Edit, ScoreTrackInfo, Shot, VideoTrack, is_score_name
+from .model import Edit, Shot, VideoTrack, is_score_name
 
 logger = logging.getLogger(__name__)
 
@@ -511,45 +511,5 @@ def read(path: str | Path, *, sequence: str | None = None) -> Edit:
                  path, len(video_tracks), len(markers), end, rate)
     return Edit(name=name, rate=float(rate), start=0.0, duration=to_seconds(end, rate),
                 tracks=tuple(video_tracks), markers=tuple(markers), path=path, format=FORMAT,
-                audio=_audio_shots(project, tracks))
+                audio=audio_shots(project, tracks))
 
-
-def _audio_shots(project: Project, tracks: Sequence[Track]) -> tuple[Shot, ...]:
-    """Clips of the audible audio tracks other than emsync's, in timeline seconds."""
-    shots = []
-    rate = project.rate
-    for track in tracks:
-        if not track.audio or track.muted or track.ours:
-            continue
-        for place in track.places:
-            if place.element.tag == "tractor":  # a nested sequence's sound is not looked into
-                continue
-            media, speed = project.media(place.element)
-            if media is None:
-                continue
-            src0 = src1 = None
-            if speed is not None and speed > 0:
-                step = speed / rate
-                src0 = round(float(place.src_in * step), 9)
-                src1 = round(float((place.src_in + place.end - place.start) * step), 9)
-            shots.append(Shot(to_seconds(place.start, rate), to_seconds(place.end, rate), media, src0, src1,
-                              project.clip_name(place.element, place.kid)))
-    return tuple(sorted(shots, key=lambda s: (s.start, s.end)))
-
-
-def score_tracks(path: str | Path, *, sequence: str | None = None) -> list[ScoreTrackInfo]:
-    """emsync's score tracks of a project's (open) sequence in the order they were written (top
-    first: take 1 is above take 2), with the JSON emsync stored on each (``kdenlive:emsync``:
-    the settings plus the MIDI and WAV paths)."""
-    project = Project.open(path)
-    tractor, _ = project.timeline(sequence)
-    found = []
-    for track in reversed(project.tracks(tractor)):
-        if not track.ours:
-            continue
-        try:
-            meta = json.loads(prop(track.element, SCORE_PROPERTY) or "{}")
-        except json.JSONDecodeError:
-            meta = {}
-        found.append(ScoreTrackInfo(track.name, track.muted, meta if isinstance(meta, dict) else {}))
-    return found
