@@ -7,6 +7,7 @@ things (:func:`handle`) and give the same messages (:func:`describe`).
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
@@ -16,7 +17,7 @@ from emsync_plugin.emotion import overrides
 from emsync_plugin.errors import EmsyncError, MediaError, OptionsError
 from emsync_plugin.timeline.timecode import format_timecode
 
-from .options import EMOTION_FORMS, MEDIA_ADVICE, SCENE_ADVICE, Scored
+from .options import EMOTION_FORMS, MEDIA_ADVICE, REASON_WORDS, SCENE_ADVICE, Scored
 
 Progress = Callable[[str, float], None]
 
@@ -26,7 +27,8 @@ def handle(request: dict, progress: Progress | None = None) -> Any:
 
     * ``{"command": "check", "emotion": text or items}``: the scene moods, checked (a list);
     * ``{"command": "analyze", "path", "options"}``: each scene's mood (:func:`mood_rows`);
-    * ``{"path", "options"}`` (``"command": "score"``): the score, as a :class:`Scored` dict.
+    * ``{"path", "options", "previous"}`` (``"command": "score"``): the score, as a :class:`Scored`
+      dict; ``previous`` is the last run's settings file, whose music unchanged scenes keep.
     """
     command = request.get("command", "score")
     if command == "check":
@@ -37,7 +39,7 @@ def handle(request: dict, progress: Progress | None = None) -> Any:
     if command == "analyze":
         return estimate_rows(request["path"], options, progress)
     if command == "score":
-        return asdict(score(request["path"], options, progress))
+        return asdict(score(request["path"], options, progress, previous=request.get("previous")))
     raise ValueError(f"unknown request {command!r}")
 
 
@@ -66,18 +68,33 @@ def estimate_rows(path: str | Path, options: dict, progress: Progress | None = N
     return mood_rows(analysis.moods, analysis.timeline)
 
 
-def score(path: str | Path, options: dict, progress: Progress | None = None) -> Scored:
-    """``pipeline.score`` of the export at ``path``, WAV + MIDI only (Resolve places the WAV itself)."""
+def score(path: str | Path, options: dict, progress: Progress | None = None, previous: str | None = None) -> Scored:
+    """``pipeline.score`` of the export at ``path``, WAV + MIDI only (Resolve places the WAV itself).
+
+    The export is a new file each run, so the core cannot find the earlier score in it: the
+    script names the last run's settings file as ``previous`` (unless the editor asked for a
+    fresh score), and scenes whose picture and mood did not change keep their music.
+    """
     from emsync_plugin import pipeline
 
-    result = pipeline.score(Path(path), pipeline.ScoreOptions(write_timeline=False, **options), progress=progress)
+    wanted = dict(options)
+    if previous and not wanted.get("fresh") and Path(previous).is_file():
+        wanted["previous"] = previous
+    result = pipeline.score(Path(path), pipeline.ScoreOptions(write_timeline=False, **wanted), progress=progress)
     timeline = result.timeline
     lufs = result.lufs if result.lufs is not None and result.lufs == result.lufs else None
     return Scored(
         wav=str(result.wav), midi=str(result.midi), sidecar=str(result.sidecar) if result.sidecar else None,
         lufs=None if lufs is None else float(lufs), duration=float(timeline.duration), rate=float(timeline.rate),
         cuts=len(timeline.cuts), scenes=len(timeline.scenes), moods=mood_rows(result.moods, timeline),
+        decisions=music_rows(result.decisions), previous=wanted.get("previous"),
     )
+
+
+def music_rows(decisions) -> list[dict]:
+    """``rescore.Decision`` s as plain dicts (they cross the worker pipe), reasons in the editor's words."""
+    return [{"index": int(d.index), "action": str(d.action), "previous": d.previous, "shift": float(d.shift),
+             "reason": REASON_WORDS.get(d.reason, d.reason)} for d in decisions]
 
 
 def mood_rows(moods, timeline) -> list[dict]:
@@ -105,7 +122,30 @@ def describe(exc: EmsyncError) -> str:
         return f"{where.rstrip('.')}. {MEDIA_ADVICE}"
     if isinstance(exc, OptionsError) and "--emotion " in reason:
         return f"Scene moods: {reason.replace('--emotion ', '').rstrip('.')}. {_emotion_advice(exc.hint)}"
-    return str(exc).rstrip(".")
+    return dialog_words(str(exc)).rstrip(".")
+
+
+#: The core's command-line words for re-scoring, and the dialog's (most specific first).
+_DIALOG_WORDS = (
+    (re.compile(r"([Dd])rop --previous/--lock, or --fresh"), "clear Lock scenes, or untick Fresh score"),
+    (re.compile(r"([Dd])rop --lock (\d+(?:,\s*\d+)*)"), r"take scene \2 out of Lock scenes"),
+    (re.compile(r"()--fresh"), "Fresh score"),
+    (re.compile(r"()--lock"), "Lock scenes"),
+    (re.compile(r"()--regenerate"), "Regenerate scenes"),
+    (re.compile(r"()the scene numbers `emsync cuts` prints"), "the scene numbers Analyze scenes shows"),
+)
+
+
+def dialog_words(text: str) -> str:
+    """A core message with its re-scoring options named as the dialog names them (a hint that
+    began with a capital still does)."""
+    for pattern, words in _DIALOG_WORDS:
+        def put(match: re.Match, words: str = words) -> str:
+            said = match.expand(words)
+            return said[:1].upper() + said[1:] if match.group(1).isupper() else said
+
+        text = pattern.sub(put, text)
+    return text
 
 
 def _emotion_advice(hint: str | None) -> str:

@@ -23,6 +23,12 @@ MEDIA_ADVICE = (
 )
 
 
+ONE_RUN = ("regenerate", "lock", "fresh")  # options a run does not hand on to the next one
+#: What happened to a scene's music, in the editor's words (``rescore.Decision.action``).
+MUSIC_WORDS = {"kept": "kept", "moved": "moved", "regenerated": "regenerated", "new": "new music"}
+REASON_WORDS = {"--regenerate": "you asked"}  # the core's reasons that name a command-line option
+
+
 class BridgeError(Exception):
     """A problem the editor can fix (no project, a locked track, a bad scene mood).
 
@@ -38,6 +44,23 @@ def split_emotion(text: str) -> tuple[str, ...]:
     except ImportError:
         return (text.strip(),) if text.strip() else ()
     return tuple(split_cli(text))
+
+
+def parse_scenes(text: str, label: str) -> tuple[int, ...]:
+    """Scene numbers typed as ``"3, 5"`` (a Regenerate or Lock field); BridgeError says what is wrong."""
+    numbers = []
+    for item in text.replace(";", ",").replace(" ", ",").split(","):
+        if not item.strip():
+            continue
+        if not item.strip().isdigit() or int(item) < 1:
+            raise BridgeError(f"{label}: {item.strip()!r} is not a scene number. Write scene numbers separated by commas, e.g. 3,5")
+        numbers.append(int(item))
+    return tuple(sorted(set(numbers)))
+
+
+def format_scenes(numbers) -> str:
+    """The text of a Regenerate or Lock field: ``"3, 5"``."""
+    return ", ".join(str(n) for n in numbers or ())
 
 
 def format_emotion(emotion) -> str:
@@ -56,12 +79,18 @@ class BridgeOptions:
     loudness: float = -16.0
     fade: float = 3.0
     emotion: tuple[str, ...] = ()  # per-scene moods, ("3=tense", "5=0.2,0.7"); text is split, checked later
+    regenerate: tuple[int, ...] = ()  # scenes that get new music though unchanged (this run only)
+    lock: tuple[int, ...] = ()  # scenes whose music must stay (this run only)
+    fresh: bool = False  # new music for every scene: the last run's score is not looked at
 
     def __post_init__(self) -> None:
         emotion: Any = self.emotion
         if isinstance(emotion, str):
             emotion = split_emotion(emotion)
         object.__setattr__(self, "emotion", tuple(str(e).strip() for e in emotion or () if str(e).strip()))
+        for name, label in (("regenerate", "Regenerate"), ("lock", "Lock")):
+            value: Any = getattr(self, name)
+            object.__setattr__(self, name, parse_scenes(value, label) if isinstance(value, str) else tuple(value or ()))
 
     @classmethod
     def from_settings(cls, settings: dict | None) -> BridgeOptions:
@@ -71,6 +100,8 @@ class BridgeOptions:
         kwargs: dict[str, Any] = {}
         for name, default in asdict(cls()).items():
             value = settings.get(name, default)
+            if name in ONE_RUN:  # what to do with the last score is asked anew each run
+                continue
             if name == "emotion":
                 if isinstance(value, (list, tuple)) and all(isinstance(e, str) for e in value):
                     kwargs[name] = tuple(value)
@@ -95,6 +126,31 @@ class Scored:
     cuts: int
     scenes: int
     moods: list = field(default_factory=list)  # the mood each scene was scored with (mood rows)
+    decisions: list = field(default_factory=list)  # per scene: what happened to its music (music rows)
+    previous: str | None = None  # the earlier score's settings file the music was kept from
+
+
+def _music_extra(row: dict) -> str:
+    if row.get("action") == "moved":
+        return f"{float(row.get('shift') or 0.0):+.2f} s"
+    return str(row.get("reason") or "") if row.get("action") == "regenerated" else ""
+
+
+def music_detail(row: dict) -> str:
+    """One scene's music in plain words: "kept", "moved (+1.00 s)", "regenerated (mood changed)", "new music"."""
+    action = str(row.get("action", ""))
+    extra = _music_extra(row)
+    return MUSIC_WORDS.get(action, action) + (f" ({extra})" if extra else "")
+
+
+def format_music(rows) -> str:
+    """What a re-score did, one line per kind: ``"kept: scenes 1, 3"``, ``"moved: scene 2 (+1.00 s)"``."""
+    groups: dict[str, list[str]] = {}
+    for r in rows or ():
+        extra = _music_extra(r)
+        word = MUSIC_WORDS.get(str(r.get("action", "")), str(r.get("action", "")))
+        groups.setdefault(word, []).append(f"{r['index']}" + (f" ({extra})" if extra else ""))
+    return "\n".join(f"{word}: scene{'s' if len(items) > 1 else ''} {', '.join(items)}" for word, items in groups.items())
 
 
 def overridden_scenes(emotion) -> set[int]:

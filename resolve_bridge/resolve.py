@@ -254,10 +254,15 @@ def data_dir() -> Path:
     return base / "emsync" / "resolve"
 
 
+def _timeline_folder(project, timeline) -> Path:
+    """Where the runs of one timeline are kept: one folder per project and timeline name."""
+    return data_dir() / _safe(project.GetName() or "project") / _safe(timeline.GetName() or "timeline")
+
+
 def run_folder(project, timeline) -> Path:
     """A new folder per run: the WAV of each run keeps its own path (Resolve caches by path)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = data_dir() / _safe(project.GetName() or "project") / _safe(timeline.GetName() or "timeline")
+    base = _timeline_folder(project, timeline)
     folder = base / stamp
     n = 1
     while folder.exists():
@@ -265,3 +270,20 @@ def run_folder(project, timeline) -> Path:
         n += 1
     return folder
 
+
+
+def previous_sidecar(project, timeline, settings: dict | None) -> Path | None:
+    """The settings file of the timeline's last score, whose music a re-score keeps.
+
+    The one the score clip (or the timeline) names in its stored settings, else the newest one
+    among the timeline's kept run folders; None when there is none (a first score).
+    """
+    named = (settings or {}).get("sidecar")
+    if isinstance(named, str) and named and Path(named).is_file():
+        return Path(named)
+    base = _timeline_folder(project, timeline)
+    try:
+        found = [f for f in base.glob("*/*.emsync.json") if f.is_file()]
+    except OSError:
+        return None
+    return max(found, key=lambda f: (f.stat().st_mtime, f.parent.name)) if found else None

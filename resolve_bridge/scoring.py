@@ -6,7 +6,9 @@
    ``emotion.overrides``; without a dialog the previous run's settings are reused;
 3. export the timeline (OTIO, else FCP 7 XML) into a run folder that is kept, since Resolve's
    media pool refers to the WAV beside it by path; the analysis uses the same export;
-4. ``pipeline.score(..., write_timeline=False)`` in-process or in the worker (:mod:`resolve_bridge.worker`);
+4. ``pipeline.score(..., write_timeline=False)`` in-process or in the worker (:mod:`resolve_bridge.worker`),
+   re-scoring against the timeline's last score (its settings file, :func:`resolve.previous_sidecar`)
+   so unchanged scenes keep their music, unless the editor asks for a fresh score;
 5. import the WAV into the bin "EMSYNC" and store the settings (scene moods included) on it;
 6. empty the audio track "EMSYNC Score" (or add it) and put the WAV at the timeline's start.
 
@@ -29,6 +31,7 @@ from .resolve import (
     get_resolve,
     import_score,
     place_score,
+    previous_sidecar,
     read_settings,
     run_folder,
     store_settings,
@@ -62,9 +65,10 @@ def score_timeline(resolve, ui: ConsoleUI, options: BridgeOptions | None = None,
     project, timeline = current_timeline(resolve)
     check_unlocked(timeline)
     export = _Export(resolve, timeline, run_folder(project, timeline), ui)
+    stored = read_settings(timeline)
     if options is None:
         options = ui.ask_options(
-            BridgeOptions.from_settings(read_settings(timeline)), engines(env),
+            BridgeOptions.from_settings(stored), engines(env),
             analyze=lambda opts: analyze_scenes(export(), opts, ui.progress, env),
             check=lambda text: check_emotion(text, env),
         )
@@ -74,7 +78,10 @@ def score_timeline(resolve, ui: ConsoleUI, options: BridgeOptions | None = None,
             return None
     options = replace(options, emotion=check_emotion(options.emotion, env))  # BridgeError before any work
 
-    scored = run_score(export(), options, ui.progress, env)
+    previous = None if options.fresh else previous_sidecar(project, timeline, stored)
+    if previous is not None:
+        ui.info(f"re-scoring: unchanged scenes keep the music of {previous}")
+    scored = run_score(export(), options, ui.progress, env, previous)
     wav = Path(scored.wav)
     if not wav.is_file():
         raise BridgeError(f"{wav}: the score was not written. Check free disk space and run again")
@@ -86,10 +93,10 @@ def score_timeline(resolve, ui: ConsoleUI, options: BridgeOptions | None = None,
     index = _place(project, timeline, scored, settings)
     ui.show_moods(scored.moods, options.emotion)
     lufs = "" if scored.lufs is None else f", {scored.lufs:.1f} LUFS"
-    ui.info(
-        f"score placed on A{index} '{TRACK_NAME}' from frame {timeline.GetStartFrame()} "
-        f"({scored.cuts} cuts, {scored.duration:.2f} s{lufs}); WAV {scored.wav}; MIDI {scored.midi}"
-    )
+    placed = (f"score placed on A{index} '{TRACK_NAME}' from frame {timeline.GetStartFrame()} "
+              f"({scored.cuts} cuts, {scored.duration:.2f} s{lufs}); WAV {scored.wav}; MIDI {scored.midi}")
+    ui.info(placed)
+    ui.show_result(placed, scored.decisions)
     return index, settings
 
 

@@ -15,7 +15,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from .options import EMOTION_EXAMPLE, BridgeError, BridgeOptions, format_emotion, format_moods, split_emotion
+from .options import (
+    EMOTION_EXAMPLE,
+    BridgeError,
+    BridgeOptions,
+    format_emotion,
+    format_moods,
+    format_music,
+    format_scenes,
+    parse_scenes,
+    split_emotion,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +75,12 @@ class ConsoleUI:
         )
         return defaults
 
+    def show_result(self, text: str, music) -> None:
+        """The run's outcome: ``text`` was said already; what happened to each scene's music
+        (music rows), one Console line per kind: kept, moved, regenerated, new music."""
+        for line in format_music(music).splitlines():
+            self.say("music " + line)
+
     def show_moods(self, rows, emotion=()) -> None:
         """The mood of each scene, one Console line each."""
         if rows:
@@ -98,19 +114,28 @@ class FusionUI(ConsoleUI):
 
     def error(self, message: str) -> None:
         super().error(message)
+        self._message("EmsyncError", message, 140)
+
+    def show_result(self, text: str, music) -> None:
+        super().show_result(text, music)
+        summary = format_music(music)
+        self._message("EmsyncDone", f"{text}\n\nMusic of each scene:\n{summary}" if summary else text, 180)
+
+    def _message(self, wid: str, message: str, height: int) -> None:
+        """A window showing ``message`` with an OK button (the Console has it too)."""
         try:
             ui = self.ui
             win = self.disp.AddWindow(
-                {"ID": "EmsyncError", "WindowTitle": "EMSYNC Score", "Geometry": [400, 300, 460, 140]},
+                {"ID": wid, "WindowTitle": "EMSYNC Score", "Geometry": [400, 300, 520, height]},
                 ui.VGroup([
                     ui.Label({"ID": "Message", "Text": message, "WordWrap": True}),
                     ui.HGroup({"Weight": 0}, [ui.HGap(0, 1), ui.Button({"ID": "OK", "Text": "OK"})]),
                 ]),
             )
-            win.On.EmsyncError.Close = lambda ev: self.disp.ExitLoop()
+            getattr(win.On, wid).Close = lambda ev: self.disp.ExitLoop()
             self.run(win, ["OK"])
-        except Exception:  # the Console line above is the fallback
-            logger.debug("UIManager error dialog failed", exc_info=True)
+        except Exception:  # the Console lines are the fallback
+            logger.debug("UIManager message window failed", exc_info=True)
 
     def ask_options(self, defaults: BridgeOptions, engines: Sequence[str], analyze: Analyze | None = None,
                     check: Check | None = None) -> BridgeOptions | None:
@@ -154,6 +179,18 @@ def _settings_layout(ui, defaults: BridgeOptions) -> Any:
         ]),
         ui.Label({"Text": f"N=MOOD or N=V,A per scene (V, A from -1 to 1). Moods: {_mood_names()}.",
                   "WordWrap": True, "Weight": 0}),
+        ui.HGroup({"Weight": 0}, [
+            ui.Label({"Text": "Regenerate scenes", "Weight": 0.35}),
+            ui.LineEdit({"ID": "Regenerate", "Text": format_scenes(defaults.regenerate),
+                         "PlaceholderText": "none, or e.g. 3,5: new music though unchanged"}),
+        ]),
+        ui.HGroup({"Weight": 0}, [
+            ui.Label({"Text": "Lock scenes", "Weight": 0.35}),
+            ui.LineEdit({"ID": "Lock", "Text": format_scenes(defaults.lock),
+                         "PlaceholderText": "none, or e.g. 2: their music must stay as it is"}),
+        ]),
+        ui.CheckBox({"ID": "Fresh", "Text": "Fresh score (new music for every scene; otherwise unchanged scenes keep theirs)",
+                     "Checked": defaults.fresh, "Weight": 0}),
         ui.TextEdit({"ID": "Moods", "ReadOnly": True, "LineWrapMode": "NoWrap",
                      "Font": ui.Font({"Family": "Monospace", "MonoSpaced": True}),
                      "PlainText": "Analyze scenes shows the mood emsync estimates for each scene."}),
@@ -173,7 +210,7 @@ class _SettingsDialog:
         self.owner, self.defaults, self.analyze, self.check = owner, defaults, analyze, check
         self.chosen: BridgeOptions | None = None
         self.win = owner.disp.AddWindow(
-            {"ID": "EmsyncWin", "WindowTitle": "EMSYNC Score", "Geometry": [400, 200, 640, 560]},
+            {"ID": "EmsyncWin", "WindowTitle": "EMSYNC Score", "Geometry": [400, 200, 640, 640]},
             _settings_layout(owner.ui, defaults),
         )
         self.items = self.win.GetItems()
@@ -202,6 +239,12 @@ class _SettingsDialog:
             values[key.lower()] = round(items[key].Value / 100.0, 2) if on else None
         text = str(items["SceneMoods"].Text or "")
         values["emotion"] = self.check(text) if self.check is not None else split_emotion(text)
+        values["fresh"] = bool(items["Fresh"].Checked)
+        values["regenerate"] = parse_scenes(str(items["Regenerate"].Text or ""), "Regenerate scenes")
+        values["lock"] = parse_scenes(str(items["Lock"].Text or ""), "Lock scenes")
+        if values["fresh"] and values["lock"]:
+            raise BridgeError("Fresh score gives every scene new music, so no scene can be locked: clear Lock scenes, "
+                              "or untick Fresh score")
         return replace(self.defaults, **values)
 
     def status(self, text: str) -> None:

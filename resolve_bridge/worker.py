@@ -98,9 +98,14 @@ def check_emotion(emotion: str | Iterable[str], env: Environment) -> tuple[str, 
     return tuple(call(env, {"command": "check", "emotion": items})) if items else ()
 
 
-def run_score(path: Path, options: BridgeOptions, progress: Progress, env: Environment) -> Scored:
-    """``pipeline.score(path, ScoreOptions(write_timeline=False, ...))`` as a :class:`Scored`."""
-    return Scored(**call(env, {"command": "score", "path": str(path), "options": asdict(options)}, progress))
+def run_score(path: Path, options: BridgeOptions, progress: Progress, env: Environment,
+              previous: Path | None = None) -> Scored:
+    """``pipeline.score(path, ScoreOptions(write_timeline=False, ...))`` as a :class:`Scored`;
+    ``previous`` is the last run's settings file (its music is kept unless ``options.fresh``)."""
+    request = {"command": "score", "path": str(path), "options": asdict(options)}
+    if previous is not None and not options.fresh:
+        request["previous"] = str(previous)
+    return Scored(**call(env, request, progress))
 
 
 def analyze_scenes(path: Path, options: BridgeOptions, progress: Progress, env: Environment) -> list[dict]:

@@ -79,7 +79,7 @@ class FakeScore:
         self.error = error
 
     def __call__(self, path, options=None, progress=None):
-        from emsync_plugin import pipeline
+        from emsync_plugin import pipeline, rescore
 
         path = Path(path)
         self.calls.append((path, options))
@@ -102,16 +102,17 @@ class FakeScore:
         overridden = {int(e.partition("=")[0]) for e in options.emotion}
         moods = tuple(SceneMood(s.index, s.start, s.end, 0.5 if s.index in overridden else 0.1, 0.2,
                                 "cli" if s.index in overridden else "cues") for s in timeline.scenes)
-        base = path.with_name(path.stem + ".emsync")
-        wav = _wav(base.with_suffix(".wav"), timeline.duration)
-        midi = base.with_suffix(".mid")
+        base = path.with_name(path.stem + ".emsync")  # the core's names: NAME.emsync.wav, .mid, .json
+        wav = _wav(base.with_name(base.name + ".wav"), timeline.duration)
+        midi = base.with_name(base.name + ".mid")
         midi.write_bytes(b"MThd\0\0\0\x06\0\0\0\x01\x01\xe0MTrk\0\0\0\x04\0\xff\x2f\0")
-        sidecar = base.with_suffix(".json")
+        sidecar = base.with_name(base.name + ".json")
         sidecar.write_text(json.dumps({"cuts": list(timeline.cuts)}))
         if progress:
             progress("rendering audio", 0.5)
             progress("done", 1.0)
-        return pipeline.ScoreResult(timeline, None, wav, midi, sidecar, -16.2, moods)
+        decisions = tuple(rescore.Decision(s.index, rescore.NEW) for s in timeline.scenes)
+        return pipeline.ScoreResult(timeline, None, wav, midi, sidecar, -16.2, moods, decisions=decisions)
 
 
 @pytest.fixture
@@ -131,6 +132,7 @@ class RecordingUI(ConsoleUI):
         self.errors, self.infos, self.stages = [], [], []
         self.answer = answer
         self.asked = None
+        self.music = None
 
     def error(self, message):
         self.errors.append(message)
@@ -143,6 +145,10 @@ class RecordingUI(ConsoleUI):
     def progress(self, stage, fraction):
         self.stages.append((stage, fraction))
         super().progress(stage, fraction)
+
+    def show_result(self, text, music):
+        self.music = music
+        super().show_result(text, music)
 
     def ask_options(self, defaults, engines, analyze=None, check=None):
         self.asked = defaults
@@ -373,6 +379,77 @@ def test_real_pipeline_scores_the_fake_timeline(resolve):
     assert stored["cuts"] == 3 and Path(stored["midi"]).is_file()
 
 
+def _actions(ui) -> dict[int, str]:
+    return {row["index"]: row["action"] for row in ui.music}
+
+
+def test_a_rescore_keeps_the_music_of_unchanged_scenes(resolve):
+    """The real core twice on the same timeline: the second run keeps every scene's music, says so
+    on the Console, and a fresh score writes new music for all of them."""
+    options = BridgeOptions(seed=1, valence=0.3, arousal=0.0)
+    first = RecordingUI()
+    assert script.main(resolve, first, options) == 0, first.errors
+    assert set(_actions(first).values()) == {"new"}
+    first_sidecar = json.loads(_timeline(resolve).GetMediaPoolItem().GetThirdPartyMetadata("emsync"))["sidecar"]
+
+    again = RecordingUI()
+    assert script.main(resolve, again, options) == 0, again.errors
+    assert _actions(again) == {1: "kept", 2: "kept", 3: "kept", 4: "kept"}  # 3 cuts, 4 scenes
+    console = again.stream.getvalue()
+    assert "EMSYNC: music kept: scenes 1, 2, 3, 4" in console
+    assert any(f"keep the music of {first_sidecar}" in line for line in again.infos)
+    stored = json.loads(_timeline(resolve).GetMediaPoolItem().GetThirdPartyMetadata("emsync"))
+    assert stored["sidecar"] != first_sidecar and Path(stored["sidecar"]).is_file()  # the next run's previous
+
+    asked = RecordingUI()
+    assert script.main(resolve, asked, BridgeOptions(seed=1, valence=0.3, arousal=0.0, regenerate=(2,))) == 0, asked.errors
+    assert _actions(asked) == {1: "kept", 2: "regenerated", 3: "kept", 4: "kept"}
+    assert "EMSYNC: music regenerated: scene 2 (you asked)" in asked.stream.getvalue()
+
+    fresh = RecordingUI()
+    assert script.main(resolve, fresh, BridgeOptions(seed=1, valence=0.3, arousal=0.0, fresh=True)) == 0, fresh.errors
+    assert set(_actions(fresh).values()) == {"new"}
+    assert "EMSYNC: music new music: scenes 1, 2, 3, 4" in fresh.stream.getvalue()
+    assert not any("keep the music of" in line for line in fresh.infos)
+
+
+def test_the_last_runs_settings_file_is_found_without_the_score_clip(resolve, fake_score):
+    """The timeline's stored settings name the last sidecar; without them, the newest kept run has it."""
+    from resolve_bridge.resolve import previous_sidecar
+
+    project = resolve.GetProjectManager().GetCurrentProject()
+    timeline = _timeline(resolve)
+    assert previous_sidecar(project, timeline, None) is None  # a first score
+    assert script.main(resolve, RecordingUI(), BridgeOptions(seed=1)) == 0
+    (exported, options), = fake_score.calls
+    assert options.previous is None and not options.fresh
+    stored = json.loads(timeline.GetMediaPoolItem().GetThirdPartyMetadata("emsync"))
+    assert previous_sidecar(project, timeline, stored) == Path(stored["sidecar"])
+    assert previous_sidecar(project, timeline, None) == Path(stored["sidecar"])  # from the run folders
+
+    assert script.main(resolve, RecordingUI(), BridgeOptions(seed=1, regenerate=(2,), lock=(3,))) == 0
+    assert fake_score.calls[-1][1].previous == Path(stored["sidecar"])
+    assert (fake_score.calls[-1][1].regenerate, fake_score.calls[-1][1].lock) == ((2,), (3,))
+    ui = RecordingUI()
+    assert script.main(resolve, ui) == 0  # what to do with the last score is not reused
+    assert (ui.asked.regenerate, ui.asked.lock, ui.asked.fresh) == ((), (), False)
+    assert script.main(resolve, RecordingUI(), BridgeOptions(seed=1, fresh=True)) == 0
+    assert fake_score.calls[-1][1].previous is None and fake_score.calls[-1][1].fresh
+
+
+def test_rescore_errors_are_said_in_the_dialogs_words(resolve):
+    ui = RecordingUI()
+    assert script.main(resolve, ui, BridgeOptions(seed=1, valence=0.3, arousal=0.0, fresh=True, lock=(2,))) == 2
+    assert ui.errors == ["Fresh score ignores the previous score. Clear Lock scenes, or untick Fresh score."]
+    ui = RecordingUI()
+    assert script.main(resolve, ui, BridgeOptions(seed=1, valence=0.3, arousal=0.0, lock=(2,))) == 2
+    assert "Lock scenes 2: there is no previous score to keep" in ui.errors[0] and "--" not in ui.errors[0]
+    assert _score_tracks(_timeline(resolve)) == []
+    with pytest.raises(BridgeError, match="Lock: 'x' is not a scene number"):
+        BridgeOptions(lock="2, x")
+    assert BridgeOptions(regenerate="5 3,3").regenerate == (3, 5)
+
+
 def test_a_different_resolve_python_scores_in_a_subprocess(resolve, monkeypatch):
     """Resolve's Python cannot load emsync's compiled packages: the recorded interpreter scores."""
     repo = str(Path(script.__file__).resolve().parents[1])
@@ -387,6 +464,9 @@ def test_a_different_resolve_python_scores_in_a_subprocess(resolve, monkeypatch)
     (item,) = _timeline(resolve).GetItemListInTrack("audio", 2)
     assert item.GetStart() == START and item.GetDuration() == LENGTH
     assert ui.stages and ui.stages[-1][1] == 1.0  # progress came through the pipe
+    ui = RecordingUI()  # the last run's settings file and Regenerate go through the pipe too
+    assert script.main(resolve, ui, BridgeOptions(seed=4, valence=0.3, arousal=0.0, regenerate=(1,))) == 0, ui.errors
+    assert _actions(ui) == {1: "regenerated", 2: "kept", 3: "kept", 4: "kept"}
 
     monkeypatch.setattr(script, "EMSYNC_PYTHON", str(Path(repo) / "no-such-python"))
     ui = RecordingUI()
@@ -656,6 +736,36 @@ def test_the_dialog_shows_scene_moods_and_takes_overrides(resolve, fake_score):
     assert script.main(resolve, ui) == 0
     assert seen["again"] == "1=calm, 2=0.2,0.7, 3=tense, 4=happy"
     assert len(fake_score.calls) == 1  # cancelled
+
+
+def test_the_dialog_asks_what_to_regenerate_and_lock_and_shows_the_music(resolve, fake_score):
+    seen = {}
+
+    def user(win, disp):
+        items = win.GetItems()
+        assert (items["Regenerate"].Text, items["Lock"].Text, items["Fresh"].Checked) == ("", "", False)
+        items["Regenerate"].Text = "2, x"
+        win.click("Generate")  # refused: the dialog stays open
+        seen["bad"] = items["Status"].Text
+        items["Regenerate"].Text = "3,2"
+        items["Lock"].Text = "1"
+        items["Fresh"].Checked = True
+        win.click("Generate")  # Fresh score and Lock scenes contradict each other
+        seen["both"] = items["Status"].Text
+        items["Fresh"].Checked = False
+        win.click("Generate")
+
+    def done(win, disp):
+        seen["done"] = win.GetItems()["Message"].Text
+        win.click("OK")
+
+    ui, _ = _fusion_ui({"EmsyncWin": user, "EmsyncDone": done})
+    assert script.main(resolve, ui) == 0
+    assert seen["bad"].startswith("Regenerate scenes: 'x' is not a scene number")
+    assert seen["both"].startswith("Fresh score gives every scene new music, so no scene can be locked")
+    (_, options), = fake_score.calls
+    assert (options.regenerate, options.lock, options.fresh) == ((2, 3), (1,), False)
+    assert "A2 'EMSYNC Score'" in seen["done"] and "Music of each scene:" in seen["done"]
 
 
 # ---------------------------------------------------------------------------------------------
