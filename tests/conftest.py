@@ -35,6 +35,9 @@ def fixtures() -> Path:
 @pytest.fixture(autouse=True)
 def fail_on_error_logs(caplog):
     """A test that logs at ERROR (or worse) fails, even if its assertions pass."""
+    ours = logging.getLogger("emsync_plugin")  # cli.main() points it at stderr only: undo that
+    ours.handlers[:], ours.propagate = [], True
+    ours.setLevel(logging.NOTSET)
     caplog.set_level(logging.INFO)
     yield
     errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR]

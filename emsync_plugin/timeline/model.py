@@ -254,52 +254,73 @@ def build_timeline(
     )
 
 
+_HINT = "check the frame rate and the clip times in the editor and export again"
+_IN_PARTS = "score the timeline in parts (one reel or sequence at a time)"
+
+
 def _checked(name, rate, start, tracks, duration, markers, path):
     """Refuse numbers no editor writes (NaN, infinite or absurd rates and times) before any
     arithmetic on them, and more shots than :data:`limits.MAX_SHOTS`."""
-    hint = "check the frame rate and the clip times in the editor and export again"
+    rate = _checked_rate(rate, path)
+    if not (math.isfinite(start) and abs(start) <= limits.MAX_START):
+        raise TimelineError(f"refused: the start timecode ({start:g} s) is not a time", path=path, hint=_HINT)
+    tracks = _checked_tracks(tracks, path)
+    duration = _checked_duration(duration, path)
+    return rate, start + 0.0, tracks, duration, _checked_markers(markers, name, path)
+
+
+def _checked_rate(rate, path) -> float:
     try:
         rate = float(rate)
     except (TypeError, ValueError, OverflowError):
         rate = math.nan
     if not (math.isfinite(rate) and 0 < rate <= limits.MAX_RATE):
         raise TimelineError(f"refused: the frame rate {rate:g} is not a frame rate (0 to {limits.MAX_RATE:g} fps)",
-                            path=path, hint=hint)
-    if not (math.isfinite(start) and abs(start) <= limits.MAX_START):
-        raise TimelineError(f"refused: the start timecode ({start:g} s) is not a time", path=path, hint=hint)
+                            path=path, hint=_HINT)
+    return rate
+
+
+def _checked_tracks(tracks, path) -> list[list[Shot]]:
+    """The shots, refused when too many or at impossible times; impossible source times dropped."""
     tracks = [list(t) for t in tracks]
     count = sum(len(t) for t in tracks)
     if count > limits.MAX_SHOTS:
-        raise TimelineError(
-            f"refused: the video tracks hold {count:,} clips and gaps (at most {limits.MAX_SHOTS:,})", path=path,
-            hint="score the timeline in parts (one reel or sequence at a time)",
-        )
+        raise TimelineError(f"refused: the video tracks hold {count:,} clips and gaps (at most {limits.MAX_SHOTS:,})",
+                            path=path, hint=_IN_PARTS)
     bound = limits.MAX_DURATION
     for track in tracks:
         for s in track:
             if not (math.isfinite(s.start) and math.isfinite(s.end) and abs(s.start) <= bound and abs(s.end) <= bound):
                 raise TimelineError(
                     f"refused: the clip {s.name[:60]!r} lies at {s.start:g}-{s.end:g} s, outside 0-{bound / 3600:g} hours",
-                    path=path, hint=hint,
+                    path=path, hint=_HINT,
                 )
     for i, track in enumerate(tracks):  # source times are informative: drop impossible ones
         if any(not _finite(s.source_start) or not _finite(s.source_end) for s in track):
             tracks[i] = [s if _finite(s.source_start) and _finite(s.source_end)
                          else Shot(s.start, s.end, s.media, None, None, s.name) for s in track]
+    return tracks
+
+
+def _checked_duration(duration, path) -> float | None:
+    bound = limits.MAX_DURATION
     if duration is not None and not (math.isfinite(duration) and 0 <= duration <= bound):
         if math.isfinite(duration) and duration < 0:
-            duration = None  # the shots say how long it is
-        else:
-            raise TimelineError(f"refused: the timeline is {duration:g} s long (at most {bound / 3600:g} hours)",
-                                path=path, hint="score the timeline in parts (one reel or sequence at a time)")
+            return None  # the shots say how long it is
+        raise TimelineError(f"refused: the timeline is {duration:g} s long (at most {bound / 3600:g} hours)",
+                            path=path, hint=_IN_PARTS)
+    return duration
+
+
+def _checked_markers(markers, name, path) -> list[Marker]:
     markers = list(markers)
-    kept = [m for m in markers if math.isfinite(m.time) and abs(m.time) <= bound]
+    kept = [m for m in markers if math.isfinite(m.time) and abs(m.time) <= limits.MAX_DURATION]
     if len(kept) < len(markers):
         logger.warning("%s: ignoring %d marker(s) at impossible times", path or name, len(markers) - len(kept))
     if len(kept) > limits.MAX_MARKERS:
         raise TimelineError(f"refused: the timeline has {len(kept):,} markers (at most {limits.MAX_MARKERS:,})",
                             path=path, hint="remove markers emsync does not need")
-    return rate, start + 0.0, tracks, duration, kept
+    return kept
 
 
 def _finite(x: float | None) -> bool:
