@@ -55,3 +55,21 @@ def test_a_rescore_keeps_the_chosen_take_and_replaces_all_emsync_tracks(sample):
     after = read_sidecar(result.sidecar)
     assert [len(s["notes"]) for s in after["scenes"]] == [len(n) for n in take2]
     assert [t.name for t in read_score_tracks(sample)] == ["EMSYNC Score"]
+
+
+def test_duck_lowers_the_score_under_the_sample_speech_only(sample, tmp_path):
+    """Measured on the audio: the same score with and without --duck, scene by scene."""
+    plain = score(sample, ScoreOptions(engine="baseline", seed=2, output=tmp_path / "plain" / "s.otio"))
+    ducked = score(sample, ScoreOptions(engine="baseline", seed=2, duck=-12.0, output=tmp_path / "duck" / "s.otio"))
+    assert ducked.speech, "the sample's speech scene has speech"
+    a, sr = soundfile.read(plain.wav)
+    b, _ = soundfile.read(ducked.wav)
+    speech_scene = ducked.timeline.scenes[-1]  # scene 7, "speech"
+    assert all(speech_scene.start - 0.5 <= s and e <= speech_scene.end + 0.5 for s, e in ducked.speech)
+    start, end = ducked.speech[0]
+    inside = slice(int((start + 0.3) * sr), int((end - 0.1) * sr))
+    assert rms_db(b[inside]) - rms_db(a[inside]) == pytest.approx(-12.0, abs=2.0)
+    quiet_until = ducked.speech[0][0] - 0.5  # before the attack
+    outside = slice(0, int(quiet_until * sr))
+    assert abs(rms_db(b[outside]) - rms_db(a[outside])) <= 1.0
+    assert read_sidecar(ducked.sidecar)["duck"]["speech"]
