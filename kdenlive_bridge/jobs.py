@@ -9,6 +9,7 @@ the job also finds which scenes need an override (:class:`MissingMediaError`).
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import threading
 from collections.abc import Callable, Iterable
@@ -107,21 +108,62 @@ def missing_media_advice(error: MediaError) -> tuple[str, str, list[int]]:
 
 
 def result_text(result) -> str:
-    """What the panel says about a ``ScoreResult``: where the project and the audio were written."""
+    """What the panel says about a ``ScoreResult``: what happened to each scene's music, where
+    the project and the audio were written."""
+    from .table import music_summary
+
     written = result.output
     lufs = getattr(result, "lufs", None)
     loud = f", {lufs:.1f} LUFS" if isinstance(lufs, (int, float)) and lufs == lufs else ""
-    lines = [f"Scored project written to: {written}" if written else f"Score written to: {result.wav}"]
+    summary = music_summary(getattr(result, "decisions", ()) or ())
+    lines = [summary] if summary else []
+    lines.append(f"Scored project written to: {written}" if written else f"Score written to: {result.wav}")
     lines.append(f"Audio: {result.wav} ({len(result.timeline.cuts)} cuts{loud})")
+    lines.extend(_extras(result))
     if written:
         lines.append("Open it in Kdenlive (reload the project if it is already open there).")
     return "\n".join(lines)
 
 
+#: The core's command-line words for re-scoring, and the panel's.
+_PANEL_WORDS = (
+    (re.compile(r"([Dd])rop --previous/--lock, or --fresh"), "clear Lock scenes, or untick Fresh score"),
+    (re.compile(r"([Dd])rop --lock (\d+(?:,\s*\d+)*)"), r"take scene \2 out of Lock scenes"),
+    (re.compile(r"()--fresh"), "Fresh score"),
+    (re.compile(r"()--lock"), "Lock scenes"),
+    (re.compile(r"()--regenerate"), "Regenerate scenes"),
+    (re.compile(r"()--takes"), "Takes"),
+    (re.compile(r"()--duck"), "Duck under dialogue"),
+    (re.compile(r"()the scene numbers `emsync cuts` prints"), "the scene numbers in the table"),
+)
+
+
+def panel_words(text: str) -> str:
+    """A core message with its command-line options named as the panel names them."""
+    for pattern, words in _PANEL_WORDS:
+        def put(match: re.Match, words: str = words) -> str:
+            said = match.expand(words)
+            return said[:1].upper() + said[1:] if match.group(1).isupper() else said
+
+        text = pattern.sub(put, text)
+    return text
+
+
+def _extras(result) -> list[str]:
+    """The result's stems and the dialogue it ducked under, when it has them."""
+    lines = []
+    if getattr(result, "stems", ()):
+        lines.append(f"Stems: {', '.join(Path(s).name for s in result.stems)}")
+    if getattr(result, "speech", ()):
+        lines.append(f"Ducked under {len(result.speech)} passage(s) of dialogue, {sum(b - a for a, b in result.speech):.1f} s")
+    return lines
+
+
 def describe(exc: BaseException) -> str:
-    """The one-line message of an EmsyncError; a short description of anything else."""
+    """The one-line message of an EmsyncError (re-scoring options in the panel's words); a short
+    description of anything else."""
     if isinstance(exc, EmsyncError):
-        return str(exc)
+        return panel_words(str(exc))
     logger.error("unexpected error", exc_info=(type(exc), exc, exc.__traceback__))
     text = " ".join(str(exc).split()) or type(exc).__name__
     return f"Internal error ({type(exc).__name__}: {text}). Please report it with the log."

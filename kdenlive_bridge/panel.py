@@ -4,9 +4,10 @@ Kdenlive has no Python plugin API, so the panel works on the project file: the e
 ``.kdenlive`` project (any timeline emsync reads works too), sees its scenes, clicks "Analyze
 scenes" to see the mood emsync estimates for each, overrides the mood of any scene in the table
 (:mod:`.table`), sets the engine, and clicks "Generate score". The work runs in a worker thread
-(:mod:`.jobs`) so the window never freezes. When done, the panel shows where the scored project
-was written (``<name>.emsync.kdenlive`` beside the original, or the original with a timestamped
-backup) and offers to open it in Kdenlive. Overridden scenes are passed on as
+(:mod:`.jobs`) so the window never freezes. When done, the panel shows which scenes kept their
+music (a re-score keeps it where nothing changed) and where the scored project was written
+(``<name>.emsync.kdenlive`` beside the original, or the original with a timestamped backup)
+and offers to open it in Kdenlive. Overridden scenes are passed on as
 ``ScoreOptions(emotion=("3=tense", "5=0.20,0.70", ...))``, exactly as ``emsync score --emotion``.
 """
 from __future__ import annotations
@@ -56,20 +57,22 @@ from .table import (
     COL_AROUSAL,
     COL_FACES,
     COL_MOOD,
+    COL_MUSIC,
     COL_SOURCE,
     COL_VALENCE,
     MOOD_HELP,
-    SOURCES,
     TABLE_COLUMNS,
-    YOU,
     MoodDelegate,
+    analysis_summary,
     fill_scenes,
     paint_mood,
+    paint_music_column,
     parse_mood,
+    scene_spans,
 )
 
-__all__ = ["COL_AROUSAL", "COL_FACES", "COL_MOOD", "COL_SOURCE", "COL_VALENCE", "MOOD_HELP", "TABLE_COLUMNS",
-           "EmsyncPanel", "main", "open_in_kdenlive"]
+__all__ = ["COL_AROUSAL", "COL_FACES", "COL_MOOD", "COL_MUSIC", "COL_SOURCE", "COL_VALENCE", "MOOD_HELP",
+           "TABLE_COLUMNS", "EmsyncPanel", "main", "open_in_kdenlive"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,10 +81,6 @@ PROJECT_FILTER = (
     "Timelines (*.kdenlive *.mlt *.otio *.otioz *.otiod *.xml *.fcpxml *.edl);;All files (*)"
 )
 _PROGRESS_STEPS = 1000
-
-
-def _spans(timeline) -> list[tuple[float, float]]:
-    return [(s.start, s.end) for s in timeline.scenes] if timeline is not None else []
 
 
 class EmsyncPanel(QWidget):
@@ -332,7 +331,7 @@ class EmsyncPanel(QWidget):
 
     def _show_analysis(self, analysis, overridden: set[int]) -> None:
         """Show ``pipeline.analyze``'s moods; a project changed on disk since it was loaded is shown anew."""
-        if _spans(analysis.timeline) != _spans(self.timeline):
+        if scene_spans(analysis.timeline) != scene_spans(self.timeline):
             self._show_timeline(analysis.timeline, self._kept_overrides())
         self._show_moods(analysis.moods, overridden, analyzed=True)
 
@@ -345,11 +344,7 @@ class EmsyncPanel(QWidget):
         if analyzed:
             self.progress_bar.setValue(_PROGRESS_STEPS)
             self.progress_bar.setFormat("analyzed %p%")
-            counts: dict[str, int] = {}
-            for m in moods:
-                label = YOU if m.index in overridden else SOURCES.get(m.source, (m.source, ""))[0]
-                counts[label] = counts.get(label, 0) + 1
-            self._say(f"{len(moods)} scenes: " + ", ".join(f"{n} from {k}" for k, n in counts.items()) + ". " + MOOD_HELP)
+            self._say(analysis_summary(moods, overridden) + MOOD_HELP)
             self.analyzed.emit(list(moods))
 
     def set_override(self, index: int, text: str | None) -> None:
@@ -424,7 +419,11 @@ class EmsyncPanel(QWidget):
         """Run ``pipeline.score`` in the worker thread; ``scored`` or ``failed`` follows."""
         if self.busy or self._project is None or self.timeline is None:
             return
-        path, settings, timeline = self._project, self.settings(), self.timeline
+        try:
+            path, settings, timeline = self._project, self.settings(), self.timeline
+        except ValueError as exc:  # a Regenerate or Lock field that is not scene numbers
+            self._show_error(f"{exc}.")
+            return
         overridden = set(self.overrides)
         self.result = None
         self.result_label.setText("")
@@ -445,9 +444,11 @@ class EmsyncPanel(QWidget):
         self.result = result
         self.progress_bar.setValue(_PROGRESS_STEPS)
         self.progress_bar.setFormat("done %p%")
-        moods = getattr(result, "moods", None)
-        if moods and self.timeline is not None and len(moods) == len(self.timeline.scenes):
-            self._show_moods(moods, overridden)  # the moods the music was made with
+        if scene_spans(result.timeline) != scene_spans(self.timeline):  # the project changed on disk since it was loaded
+            self._show_timeline(result.timeline, self._kept_overrides())
+        if result.moods and len(result.moods) == len(result.timeline.scenes):
+            self._show_moods(result.moods, overridden)  # the moods the music was made with
+        paint_music_column(self.table, result.timeline, result.decisions)  # kept, moved, regenerated, new music
         self.result_label.setText(result_text(result))
         self.scored.emit(result)
 

@@ -1,4 +1,5 @@
-"""The panel's "Score settings" box: whole-timeline valence/arousal overrides, engine, seed, in place.
+"""The panel's "Score settings" box: whole-timeline valence/arousal overrides, engine, seed, in place,
+what a re-score does with the music already there (regenerate, lock, fresh), takes, stems, ducking.
 
 Its :meth:`SettingsBox.values` are ``ScoreOptions`` keyword arguments; the per-scene moods come
 from the scene table instead.
@@ -6,7 +7,45 @@ from the scene table instead.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QSlider, QSpinBox, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QSlider,
+    QSpinBox,
+    QWidget,
+)
+
+MAX_TAKES = 8  # emsync_plugin.options.MAX_TAKES
+DUCK_DB = -12.0  # emsync_plugin.options.DUCK_DB
+
+
+def parse_scenes(text: str, label: str) -> tuple[int, ...]:
+    """Scene numbers typed as ``"3, 5"``; ValueError says what is wrong in the field ``label``."""
+    numbers = []
+    for item in text.replace(";", ",").replace(" ", ",").split(","):
+        if item.strip() and (not item.strip().isdigit() or int(item) < 1):
+            raise ValueError(f"{label}: \"{item.strip()}\" is not a scene number; write scene numbers "
+                             "separated by commas, e.g. 3,5")
+        if item.strip():
+            numbers.append(int(item))
+    return tuple(sorted(set(numbers)))
+
+
+def row_of(*widgets: QWidget) -> QWidget:
+    """Widgets side by side as one form row."""
+    row = QWidget()
+    box = QHBoxLayout(row)
+    box.setContentsMargins(0, 0, 0, 0)
+    for w in widgets:
+        box.addWidget(w)
+    box.addStretch(1)
+    return row
 
 
 def slider_row(tip: str) -> tuple[QCheckBox, QSlider, QLabel, QWidget]:
@@ -57,13 +96,61 @@ class SettingsBox(QGroupBox):
         form.addRow("Seed", self.seed_spin)
         self.in_place_check = QCheckBox("Overwrite the project (a timestamped backup is kept)")
         form.addRow("", self.in_place_check)
+        self._add_rescore(form)
+        self._add_outputs(form)
+
+    def _add_rescore(self, form: QFormLayout) -> None:
+        """What a re-score does with the music the project already carries."""
+        self.fresh_check = QCheckBox("Fresh score: new music for every scene")
+        self.fresh_check.setToolTip("Unticked, scenes whose picture and mood did not change keep their music.")
+        form.addRow("", self.fresh_check)
+        self.regenerate_edit = QLineEdit()
+        self.regenerate_edit.setPlaceholderText("none, or e.g. 3,5")
+        self.regenerate_edit.setToolTip("Scenes that get new music although they did not change.")
+        form.addRow("Regenerate scenes", self.regenerate_edit)
+        self.lock_edit = QLineEdit()
+        self.lock_edit.setPlaceholderText("none, or e.g. 2")
+        self.lock_edit.setToolTip("Scenes whose music must stay as it is (an error if their picture changed).")
+        form.addRow("Lock scenes", self.lock_edit)
+        self.fresh_check.toggled.connect(self._fresh_toggled)
+
+    def _fresh_toggled(self, fresh: bool) -> None:
+        self.regenerate_edit.setEnabled(not fresh)
+        self.lock_edit.setEnabled(not fresh)
+
+    def _add_outputs(self, form: QFormLayout) -> None:
+        """Takes, stems and ducking under dialogue."""
+        self.takes_spin = QSpinBox()
+        self.takes_spin.setRange(1, MAX_TAKES)
+        self.takes_spin.setToolTip("Several scores with the next seeds, each on its own track (all but the first muted).")
+        form.addRow("Takes", self.takes_spin)
+        self.stems_check = QCheckBox("Stems: one track per instrument group besides the mix")
+        form.addRow("", self.stems_check)
+        self.duck_check = QCheckBox("Duck under dialogue by")
+        self.duck_spin = QDoubleSpinBox()
+        self.duck_spin.setRange(-60.0, -1.0)
+        self.duck_spin.setSingleStep(1.0)
+        self.duck_spin.setSuffix(" dB")
+        self.duck_spin.setValue(DUCK_DB)
+        self.duck_spin.setEnabled(False)
+        self.duck_check.toggled.connect(self.duck_spin.setEnabled)
+        self.duck_check.setToolTip("Lower the music where someone speaks in the project's own sound.")
+        form.addRow("", row_of(self.duck_check, self.duck_spin))
 
     def values(self) -> dict:
-        """The settings as ``ScoreOptions`` keyword arguments (without ``emotion``)."""
+        """The settings as ``ScoreOptions`` keyword arguments (without ``emotion``); ValueError
+        for a Regenerate or Lock field that is not a list of scene numbers."""
+        fresh = self.fresh_check.isChecked()
         return {
             "engine": self.engine_combo.currentText(),
             "valence": self.valence_slider.value() / 100 if self.valence_check.isChecked() else None,
             "arousal": self.arousal_slider.value() / 100 if self.arousal_check.isChecked() else None,
             "seed": self.seed_spin.value(),
             "in_place": self.in_place_check.isChecked(),
+            "fresh": fresh,
+            "regenerate": () if fresh else parse_scenes(self.regenerate_edit.text(), "Regenerate scenes"),
+            "lock": () if fresh else parse_scenes(self.lock_edit.text(), "Lock scenes"),
+            "takes": self.takes_spin.value(),
+            "stems": self.stems_check.isChecked(),
+            "duck": self.duck_spin.value() if self.duck_check.isChecked() else None,
         }

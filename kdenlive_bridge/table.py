@@ -1,9 +1,10 @@
 """The panel's scene table: its columns, the Mood cell's editor and how a row shows a mood.
 
 One row per scene: number, start, end, length and media from the cuts, then Valence, Arousal,
-Source and Faces from the analysis (or the editor's override), and Mood, where the editor types
-or picks the scene's mood. Mood text is read by ``emsync_plugin.emotion.overrides.parse_mood``,
-so the panel accepts exactly what ``emsync score --emotion`` does.
+Source and Faces from the analysis (or the editor's override), Mood, where the editor types
+or picks the scene's mood, and Music: after a score, whether the scene kept its music. Mood
+text is read by ``emsync_plugin.emotion.overrides.parse_mood``, so the panel accepts exactly
+what ``emsync score --emotion`` does.
 """
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from PySide6.QtWidgets import QComboBox, QStyledItemDelegate, QTableWidget, QTab
 
 from emsync_plugin.timeline.timecode import format_timecode
 
-TABLE_COLUMNS = ("#", "Start", "End", "Length", "Media", "Valence", "Arousal", "Source", "Faces", "Mood")
-COL_MEDIA, COL_VALENCE, COL_AROUSAL, COL_SOURCE, COL_FACES, COL_MOOD = 4, 5, 6, 7, 8, 9
+TABLE_COLUMNS = ("#", "Start", "End", "Length", "Media", "Valence", "Arousal", "Source", "Faces", "Mood", "Music")
+COL_MEDIA, COL_VALENCE, COL_AROUSAL, COL_SOURCE, COL_FACES, COL_MOOD, COL_MUSIC = 4, 5, 6, 7, 8, 9, 10
 EDITABLE = (COL_VALENCE, COL_AROUSAL, COL_MOOD)
 AUTO = "auto"  # the Mood cell of a scene without an override
 YOU = "you"  # the Source of an overridden scene
@@ -33,6 +34,14 @@ MOOD_HELP = (
     "Valence/Arousal to type a number; \"auto\" uses the analysis again."
 )
 _ERROR_COLOUR = "#b00020"
+#: What happened to a scene's music (``rescore.Decision.action``), in plain words, with a tooltip.
+MUSIC = {
+    "kept": ("kept", "Its picture and mood did not change: its music is the same, note for note"),
+    "moved": ("moved", "Its picture did not change but moved: its music moved with it, note for note"),
+    "regenerated": ("regenerated", "New music, written to join the music kept around it"),
+    "new": ("new music", "New music: the scene is new, or its picture changed"),
+}
+REASONS = {"--regenerate": "you asked"}  # the core's reasons that name a command-line option
 
 
 def mood_names() -> tuple[str, ...]:
@@ -94,7 +103,7 @@ def fill_scenes(table: QTableWidget, timeline) -> None:
         values = (
             str(scene.index), format_timecode(scene.start, rate), format_timecode(scene.end, rate),
             f"{scene.end - scene.start:.2f} s", Path(scene.media).name if scene.media else "(gap)",
-            "", "", "", "", AUTO,
+            "", "", "", "", AUTO, "",
         )
         for col, text in enumerate(values):
             item = QTableWidgetItem(text)
@@ -147,6 +156,67 @@ def paint_mood(table: QTableWidget, row: int, override, mood, analyzed: bool, mi
         if font.bold() != (override is not None):
             font.setBold(override is not None)
             _cell(item).setFont(font)
+
+
+def music_text(decision) -> str:
+    """A ``rescore.Decision`` in plain words: "kept", "moved (+1.00 s)", "regenerated (mood changed)", "new music"."""
+    word = MUSIC.get(decision.action, (decision.action, ""))[0]
+    if decision.action == "moved":
+        return f"{word} ({decision.shift:+.2f} s)"
+    if decision.action == "regenerated" and decision.reason:
+        return f"{word} ({REASONS.get(decision.reason, decision.reason)})"
+    return word
+
+
+def music_summary(decisions) -> str:
+    """One line: which scenes kept, moved or got new music (``"Music: kept scenes 1, 3-4; regenerated scene 2."``)."""
+    groups: dict[str, list[int]] = {}
+    for d in decisions:
+        groups.setdefault(MUSIC.get(d.action, (d.action, ""))[0], []).append(d.index)
+    parts = [f"{word} scene{'s' if len(indices) > 1 else ''} {_ranges(indices)}" for word, indices in groups.items()]
+    return f"Music: {'; '.join(parts)}." if parts else ""
+
+
+def _ranges(indices: list[int]) -> str:
+    """``[1, 2, 3, 5]`` as ``"1-3, 5"``."""
+    runs: list[list[int]] = []
+    for n in sorted(indices):
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
+
+
+def paint_music_column(table: QTableWidget, timeline, decisions) -> None:
+    """Fill every row's Music cell from a score's ``rescore.Decision`` s (rows are ``timeline``'s scenes)."""
+    by_scene = {d.index: d for d in decisions}
+    for row, scene in enumerate(timeline.scenes):
+        paint_music(table, row, by_scene.get(scene.index))
+
+
+def analysis_summary(moods, overridden) -> str:
+    """``"7 scenes: 5 from faces, 2 from you. "``: where the analysis's moods came from."""
+    counts: dict[str, int] = {}
+    for m in moods:
+        label = YOU if m.index in overridden else SOURCES.get(m.source, (m.source, ""))[0]
+        counts[label] = counts.get(label, 0) + 1
+    return f"{len(moods)} scenes: " + ", ".join(f"{n} from {k}" for k, n in counts.items()) + ". "
+
+
+def scene_spans(timeline) -> list[tuple[float, float]]:
+    """(start, end) of each scene: what tells whether two readings of a project are the same cuts."""
+    return [(s.start, s.end) for s in timeline.scenes] if timeline is not None else []
+
+
+def paint_music(table: QTableWidget, row: int, decision) -> None:
+    """Fill a row's Music cell from the score's ``rescore.Decision`` (None: clear it)."""
+    item = _cell(table.item(row, COL_MUSIC))
+    item.setText("" if decision is None else music_text(decision))
+    tip = "" if decision is None else MUSIC.get(decision.action, ("", ""))[1]
+    if decision is not None and decision.previous is not None and decision.previous != decision.index:
+        tip += f" (it was scene {decision.previous})"
+    item.setToolTip(tip)
 
 
 def _cell(item: QTableWidgetItem | None) -> QTableWidgetItem:

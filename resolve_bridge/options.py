@@ -98,19 +98,22 @@ class BridgeOptions:
         if not settings:
             return cls()
         kwargs: dict[str, Any] = {}
-        for name, default in asdict(cls()).items():
-            value = settings.get(name, default)
-            if name in ONE_RUN:  # what to do with the last score is asked anew each run
-                continue
-            if name == "emotion":
-                if isinstance(value, (list, tuple)) and all(isinstance(e, str) for e in value):
-                    kwargs[name] = tuple(value)
-            elif value is None or isinstance(value, (int, float, str)):
+        for name, default in asdict(cls()).items():  # what to do with the last score is asked anew each run
+            value = _stored(name, settings.get(name, default)) if name not in ONE_RUN else None
+            if value is not None:
                 kwargs[name] = value
         try:
             return cls(**kwargs)
         except TypeError:
             return cls()
+
+
+def _stored(name: str, value: Any) -> Any:
+    """A stored setting as a BridgeOptions field value; None to leave the default."""
+    if name == "emotion":
+        ok = isinstance(value, (list, tuple)) and all(isinstance(e, str) for e in value)
+        return tuple(value) if ok else None
+    return value if isinstance(value, (int, float, str)) else None
 
 
 @dataclass(frozen=True)

@@ -392,3 +392,90 @@ def test_real_analysis_of_the_bundled_sample(qtbot, panel):
     assert set(sources) <= {"faces", "cues", "marker", "carried on"} and "marker" in sources  # an "emsync: happy" guide
     for row, mood in enumerate(moods):
         assert _cells(panel, row)[:2] == [f"{mood.valence:+.2f}", f"{mood.arousal:+.2f}"]
+
+
+# ---------------------------------------------------------------------------------------------
+# re-scoring, takes, stems, ducking
+
+
+def _music(panel):
+    return [panel.table.item(r, panel_mod.COL_MUSIC).text() for r in range(panel.table.rowCount())]
+
+
+def _generate(qtbot, panel, timeout=10_000):
+    with qtbot.waitSignal(panel.scored, timeout=timeout) as blocker:
+        qtbot.mouseClick(panel.generate_button, Qt.LeftButton)
+    return blocker.args[0]
+
+
+def test_rescoring_the_sample_in_place_shows_the_music_kept(qtbot, panel, tmp_path):
+    """The real core on the bundled sample's .kdenlive, scored in place three times: first all new
+    music, then every scene kept, then the scene asked for regenerated and the others kept."""
+    for name in ("sample.kdenlive", "sample.mp4"):
+        (tmp_path / name).write_bytes((SAMPLE.parent / name).read_bytes())
+    project = tmp_path / "sample.kdenlive"
+    _load(qtbot, panel, project)
+    panel.engine_combo.setCurrentText("baseline")
+    panel.in_place_check.setChecked(True)
+    n = panel.table.rowCount()
+    assert n > 2 and _music(panel) == [""] * n
+
+    first = _generate(qtbot, panel, timeout=120_000)
+    assert first.output == project and _music(panel) == ["new music"] * n
+
+    second = _generate(qtbot, panel, timeout=120_000)
+    assert [d.action for d in second.decisions] == ["kept"] * n
+    assert _music(panel) == ["kept"] * n
+    assert panel.result_label.text().startswith(f"Music: kept scenes 1-{n}.")
+
+    panel.settings_box.regenerate_edit.setText("2")
+    _generate(qtbot, panel, timeout=120_000)
+    assert _music(panel) == ["kept", "regenerated (you asked)"] + ["kept"] * (n - 2)
+    assert panel.result_label.text().startswith(f"Music: kept scenes 1, 3-{n}; regenerated scene 2.")
+    assert panel.table.item(1, panel_mod.COL_MUSIC).toolTip().startswith("New music")
+
+
+def test_takes_stems_ducking_and_rescore_choices_reach_the_score_options(qtbot, panel, project, monkeypatch):
+    fake = FastScore()
+    monkeypatch.setattr(pipeline, "score", fake)
+    _load(qtbot, panel, project)
+    box = panel.settings_box
+    assert not box.duck_spin.isEnabled()
+    box.takes_spin.setValue(3)
+    box.stems_check.setChecked(True)
+    box.duck_check.setChecked(True)
+    box.duck_spin.setValue(-9)
+    box.regenerate_edit.setText("3, 1")
+    box.lock_edit.setText("2")
+    _generate(qtbot, panel)
+    options = fake.calls[-1][1]
+    assert (options.takes, options.stems, options.duck) == (3, True, -9.0)
+    assert (options.regenerate, options.lock, options.fresh) == ((1, 3), (2,), False)
+
+    box.fresh_check.setChecked(True)  # a fresh score ignores what to keep
+    assert not box.regenerate_edit.isEnabled() and not box.lock_edit.isEnabled()
+    _generate(qtbot, panel)
+    options = fake.calls[-1][1]
+    assert (options.regenerate, options.lock, options.fresh, options.previous) == ((), (), True, None)
+
+    box.fresh_check.setChecked(False)
+    box.regenerate_edit.setText("2, two")
+    with qtbot.waitSignal(panel.failed, timeout=10_000) as blocker:
+        qtbot.mouseClick(panel.generate_button, Qt.LeftButton)
+    assert blocker.args[0].startswith('Regenerate scenes: "two" is not a scene number')
+    assert len(fake.calls) == 2 and not panel.busy
+    panel.error_box.accept()
+
+
+def test_rescore_errors_name_the_panels_fields(qtbot, panel, project, monkeypatch):
+    from emsync_plugin.errors import OptionsError
+
+    error = OptionsError("--lock 2: scene 2's picture changed, so its music no longer fits",
+                         hint="drop --lock 2 to let emsync write new music for it")
+    monkeypatch.setattr(pipeline, "score", FastScore(error))
+    _load(qtbot, panel, project)
+    with qtbot.waitSignal(panel.failed, timeout=10_000) as blocker:
+        qtbot.mouseClick(panel.generate_button, Qt.LeftButton)
+    assert "--" not in blocker.args[0] and "Lock scenes 2: scene 2's picture changed" in blocker.args[0]
+    assert "ake scene 2 out of Lock scenes" in blocker.args[0]
+    panel.error_box.accept()
