@@ -80,7 +80,10 @@ class SettingsBox(QGroupBox):
 
     def __init__(self, engines: tuple[str, ...], parent: QWidget | None = None):
         super().__init__("Score settings", parent)
-        form = QFormLayout(self)
+        columns = QHBoxLayout(self)  # the music's settings on the left, what a run writes on the right
+        form, more = QFormLayout(), QFormLayout()
+        columns.addLayout(form, 1)
+        columns.addLayout(more, 1)
         self.valence_check, self.valence_slider, self.valence_label, row = slider_row(
             "Sets the mood of the whole timeline: -1 sad/dark, +1 happy/bright. Unchecked: estimated.")
         form.addRow("Valence override", row)
@@ -96,8 +99,8 @@ class SettingsBox(QGroupBox):
         form.addRow("Seed", self.seed_spin)
         self.in_place_check = QCheckBox("Overwrite the project (a timestamped backup is kept)")
         form.addRow("", self.in_place_check)
-        self._add_rescore(form)
-        self._add_outputs(form)
+        self._add_rescore(more)
+        self._add_outputs(more)
 
     def _add_rescore(self, form: QFormLayout) -> None:
         """What a re-score does with the music the project already carries."""
