@@ -138,7 +138,7 @@ def _draw_decisions(ax, timeline: Timeline, decisions: Sequence[Decision]) -> No
         if d.keeps_music:
             ax.axvspan(scene.start, scene.end, color="tab:green", alpha=0.08, lw=0)
         colour = "tab:green" if d.keeps_music else "tab:blue"
-        ax.text((scene.start + scene.end) / 2, low + 0.03 * (high - low), d.action, ha="center", va="bottom",
+        ax.text((scene.start + scene.end) / 2, high - 0.02 * (high - low), d.action, ha="center", va="top",
                 fontsize=7, color=colour, fontweight="bold" if d.keeps_music else "normal")
 
 

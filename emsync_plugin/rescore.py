@@ -213,7 +213,7 @@ def _decide(scene: Scene, mood: SceneMood, match: PreviousScene | None, regenera
                                hint=f"drop --lock {scene.index} to let emsync write new music for it")
         return Decision(scene.index, NEW, reason="new or changed picture")
     if scene.index in regenerate:
-        return Decision(scene.index, REGENERATED, match.index, reason="--regenerate")
+        return Decision(scene.index, REGENERATED, match.index, reason="you asked")
     if scene.index not in lock:
         if abs(match.valence - mood.valence) > MOOD_TOLERANCE or abs(match.arousal - mood.arousal) > MOOD_TOLERANCE:
             return Decision(scene.index, REGENERATED, match.index, reason="mood changed")

@@ -41,7 +41,6 @@ MUSIC = {
     "regenerated": ("regenerated", "New music, written to join the music kept around it"),
     "new": ("new music", "New music: the scene is new, or its picture changed"),
 }
-REASONS = {"--regenerate": "you asked"}  # the core's reasons that name a command-line option
 
 
 def mood_names() -> tuple[str, ...]:
@@ -164,7 +163,7 @@ def music_text(decision) -> str:
     if decision.action == "moved":
         return f"{word} ({decision.shift:+.2f} s)"
     if decision.action == "regenerated" and decision.reason:
-        return f"{word} ({REASONS.get(decision.reason, decision.reason)})"
+        return f"{word} ({decision.reason})"
     return word
 
 

@@ -17,7 +17,7 @@ from emsync_plugin.emotion import overrides
 from emsync_plugin.errors import EmsyncError, MediaError, OptionsError
 from emsync_plugin.timeline.timecode import format_timecode
 
-from .options import EMOTION_FORMS, MEDIA_ADVICE, REASON_WORDS, SCENE_ADVICE, Scored
+from .options import EMOTION_FORMS, MEDIA_ADVICE, SCENE_ADVICE, Scored
 
 Progress = Callable[[str, float], None]
 
@@ -94,7 +94,7 @@ def score(path: str | Path, options: dict, progress: Progress | None = None, pre
 def music_rows(decisions) -> list[dict]:
     """``rescore.Decision`` s as plain dicts (they cross the worker pipe), reasons in the editor's words."""
     return [{"index": int(d.index), "action": str(d.action), "previous": d.previous, "shift": float(d.shift),
-             "reason": REASON_WORDS.get(d.reason, d.reason)} for d in decisions]
+             "reason": d.reason} for d in decisions]
 
 
 def mood_rows(moods, timeline) -> list[dict]:

@@ -26,7 +26,6 @@ MEDIA_ADVICE = (
 ONE_RUN = ("regenerate", "lock", "fresh")  # options a run does not hand on to the next one
 #: What happened to a scene's music, in the editor's words (``rescore.Decision.action``).
 MUSIC_WORDS = {"kept": "kept", "moved": "moved", "regenerated": "regenerated", "new": "new music"}
-REASON_WORDS = {"--regenerate": "you asked"}  # the core's reasons that name a command-line option
 
 
 class BridgeError(Exception):
