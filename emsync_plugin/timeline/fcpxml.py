@@ -21,6 +21,7 @@ import opentimelineio as otio
 
 from .. import fileio
 from . import limits
+from .model import Shot
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +123,48 @@ def tc_start(path: Path) -> float | None:
         logger.warning("%s: ignoring the sequence's start timecode tcStart=%r (not a time)", path, attr.group(1)[:40])
         return None
     return seconds
+
+
+def tc_format(path: Path) -> str:
+    """The first project's sequence timecode format (``tcFormat``: "DF" or "NDF"; "" if unsaid)."""
+    match = _TC_START.search(path.read_text(errors="replace"))
+    attr = re.search(r'tcFormat="([^"]*)"', match.group(1)) if match else None
+    return attr.group(1).strip().upper() if attr else ""
+
+
+def titles(path: Path) -> list[Shot]:
+    """The ``<title>`` elements of the first project's primary storyline as overlay shots in
+    timeline seconds: connected ones (``lane`` set) at their parent's offset plus their own offset
+    into the parent's media, titles in the storyline itself at their offset. The adapter drops
+    them; they are overlays (``covers_frame=False``), so over picture they do not cut."""
+    import xml.etree.ElementTree as ET  # the file was checked by limits.check_xml before any parse
+
+    spine = ET.parse(path).getroot().find("./project/sequence/spine")
+    if spine is None:
+        spine = ET.parse(path).getroot().find(".//project/sequence/spine")
+    found: list[Shot] = []
+    for item in (spine if spine is not None else ()):
+        if item.tag == "title":
+            placed = [(item, _time(item.get("offset")))]
+        else:
+            base = _time(item.get("offset")) - _time(item.get("start"))
+            placed = [(t, base + _time(t.get("offset"))) for t in item.findall("title")]
+        for title, start in placed:
+            end = start + _time(title.get("duration"))
+            if math.isfinite(start) and math.isfinite(end) and end > start:
+                found.append(Shot(start, end, None, name=title.get("name", "") or "", covers_frame=False,
+                                  overlay="title"))
+    return found
+
+
+def _time(value: str | None) -> float:
+    """Seconds of an FCPXML time ("157/5s", "10s"); 0 when absent, NaN when not a time."""
+    if not value:
+        return 0.0
+    try:
+        return float(Fraction(value.strip().rstrip("s")))
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return math.nan
 
 
 def disabled_clip_names(path: Path) -> set[str]:

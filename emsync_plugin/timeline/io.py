@@ -69,15 +69,16 @@ def read_cuts(
 ) -> Timeline:
     """Read a timeline's cut points and scenes.
 
-    ``track`` picks one video track by number (``2``, ``V2``) or name; by default the edit
-    points of all enabled video tracks count.
+    ``track`` picks one video track by number (``2``, ``V2``) or name (then every clip of it cuts,
+    titles too); by default the edit points of all enabled video tracks count, overlays over
+    picture excepted (``Timeline.overlays``).
     """
     edit = read_edit(path, rate=rate)
     tracks = select_tracks(edit, track)
     timeline = build_timeline(
         edit.name, edit.rate, [t.shots for t in tracks], start=edit.start,
         duration=edit.duration or None, markers=edit.markers, path=edit.path, format=edit.format,
-        audio=edit.audio,
+        audio=edit.audio, drop_frame=edit.drop_frame, track_names=[t.name for t in tracks],
     )
     if timeline.duration < min_duration:
         raise TimelineError(

@@ -17,6 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..errors import TimelineError
+from . import overlay
 from .kdenlive_audio import audio_shots
 from .kdenlive_markers import clip_markers, guides
 from .kdenlive_xml import (
@@ -50,6 +51,7 @@ class Place:
     element: ET.Element
     src_in: int
     kid: str
+    entry: ET.Element | None = None  # the playlist <entry> (its filters move or shrink the clip)
 
 
 @dataclass
@@ -81,6 +83,7 @@ class _Seg:
     src: Fraction | None = None
     step: Fraction | None = None
     name: str = ""
+    overlay: str = ""  # why it does not cover the frame (:mod:`.overlay`), "" if it does
 
     def cut(self, start: int, end: int) -> _Seg:
         src = None if self.src is None or self.step is None else self.src + (start - self.start) * self.step
@@ -317,7 +320,7 @@ class Project:
                 if length <= 0:
                     continue
                 kid = prop(child, "kdenlive:id") or prop(element, "kdenlive:id")
-                places.append(Place(pos, pos + length, element, start, kid))
+                places.append(Place(pos, pos + length, element, start, kid, child))
                 pos += length
         return places
 
@@ -358,12 +361,22 @@ class Project:
                 out.append(_Seg(pos + offset, hi + offset, name=name))
             return out
         media, speed = self.media(element)
+        why = self.overlay(place)
         if media is None:
-            return [_Seg(place.start, place.end, name=name)]
+            return [_Seg(place.start, place.end, name=name, overlay=why)]
         if speed is None or speed <= 0:
-            return [_Seg(place.start, place.end, media, name=name)]
+            return [_Seg(place.start, place.end, media, name=name, overlay=why)]
         step = speed / self.rate
-        return [_Seg(place.start, place.end, media, place.src_in * step, step, name)]
+        return [_Seg(place.start, place.end, media, place.src_in * step, step, name, why)]
+
+    def overlay(self, place: Place) -> str:
+        """Why a clip does not cover the frame: a title producer, or a transform filter on it."""
+        filters = [(prop(f, "mlt_service"), prop(f, "rect") or prop(f, "transition.rect") or prop(f, "geometry"))
+                   for holder in (place.entry, place.element) if holder is not None for f in holder.iterfind("filter")]
+        profile = self.root.find("profile")
+        frame = (int_or_none(profile.get("width")) or 1920, int_or_none(profile.get("height")) or 1080) \
+            if profile is not None else (1920, 1080)
+        return overlay.kdenlive_reason(prop(place.element, "mlt_service"), filters, frame)
 
     def flatten(self, tractor: ET.Element, depth: int) -> list[_Seg]:
         """The visible picture of a (nested) timeline: topmost clip of its enabled video tracks."""
@@ -477,7 +490,7 @@ def _shots(segments: Iterable[_Seg], rate: Fraction) -> tuple[Shot, ...]:
             src0 = round(float(s.src), 9)
             src1 = round(float(s.src + (s.end - s.start) * s.step), 9)
         shots.append(Shot(to_seconds(s.start, rate), to_seconds(s.end, rate), s.media, src0, src1,
-                          s.name if s.media is not None or s.name else ""))
+                          s.name if s.media is not None or s.name else "", not s.overlay, s.overlay))
     return tuple(shots)
 
 
@@ -511,5 +524,5 @@ def read(path: str | Path, *, sequence: str | None = None) -> Edit:
                  path, len(video_tracks), len(markers), end, rate)
     return Edit(name=name, rate=float(rate), start=0.0, duration=to_seconds(end, rate),
                 tracks=tuple(video_tracks), markers=tuple(markers), path=path, format=FORMAT,
-                audio=audio_shots(project, tracks))
+                audio=audio_shots(project, tracks), drop_frame=rate == Fraction(30000, 1001))
 

@@ -6,6 +6,10 @@ track and call :func:`build_timeline`, which owns the rules for what a cut is:
 * a cut is an edit point on the picture: the union of the edit points of all enabled video
   tracks (a gap's edges count, a track that ends early cuts where it ends);
 * a transition or mix cuts at its midpoint (readers move the shot boundary there);
+* an overlay (a shot that does not cover the frame: a title, a lower third, a generator, a
+  clip moved or shrunk by a transform, an adjustment layer) does not cut where a lower track
+  has picture under it; it is listed in ``Timeline.overlays`` instead. Over black (nothing
+  below, e.g. a title on the only track) it is what the viewer sees: a title card, a cut;
 * times are seconds from the timeline's start, snapped to the timeline's frame grid.
 
 Frames appear only at the edges (readers and writers), converted with the exact rate.
@@ -16,7 +20,7 @@ import bisect
 import logging
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..errors import TimelineError
@@ -45,6 +49,9 @@ class Shot:
     source_start: float | None = None
     source_end: float | None = None
     name: str = ""
+    #: False for an overlay; ``overlay`` says why ("title", "generator", "transform", "adjustment layer")
+    covers_frame: bool = True
+    overlay: str = ""
 
     @property
     def is_gap(self) -> bool:
@@ -59,6 +66,18 @@ class VideoTrack:
     name: str
     shots: tuple[Shot, ...]
     enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """A part of an upper track's clip that does not cut: it does not cover the frame and a lower
+    track has picture under it (``reason``: "title", "generator", "transform", "adjustment layer")."""
+
+    track: str
+    start: float
+    end: float
+    name: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -102,6 +121,10 @@ class Timeline:
     markers: tuple[Marker, ...] = field(default_factory=tuple)
     #: clips of the enabled audio tracks other than emsync's own score tracks (for speech detection)
     audio: tuple[Shot, ...] = ()
+    #: the editor shows drop-frame timecode (29.97/59.94 DF; :func:`.timecode.format_timecode`)
+    drop_frame: bool = False
+    #: upper-track clips that did not cut (titles, lower thirds...), in time order
+    overlays: tuple[Overlay, ...] = ()
 
     def frames(self, seconds: float) -> int:
         """Nearest frame number of a time in seconds."""
@@ -127,6 +150,8 @@ class Timeline:
                 for s in self.scenes
             ],
             "markers": [asdict(m) for m in self.markers],
+            "drop_frame": self.drop_frame,
+            "overlays": [asdict(o) for o in self.overlays],
         }
 
 
@@ -148,6 +173,7 @@ class Edit:
     path: Path | None = None
     format: str = ""
     audio: tuple[Shot, ...] = ()
+    drop_frame: bool = False  # the file says its timecode is drop-frame
 
 
 @dataclass(frozen=True)
@@ -166,6 +192,7 @@ class ScoreTrack:
     name: str = SCORE_NAME
     muted: bool = False
     gain: tuple[tuple[float, float], ...] = ()
+    start: float = 0.0  # seconds from the timeline's start where the clip begins (a scored range's in point)
 
 
 @dataclass(frozen=True)
@@ -202,16 +229,20 @@ def build_timeline(
     path: Path | None = None,
     format: str = "",
     audio: Iterable[Shot] = (),
+    drop_frame: bool = False,
+    track_names: Sequence[str] = (),
 ) -> Timeline:
     """Turn the shots of the enabled video tracks into cuts and scenes.
 
     ``tracks`` are ordered bottom to top (as OTIO, Kdenlive and FCP number them): where two
     tracks overlap, the top one is what the viewer sees and gives the scene its media.
     ``duration`` defaults to the end of the last shot; pass the whole timeline's length (audio
-    included) when it is known.
+    included) when it is known. Overlays over picture are taken out first (:func:`hide_overlays`;
+    ``track_names`` name them, default V1, V2...).
     """
     rate, start, tracks, duration, markers = _checked(name, rate, start, tracks, duration, markers, path)
     half = _SAME_FRAME / rate
+    tracks, overlays = hide_overlays(tracks, track_names, rate)
     tracks = [merge_through_edits(track, half) for track in tracks]
     shots = [s for track in tracks for s in track if s.end - s.start > 0]
     end = max((s.end for s in shots), default=0.0)
@@ -251,7 +282,75 @@ def build_timeline(
         format=format,
         markers=tuple(sorted(markers, key=lambda m: m.time)),
         audio=tuple(audio),
+        drop_frame=bool(drop_frame),
+        overlays=overlays,
     )
+
+
+def hide_overlays(
+    tracks: Sequence[Sequence[Shot]], names: Sequence[str], rate: float
+) -> tuple[list[list[Shot]], tuple[Overlay, ...]]:
+    """The tracks with each overlay taken out where a lower track has picture, and those hidden
+    parts as :class:`Overlay` s. Where nothing is below (black), an overlay stays picture."""
+    out = [list(t) for t in tracks]
+    if all(s.covers_frame for t in out for s in t):
+        return out, ()
+    found: list[Overlay] = []
+    below: list[tuple[float, float]] = []  # picture of the tracks below, merged intervals
+    for i, track in enumerate(out):
+        name = names[i] if i < len(names) and names[i] else f"V{i + 1}"
+        kept: list[Shot] = []
+        hid = False
+        for shot in track:
+            if shot.covers_frame:
+                kept.append(shot)
+                continue
+            for a, b, hidden in _pieces(shot.start, shot.end, below):
+                hid = hid or hidden
+                if not hidden:
+                    kept.append(_retimed(shot, a, b))
+                elif snap(b, rate) > snap(a, rate):
+                    found.append(Overlay(name, snap(a, rate), snap(b, rate), shot.name, shot.overlay or "overlay"))
+        # a gap's edges would still cut where the hidden overlay began or ended (a track that ends
+        # in a gap "ends early"); beside picture they repeat its clips' edges, so they can go
+        out[i] = [s for s in kept if not (s.is_gap and s.covers_frame)] if hid else kept
+        below = _union(below, [(s.start, s.end) for s in out[i] if not s.is_gap or not s.covers_frame])
+    return out, tuple(sorted(found, key=lambda o: (o.start, o.track)))
+
+
+def _pieces(a: float, b: float, covered: list[tuple[float, float]]) -> list[tuple[float, float, bool]]:
+    """``[a, b)`` cut at the edges of the ``covered`` intervals: (start, end, covered?)."""
+    out = []
+    t = a
+    j = max(0, bisect.bisect_right(covered, (a, math.inf)) - 1)
+    for c0, c1 in covered[j:]:
+        if c0 >= b:
+            break
+        if c1 <= t:
+            continue
+        if c0 > t:
+            out.append((t, c0, False))
+        out.append((max(t, c0), min(b, c1), True))
+        t = min(b, c1)
+    if t < b:
+        out.append((t, b, False))
+    return out
+
+
+def _union(intervals: list[tuple[float, float]], more: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    merged: list[tuple[float, float]] = []
+    for a, b in sorted(intervals + [x for x in more if x[1] > x[0]]):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _retimed(shot: Shot, a: float, b: float) -> Shot:
+    """The part ``[a, b)`` of a shot, source times moved with it."""
+    src0 = None if shot.source_start is None else shot.source_start + (a - shot.start)
+    return replace(shot, start=a, end=b, source_start=src0, source_end=None if src0 is None else src0 + (b - a))
 
 
 _HINT = "check the frame rate and the clip times in the editor and export again"
@@ -298,7 +397,7 @@ def _checked_tracks(tracks, path) -> list[list[Shot]]:
     for i, track in enumerate(tracks):  # source times are informative: drop impossible ones
         if any(not _finite(s.source_start) or not _finite(s.source_end) for s in track):
             tracks[i] = [s if _finite(s.source_start) and _finite(s.source_end)
-                         else Shot(s.start, s.end, s.media, None, None, s.name) for s in track]
+                         else replace(s, source_start=None, source_end=None) for s in track]
     return tracks
 
 
@@ -345,7 +444,7 @@ def merge_through_edits(track: Sequence[Shot], tolerance: float) -> list[Shot]:
                 and abs(prev.source_end - shot.source_start) <= tolerance
             )
             if both_gaps or same_clip:
-                out[-1] = Shot(prev.start, shot.end, prev.media, prev.source_start, shot.source_end, prev.name)
+                out[-1] = replace(prev, end=shot.end, source_end=shot.source_end)
                 continue
         out.append(shot)
     return out

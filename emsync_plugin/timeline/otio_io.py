@@ -13,12 +13,13 @@ import logging
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import opentimelineio as otio
 
 from ..errors import TimelineError
-from . import fcpxml, limits
+from . import fcpxml, limits, overlay
 from .model import Edit, Marker, ScoreTrackInfo, Shot, VideoTrack, is_score_name
 from .otio_checks import check_otio_json, guarded, read_otioz
 
@@ -55,7 +56,40 @@ def read(path: Path, *, rate: float | None = None) -> Edit:
     elif family == "fcpx_xml":
         start = fcpxml.tc_start(path)
     timeline = load(path, adapter, **kwargs)
-    return guarded(path, adapter, lambda: _to_edit(timeline, path, family, rate=rate, start=start))
+    edit = guarded(path, adapter, lambda: _to_edit(timeline, path, family, rate=rate, start=start))
+    if family == "fcpx_xml":  # the adapter drops <title> elements: they come back as an overlay track
+        titles = fcpxml.titles(path)
+        if titles:
+            edit = replace(edit, tracks=(*edit.tracks, VideoTrack("titles", tuple(titles))))
+    return replace(edit, drop_frame=_drop_frame(timeline, path, family))
+
+
+def _drop_frame(timeline: otio.schema.Timeline, path: Path, family: str) -> bool:
+    """Whether the editor shows this timeline in drop-frame timecode, from the format's own flag:
+    EDL ``FCM: DROP FRAME`` (or ``;`` timecodes), FCPXML ``tcFormat="DF"``, FCP 7
+    ``<timecode><displayformat>DF``; OTIO JSON has no flag of its own, so what an adapter kept in
+    the timeline's metadata (an FCP 7 ``timecode``, a ``drop_frame`` key)."""
+    if family == "cmx_3600":
+        return edl_drop_frame(path.read_text(errors="replace"))
+    if family == "fcpx_xml":
+        return fcpxml.tc_format(path) == "DF"
+    for value in timeline.metadata.values():
+        if not isinstance(value, Mapping):
+            continue
+        tc = value.get("timecode")
+        if isinstance(tc, Mapping) and str(tc.get("displayformat", "")).upper() == "DF":
+            return True
+        if value.get("drop_frame") is True or str(value.get("tcFormat", "")).upper() == "DF":
+            return True
+    return False
+
+
+def edl_drop_frame(text: str) -> bool:
+    """An EDL's timecode mode: its first ``FCM:`` line, else ``;`` before the frames of a timecode."""
+    for line in text.splitlines():
+        if line.strip().upper().startswith("FCM:"):
+            return "NON" not in line.upper() and "DROP" in line.upper()
+    return any(m.group(4) == ";" for m in _TIMECODE.finditer(text))
 
 
 
@@ -123,9 +157,10 @@ def _to_edit(timeline: otio.schema.Timeline, path: Path, family: str, *, rate=No
         gst = timeline.global_start_time
         start = gst.to_seconds() if gst is not None else 0.0
     duration = _duration(timeline)
+    frame = overlay.fcp7_frame(timeline.metadata.get("fcp_xml", {})) if family == "fcp_xml" else None
     tracks = []
     for i, track in enumerate(timeline.video_tracks(), start=1):
-        shots = tuple(_track_shots(track, 0.0, path))
+        shots = tuple(_track_shots(track, 0.0, path, frame=frame))
         tracks.append(VideoTrack(name=track.name or f"V{i}", shots=shots, enabled=track.enabled))
     markers = _markers(timeline)
     return Edit(
@@ -243,8 +278,11 @@ def timeline_rate(timeline: otio.schema.Timeline) -> float | None:
     return None
 
 
-def _track_shots(track: otio.schema.Track, offset: float, path: Path, depth: int = 0) -> list[Shot]:
-    """Shots of one track in seconds, transitions moved to their midpoints, nested stacks flattened."""
+def _track_shots(track: otio.schema.Track, offset: float, path: Path, depth: int = 0,
+                 frame: tuple[float, float] | None = None) -> list[Shot]:
+    """Shots of one track in seconds, transitions moved to their midpoints, nested stacks flattened;
+    overlays (generators, titles, FCP 7 clips shrunk by Basic Motion in a ``frame`` of that size)
+    marked as not covering the frame."""
     shots: list[Shot] = []
     items = list(track)
     for item, start, trimmed in _placed(items):
@@ -255,7 +293,8 @@ def _track_shots(track: otio.schema.Track, offset: float, path: Path, depth: int
         elif isinstance(item, otio.schema.Clip) and item.enabled:
             media = _media(item, path)
             src0 = trimmed.start_time.to_seconds()
-            shots.append(Shot(a, b, media, src0, src0 + (b - a), item.name or ""))
+            why = _overlay_reason(item, frame)
+            shots.append(Shot(a, b, media, src0, src0 + (b - a), item.name or "", not why, why))
         else:  # gaps and disabled clips: the picture below shows through
             shots.append(Shot(a, b, None, name=getattr(item, "name", "") or ""))
     # a transition cuts at its midpoint: move the boundary between its neighbours there
@@ -271,6 +310,21 @@ def _track_shots(track: otio.schema.Track, offset: float, path: Path, depth: int
         shots[before - 1] = _retime(left, left.start, mid)
         shots[before] = _retime(right, mid, right.end)
     return shots
+
+
+def _overlay_reason(clip: otio.schema.Clip, frame: tuple[float, float] | None) -> str:
+    """Why a clip does not cover the frame ("" if it does): a generator other than a solid or
+    colour matte (OTIO ``GeneratorReference``, FCP 7 generator items), or an FCP 7 transform."""
+    ref = clip.media_reference
+    if isinstance(ref, otio.schema.GeneratorReference):
+        fcp = ref.metadata.get("fcp_xml")
+        category = str(fcp.get("effectcategory", "")) if isinstance(fcp, Mapping) else ""
+        return overlay.generator_reason(ref.generator_kind or "", clip.name or ref.name or "", category)
+    fcp = clip.metadata.get("fcp_xml")
+    if isinstance(fcp, Mapping) and "filter" in fcp:
+        media_md = ref.metadata.get("fcp_xml", {}) if ref is not None else {}
+        return overlay.fcp7_transform_reason(fcp, media_md if isinstance(media_md, Mapping) else {}, frame)
+    return ""
 
 
 def _placed(items):
@@ -292,7 +346,7 @@ def _placed(items):
 
 def _retime(shot: Shot, start: float, end: float) -> Shot:
     src0 = None if shot.source_start is None else shot.source_start + (start - shot.start)
-    return Shot(start, end, shot.media, src0, None if src0 is None else src0 + (end - start), shot.name)
+    return replace(shot, start=start, end=end, source_start=src0, source_end=None if src0 is None else src0 + (end - start))
 
 
 def _stack_shots(stack: otio.schema.Stack, a: float, b: float, path: Path, depth: int = 1) -> list[Shot]:
@@ -391,7 +445,7 @@ def edl_rate_and_start(path: Path, rate: float | None) -> tuple[float, float]:
     """An EDL's rate (``--rate`` or inferred from its frame fields) and its first record time."""
     text = path.read_text(errors="replace")
     frames = [int(m.group(5)) for m in _TIMECODE.finditer(text)]
-    drop = any(m.group(4) == ";" for m in _TIMECODE.finditer(text))
+    drop = edl_drop_frame(text)
     if rate is None:
         if not frames:
             raise TimelineError("has no timecodes", path=path, hint="check it is a CMX 3600 EDL")
