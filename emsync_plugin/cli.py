@@ -86,6 +86,9 @@ def _timeline_args(sp: argparse.ArgumentParser) -> None:
 
 
 def _score_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--in", dest="range_in", metavar="TC",
+                   help="score from here: timeline timecode (as the editor shows it) or seconds from the start")
+    s.add_argument("--out", dest="range_out", metavar="TC", help="score up to here (timecode or seconds)")
     s.add_argument("-o", "--output", type=Path, help="scored timeline to write (default: <name>.emsync.<ext> beside the input)")
     s.add_argument("--in-place", action="store_true", help="overwrite the input timeline (a timestamped backup is kept)")
     s.add_argument("--engine", default="auto", choices=("auto", "emsync", "baseline"),
@@ -192,6 +195,7 @@ def _cmd_score(args) -> int:
         loudness=args.loudness, fade=args.fade, write_timeline=not args.no_timeline, report_png=args.report,
         previous=args.previous, fresh=args.fresh, regenerate=args.regenerate, lock=args.lock,
         takes=args.takes, take=args.take, stems=args.stems, duck=args.duck,
+        range_in=args.range_in, range_out=args.range_out,
     )
     result = _run_with_bar(lambda cb: score(args.timeline, options, cb))
     _print_result(result)

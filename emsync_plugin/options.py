@@ -42,6 +42,9 @@ class ScoreOptions:
     take: int | None = None  # re-score: the previous take to keep music from (default: the unmuted one)
     stems: bool = False  # also one WAV (and track) per instrument group, summing to the mix
     duck: float | None = None  # dB the score drops under dialogue (negative); None: no ducking
+    #: score only this range: seconds from the timeline's start, or timeline timecode text ("01:00:10:00")
+    range_in: float | str | None = None
+    range_out: float | str | None = None
 
     def __post_init__(self):
         if self.engine not in ENGINES:

@@ -25,7 +25,7 @@ from .music.baseline import BaselineOptions, arrange
 from .music.generator import MODEL_FILES
 from .music.render import RenderOptions, RenderResult, instrument_group, render_midi, write_midi
 from .options import ENGINES, ScoreOptions
-from .timeline import ScoreTrack, Timeline, read_cuts, write_timeline
+from .timeline import ScoreTrack, Timeline, read_cuts, span, write_timeline
 from .timeline import io as timeline_io
 from .timeline.io import MIN_DURATION
 from .timeline.model import SCORE_NAME
@@ -160,7 +160,8 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
     fileio.remove_stale_temps(path)  # puts back a bundle an interrupted --in-place run set aside
     # what the project is now: with --in-place it is only replaced if nobody saved it meanwhile
     snapshot = timeline_io.snapshot(path) if options.in_place and options.write_timeline and timeline_io.is_project(path) else None
-    timeline = _read(path, options, step, min_duration=MIN_DURATION)
+    whole = _read(path, options, step, min_duration=MIN_DURATION)
+    timeline = _scored_range(whole, options)
     logger.info("%s: %d cuts, %.2f s at %.3f fps", path.name, len(timeline.cuts), timeline.duration, timeline.rate)
     _check_length(path, timeline)
     out = timeline_io.output_path(path, timeline, options.output, options.in_place)
@@ -188,8 +189,9 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
     written = None
     if options.write_timeline:
         step("writing timeline", 0.85)
-        tracks = _score_tracks(timeline, takes, sidecar.for_timeline(settings), outputs)
-        written = _write_back(timeline, outputs.timeline, tracks, snapshot, options.in_place)
+        offset = timeline.start - whole.start  # a scored range sits at its in point
+        tracks = [replace(t, start=offset) for t in _score_tracks(timeline, takes, sidecar.for_timeline(settings), outputs)]
+        written = _write_back(whole, outputs.timeline, tracks, snapshot, options.in_place)
     picture = None
     if options.report_png is not None:
         from .report import draw_report
@@ -198,6 +200,20 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
     step("done", 1.0)
     return ScoreResult(timeline, written, outputs.wav, outputs.midi, outputs.sidecar, takes[0].rendered.lufs, moods,
                        picture, decisions, tuple(takes[0].rendered.stems.values()), tuple(speech))
+
+
+def _scored_range(timeline: Timeline, options: ScoreOptions) -> Timeline:
+    """The part of the timeline to score (``--in``/``--out``), or all of it."""
+    if options.range_in is None and options.range_out is None:
+        return timeline
+    a, b = (None if v is None else v if isinstance(v, (int, float)) else span.position(v, timeline, option)
+            for v, option in ((options.range_in, "--in"), (options.range_out, "--out")))
+    part = span.crop(timeline, a, b)
+    if part.duration < MIN_DURATION:
+        raise OptionsError(f"--in/--out leave {part.duration:.2f} s to score", hint=f"score at least {MIN_DURATION:g} s")
+    logger.info("%s: scoring %.2f s from %.2f s (%d scenes)", timeline.name, part.duration, part.start - timeline.start,
+                len(part.scenes))
+    return part
 
 
 def _render(number: int, midi: pretty_midi.PrettyMIDI, timeline: Timeline, options: ScoreOptions, outputs: _Outputs,

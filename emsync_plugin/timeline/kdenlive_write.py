@@ -266,6 +266,10 @@ class _Doc:
             self.unit, 1)
         return bin_clip, clip("audio")
 
+    def lead(self, score: ScoreTrack) -> int:
+        """Frames of blank before the score clip (a scored range starts at its in point)."""
+        return max(0, round(Fraction(score.start) * self.project.rate))
+
     def refill_track(self, existing: Track, clip: _Clip, score: ScoreTrack) -> None:
         """Put a score clip into a score track of an earlier run."""
         instance, entry, payload, frames = clip.instance, clip.entry, clip.payload, clip.frames
@@ -277,12 +281,15 @@ class _Doc:
                 remove_child(pl, child)
         first = playlists[0]
         insert_child(root, list(root).index(first), instance, unit, 0)
+        lead = self.lead(score)
+        if lead:
+            insert_child(first, len(first), new_element("blank", {"length": clock(lead, project.rate)}), unit, 1)
         insert_child(first, len(first), entry, unit, 1)
         for key, value in (("kdenlive:audio_track", "1"), ("kdenlive:track_name", score.name), (SCORE_PROPERTY, payload)):
             set_prop(track, key, value, unit, 1)
         for sub in track.iterfind("track"):
             sub.set("hide", _hide(score))
-        track.set("out", clock(frames - 1, project.rate))
+        track.set("out", clock(lead + frames - 1, project.rate))
         index = existing.index
         has_mix = any(prop(t, "mlt_service") == "mix" and int_or_none(prop(t, "b_track")) == index
                       for t in tractor.iterfind("transition"))
@@ -295,8 +302,11 @@ class _Doc:
         project, root, tractor, unit, ids = self.project, self.project.root, self.tractor, self.unit, self.ids
         playlist_ids = [ids.new("playlist"), ids.new("playlist")]
         playlists = [new_element("playlist", {"id": pid}, [("kdenlive:audio_track", "1")]) for pid in playlist_ids]
+        lead = self.lead(score)
+        if lead:
+            playlists[0].append(new_element("blank", {"length": clock(lead, project.rate)}))
         playlists[0].append(entry)
-        track = track_tractor(ids.new("tractor"), playlist_ids, audio=True, name=score.name, frames=frames,
+        track = track_tractor(ids.new("tractor"), playlist_ids, audio=True, name=score.name, frames=lead + frames,
                               rate=project.rate, ids=ids, extra=[(SCORE_PROPERTY, payload)])
         for sub in track.iterfind("track"):
             sub.set("hide", _hide(score))

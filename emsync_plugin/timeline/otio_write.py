@@ -170,6 +170,10 @@ def _score_track(score: ScoreTrack, rate: float) -> otio.schema.Track:
         track_meta["fcp_xml"] = {"enabled": "FALSE"}
     track = otio.schema.Track(name=score.name, kind=otio.schema.TrackKind.Audio, metadata=track_meta)
     track.enabled = not score.muted
+    lead = int(round(score.start * rate))
+    if lead > 0:  # a scored range starts at its in point
+        track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(lead, rate))))
     track.append(clip)
     return track
 
