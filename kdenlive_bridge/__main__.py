@@ -1,6 +1,6 @@
 """``python -m kdenlive_bridge [PROJECT]``: open the EMSYNC panel."""
 import sys
 
-from .panel import main
+from .launch import main
 
-sys.exit(main())
+sys.exit(main(prog="python -m kdenlive_bridge"))

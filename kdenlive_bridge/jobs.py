@@ -60,12 +60,20 @@ def available_engines() -> tuple[str, ...]:
         return ("baseline",)
 
 
-def missing_scenes(timeline, overridden: Iterable[int] = ()) -> list[int]:
-    """Scenes whose media file is missing (``pipeline.missing_media``), except ``overridden`` ones."""
+def missing_scenes(timeline, overridden: Iterable[int] = (), both: bool = False) -> list[int]:
+    """The scenes the scoring step finds without media and without a mood (as ``emotion.analyze``
+    decides: not overridden in the panel nor by an ``emsync:`` marker; none when valence and
+    arousal are both set for the whole timeline)."""
     from emsync_plugin import pipeline
+    from emsync_plugin.emotion.overrides import marker_overrides
 
+    if both:
+        return []
     missing = set(pipeline.missing_media(timeline))
-    skip = set(overridden)
+    try:
+        skip = set(overridden) | set(marker_overrides(timeline))
+    except EmsyncError:  # a bad marker is reported by the run itself
+        skip = set(overridden)
     return [s.index for s in timeline.scenes if s.media in missing and s.index not in skip]
 
 
@@ -77,13 +85,13 @@ class MissingMediaError(MediaError):
         self.missing_scenes = scenes
 
 
-def with_missing_scenes(fn: Callable[[], T], timeline, overridden: Iterable[int]) -> T:
+def with_missing_scenes(fn: Callable[[], T], timeline, overridden: Iterable[int], both: bool = False) -> T:
     """Run ``fn``; a MediaError leaves as :class:`MissingMediaError` (the scenes are found here, not in the GUI thread)."""
     try:
         return fn()
     except MediaError as exc:
-        try:
-            scenes = missing_scenes(timeline, overridden)
+        try:  # the scenes the core names, when its error carries them; else found as the core finds them
+            scenes = list(getattr(exc, "scenes", None) or missing_scenes(timeline, overridden, both))
         except Exception:  # the message alone still reaches the user
             logger.debug("could not list the scenes with missing media", exc_info=True)
             raise exc from None

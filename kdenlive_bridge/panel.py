@@ -1,18 +1,18 @@
 """The EMSYNC companion window for Kdenlive (PySide6).
 
-Kdenlive has no Python plugin API, so the panel works on the project file: the editor picks a
-``.kdenlive`` project (any timeline emsync reads works too), sees its scenes, clicks "Analyze
+Kdenlive has no Python plugin API, so the panel works on the project file: it offers the project
+Kdenlive has open (:mod:`.project_watch`: Kdenlive's recent files), reloads it when Kdenlive saves
+it and warns when Kdenlive may hold unsaved edits; the editor sees its scenes, clicks "Analyze
 scenes" to see the mood emsync estimates for each, overrides the mood of any scene in the table
 (:mod:`.table`), sets the engine, and clicks "Generate score". The work runs in a worker thread
 (:mod:`.jobs`) so the window never freezes. When done, the panel shows which scenes kept their
 music (a re-score keeps it where nothing changed) and where the scored project was written
 (``<name>.emsync.kdenlive`` beside the original, or the original with a timestamped backup)
-and offers to open it in Kdenlive. Overridden scenes are passed on as
+lets the editor listen to the score (:mod:`.preview`) and says to reload in Kdenlive. Overridden scenes are passed on as
 ``ScoreOptions(emotion=("3=tense", "5=0.20,0.70", ...))``, exactly as ``emsync score --emotion``.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
@@ -22,6 +22,8 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
+    QCheckBox,
+    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -38,7 +40,6 @@ from PySide6.QtWidgets import (
 
 from emsync_plugin.errors import MediaError
 from emsync_plugin.mood import SceneMood
-from emsync_plugin.timeline.timecode import format_timecode
 
 from .jobs import (
     Job,
@@ -51,8 +52,11 @@ from .jobs import (
     run_score,
     with_missing_scenes,
 )
+from .preview import ScorePreview
+from .project_watch import ProjectWatcher, recent_projects, unsaved_edits
 from .settings import SettingsBox
 from .table import (
+    ADVANCED,
     AUTO,
     COL_AROUSAL,
     COL_FACES,
@@ -69,6 +73,7 @@ from .table import (
     paint_music_column,
     parse_mood,
     scene_spans,
+    timecode,
 )
 
 __all__ = ["COL_AROUSAL", "COL_FACES", "COL_MOOD", "COL_MUSIC", "COL_SOURCE", "COL_VALENCE", "MOOD_HELP",
@@ -81,6 +86,14 @@ PROJECT_FILTER = (
     "Timelines (*.kdenlive *.mlt *.otio *.otioz *.otiod *.xml *.fcpxml *.edl);;All files (*)"
 )
 _PROGRESS_STEPS = 1000
+RECENT = "Kdenlive's recent projects…"
+RELOAD = ("Kdenlive notices the change on disk and asks to reload the project: click Reload there "
+          "(if it does not ask, use File ▸ Revert).")
+
+
+def _both(settings: dict) -> bool:
+    """Whether valence and arousal are both set for the whole timeline (no scene needs its media)."""
+    return settings.get("valence") is not None and settings.get("arousal") is not None
 
 
 class EmsyncPanel(QWidget):
@@ -108,6 +121,8 @@ class EmsyncPanel(QWidget):
         self._retired: list[Job] = []  # finished jobs, freed in this thread once the pool is idle
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
+        self.watcher = ProjectWatcher(self)
+        self.watcher.saved.connect(self._saved_in_kdenlive)
         top, table, settings, run, after = (
             self._build_top(), self._build_table(), self._build_settings(), self._build_run(), self._build_after())
         layout = QVBoxLayout(self)
@@ -129,7 +144,12 @@ class EmsyncPanel(QWidget):
         self.path_edit.returnPressed.connect(lambda: self.load(self.path_edit.text()))
         self.browse_button = QPushButton("Open project…")
         self.browse_button.clicked.connect(self.browse)
+        self.recent_combo = QComboBox()
+        self.recent_combo.setToolTip("The projects Kdenlive opened last (the first is the one it has open)")
+        self.recent_combo.activated.connect(self._recent_chosen)
+        self.fill_recent()
         top = QHBoxLayout()
+        top.addWidget(self.recent_combo)
         top.addWidget(self.path_edit, 1)
         top.addWidget(self.browse_button)
         self.summary_label = QLabel("Choose a Kdenlive project to see its cuts.")
@@ -149,6 +169,9 @@ class EmsyncPanel(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
+        self.advanced_check = QCheckBox("Show valence/arousal")
+        self.advanced_check.toggled.connect(self.show_advanced)
+        self.show_advanced(False)
         self.mood_label = QLabel(MOOD_HELP)
         self.mood_label.setWordWrap(True)
         return self.table
@@ -184,11 +207,47 @@ class EmsyncPanel(QWidget):
         self.open_button.clicked.connect(self.open_result)
         self.folder_button = QPushButton("Show folder")
         self.folder_button.clicked.connect(self.show_folder)
+        self.preview = ScorePreview()
         after = QHBoxLayout()
+        after.addWidget(self.advanced_check)
         after.addStretch(1)
+        after.addWidget(self.preview)
         after.addWidget(self.folder_button)
         after.addWidget(self.open_button)
         return after
+
+    def show_advanced(self, on: bool) -> None:
+        """Show or hide the Valence and Arousal columns (the Feels column names the mood)."""
+        for col in ADVANCED:
+            self.table.setColumnHidden(col, not on)
+
+    def fill_recent(self) -> list[Path]:
+        """Offer Kdenlive's recent projects (newest first); returns them."""
+        projects = recent_projects()
+        self.recent_combo.clear()
+        self.recent_combo.addItem(RECENT if projects else "No recent Kdenlive project")
+        for p in projects:
+            self.recent_combo.addItem(p.name, str(p))
+            self.recent_combo.setItemData(self.recent_combo.count() - 1, str(p), Qt.ItemDataRole.ToolTipRole)
+        return projects
+
+    @Slot(int)
+    def _recent_chosen(self, row: int) -> None:
+        data = self.recent_combo.itemData(row)
+        if data:
+            self.load(data)
+
+    @Slot(object)
+    def _saved_in_kdenlive(self, path: Path) -> None:
+        """Kdenlive saved the project: read it again (overrides of unchanged scenes are kept)."""
+        if path == self._project and not self.busy:
+            logger.info("%s changed on disk: reloading", path)
+            self.load(path)
+
+    def _unsaved_warning(self) -> str:
+        newer = unsaved_edits(self._project) if self._project is not None else None
+        return ("" if newer is None else f" Kdenlive may hold unsaved edits ({newer.name} is newer than the file): "
+                "save the project in Kdenlive (Ctrl+S) and the panel reloads it.")
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -209,12 +268,15 @@ class EmsyncPanel(QWidget):
         return tuple(f"{index}={text}" for index, (_, _, text) in sorted(self.overrides.items()))
 
     def settings(self) -> dict:
-        """The editor's choices as ``ScoreOptions`` keyword arguments."""
-        return {**self.settings_box.values(), "emotion": self.emotion(), "write_timeline": True}
+        """The editor's choices as ``ScoreOptions`` keyword arguments (``range_in``/``range_out`` only
+        when a range is set); ValueError names the field that is wrong."""
+        chosen: dict = self.settings_box.range_values(self.timeline) if self.timeline is not None else {}
+        return {**self.settings_box.values(), **chosen, "emotion": self.emotion(), "write_timeline": True}
 
     def analysis_settings(self) -> dict:
         """The choices that decide scene moods (``ScoreOptions`` keyword arguments)."""
-        return {k: v for k, v in self.settings().items() if k in ("valence", "arousal", "emotion")}
+        values = {**self.settings_box.values(), "emotion": self.emotion()}
+        return {k: v for k, v in values.items() if k in ("valence", "arousal", "emotion")}
 
     def _start(self, fn, on_done, with_progress: bool = False) -> Job:
         """Run ``fn`` in the pool; its signals reach this panel's slots in the GUI thread."""
@@ -289,6 +351,8 @@ class EmsyncPanel(QWidget):
         self.result = None
         self.moods, self.overrides, self._analyzed_with, self._missing = {}, {}, set(), set()
         self.result_label.setText("")
+        self.preview.set_source(None)
+        self.watcher.watch(path)
         self._say(MOOD_HELP)
         self.table.setRowCount(0)
         self.summary_label.setText(f"Reading {path.name}…")
@@ -302,7 +366,7 @@ class EmsyncPanel(QWidget):
         name = timeline.name or (self._project.name if self._project is not None else "")
         self.summary_label.setText(
             f"{name}: {len(timeline.scenes)} scenes, {len(timeline.cuts)} cuts, "
-            f"{format_timecode(timeline.duration, timeline.rate)} at {timeline.rate:g} fps"
+            f"{timecode(timeline.duration, timeline)} at {timeline.rate:g} fps." + self._unsaved_warning()
         )
         self._filling = True
         try:
@@ -324,7 +388,8 @@ class EmsyncPanel(QWidget):
         self.progress_bar.setFormat("analyzing scenes %p%")
         self._say("Analyzing the scenes' picture and sound…")
         self._start(
-            lambda progress: with_missing_scenes(lambda: analyze_scenes(path, settings, progress), timeline, overridden),
+            lambda progress: with_missing_scenes(lambda: analyze_scenes(path, settings, progress), timeline, overridden,
+                                                 _both(settings)),
             lambda analysis: self._show_analysis(analysis, overridden),
             with_progress=True,
         )
@@ -344,7 +409,7 @@ class EmsyncPanel(QWidget):
         if analyzed:
             self.progress_bar.setValue(_PROGRESS_STEPS)
             self.progress_bar.setFormat("analyzed %p%")
-            self._say(analysis_summary(moods, overridden) + MOOD_HELP)
+            self._say(analysis_summary(moods, overridden) + MOOD_HELP)  # replaces any earlier error
             self.analyzed.emit(list(moods))
 
     def set_override(self, index: int, text: str | None) -> None:
@@ -427,10 +492,12 @@ class EmsyncPanel(QWidget):
         overridden = set(self.overrides)
         self.result = None
         self.result_label.setText("")
+        self.preview.set_source(None)
+        self.watcher.paused = True  # the panel's own write is not Kdenlive saving
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("starting… %p%")
         self._start(
-            lambda progress: with_missing_scenes(lambda: run_score(path, settings, progress), timeline, overridden),
+            lambda progress: with_missing_scenes(lambda: run_score(path, settings, progress), timeline, overridden, _both(settings)),
             lambda result: self._show_result(result, overridden),
             with_progress=True,
         )
@@ -449,10 +516,20 @@ class EmsyncPanel(QWidget):
         if result.moods and len(result.moods) == len(result.timeline.scenes):
             self._show_moods(result.moods, overridden)  # the moods the music was made with
         paint_music_column(self.table, result.timeline, result.decisions)  # kept, moved, regenerated, new music
-        self.result_label.setText(result_text(result))
+        self._say(MOOD_HELP)  # an earlier error no longer holds
+        self.preview.set_source(result.wav)
+        self._resume_watch()
+        reload = f"\n{RELOAD}" if result.output is not None and result.output == self._project else ""
+        self.result_label.setText(result_text(result) + reload)
         self.scored.emit(result)
 
+    def _resume_watch(self) -> None:
+        if self.watcher.paused:
+            self.watcher.skip()  # what the panel wrote itself
+            self.watcher.paused = False
+
     def _show_error(self, message: str, error: BaseException | None = None) -> None:
+        self._resume_watch()
         if self.timeline is None:
             self.summary_label.setText("Could not read the project.")
         self.progress_bar.setFormat("failed")
@@ -491,15 +568,19 @@ class EmsyncPanel(QWidget):
         super().closeEvent(event)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m kdenlive_bridge [PROJECT]``: show the panel, optionally with a project loaded."""
-    parser = argparse.ArgumentParser(prog="python -m kdenlive_bridge", description="EMSYNC panel for Kdenlive projects")
-    parser.add_argument("project", nargs="?", help="Kdenlive project to open (.kdenlive)")
-    args, qt_args = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
+def show_window(project: str | None = None, qt_args: list[str] | None = None) -> int:
+    """Show the panel with ``project`` loaded, else the project Kdenlive has open; run Qt's loop."""
+    app = QApplication.instance() or QApplication([sys.argv[0], *(qt_args or [])])
     panel = EmsyncPanel()
     panel.show()
-    if args.project:
-        panel.load(args.project)
+    recent = [str(p) for p in recent_projects()]
+    if project or recent:
+        panel.load(project or recent[0])
     return app.exec()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``emsync-kdenlive-panel [PROJECT]`` (see :mod:`.launch`)."""
+    from .launch import main as launch
+
+    return launch(argv)

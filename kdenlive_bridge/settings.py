@@ -1,10 +1,13 @@
-"""The panel's "Score settings" box: whole-timeline valence/arousal overrides, engine, seed, in place,
-what a re-score does with the music already there (regenerate, lock, fresh), takes, stems, ducking.
+"""The panel's "Score settings" box: the range to score, whole-timeline valence/arousal overrides,
+engine, seed, in place, what a re-score does with the music already there (regenerate, lock,
+fresh), takes, stems, ducking.
 
 Its :meth:`SettingsBox.values` are ``ScoreOptions`` keyword arguments; the per-scene moods come
-from the scene table instead.
+from the scene table instead, the range from :meth:`SettingsBox.range_values` (it needs the timeline).
 """
 from __future__ import annotations
+
+import math
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -16,6 +19,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPushButton,
     QSlider,
     QSpinBox,
     QWidget,
@@ -23,6 +27,27 @@ from PySide6.QtWidgets import (
 
 MAX_TAKES = 8  # emsync_plugin.options.MAX_TAKES
 DUCK_DB = -12.0  # emsync_plugin.options.DUCK_DB
+WHOLE = "whole timeline"
+
+
+def parse_position(text: str, timeline, label: str) -> float | None:
+    """Seconds from the timeline's start of a typed timecode (as Kdenlive shows it) or seconds;
+    None for an empty field. ValueError says what is wrong in the field ``label``."""
+    from emsync_plugin.timeline.timecode import format_timecode, parse_timecode
+
+    text = text.strip()
+    if not text or text.lower() == WHOLE:
+        return None
+    drop = bool(getattr(timeline, "drop_frame", False))
+    try:
+        seconds = float(text.replace(",", ".")) if ":" not in text and ";" not in text else (
+            parse_timecode(text, timeline.rate, True if drop and ";" in text else None) - timeline.start)
+    except ValueError as exc:
+        example = format_timecode(timeline.start + 10, timeline.rate, drop)
+        raise ValueError(f'{label}: "{text}" is not a timecode ({exc}); type it as Kdenlive shows it, e.g. {example}') from None
+    if not math.isfinite(seconds) or not 0.0 <= seconds <= timeline.duration + 1e-6:
+        raise ValueError(f'{label}: "{text}" is outside the timeline (it is {timeline.duration:.2f} s long)')
+    return seconds
 
 
 def parse_scenes(text: str, label: str) -> tuple[int, ...]:
@@ -97,10 +122,36 @@ class SettingsBox(QGroupBox):
         self.seed_spin.setRange(0, 2**31 - 1)
         self.seed_spin.setToolTip("Same project, settings and seed give the same music.")
         form.addRow("Seed", self.seed_spin)
-        self.in_place_check = QCheckBox("Overwrite the project (a timestamped backup is kept)")
+        self.in_place_check = QCheckBox("Add to the project itself (a timestamped backup is kept)")
+        self.in_place_check.setChecked(True)
+        self.in_place_check.setToolTip("Unticked: the score goes into a copy, <name>.emsync.kdenlive, beside the project.")
         form.addRow("", self.in_place_check)
+        self._add_range(form)
         self._add_rescore(more)
         self._add_outputs(more)
+
+    def _add_range(self, form: QFormLayout) -> None:
+        """From where to where to score (timeline timecode); empty: the whole timeline."""
+        self.range_in_edit, self.range_out_edit = QLineEdit(), QLineEdit()
+        self.range_in_edit.setPlaceholderText("start")
+        self.range_out_edit.setPlaceholderText("end")
+        for edit in (self.range_in_edit, self.range_out_edit):
+            edit.setToolTip("Timeline timecode as Kdenlive shows it (HH:MM:SS:FF) or seconds; empty: the whole timeline.")
+        self.whole_button = QPushButton("Whole timeline")
+        self.whole_button.clicked.connect(self.range_in_edit.clear)
+        self.whole_button.clicked.connect(self.range_out_edit.clear)
+        form.addRow("Score from", row_of(self.range_in_edit, QLabel("to"), self.range_out_edit, self.whole_button))
+
+    def range_values(self, timeline) -> dict:
+        """``{"range_in": s, "range_out": s}`` (seconds from the timeline's start) when the editor set a
+        range, else ``{}``; ValueError names the field."""
+        a = parse_position(self.range_in_edit.text(), timeline, "Score from")
+        b = parse_position(self.range_out_edit.text(), timeline, "Score to")
+        if a is None and b is None:
+            return {}
+        if a is not None and b is not None and b <= a:
+            raise ValueError(f"Score from/to: the end ({b:.2f} s) must come after the start ({a:.2f} s)")
+        return {"range_in": a, "range_out": b}
 
     def _add_rescore(self, form: QFormLayout) -> None:
         """What a re-score does with the music the project already carries."""

@@ -1,6 +1,8 @@
 """The panel's scene table: its columns, the Mood cell's editor and how a row shows a mood.
 
-One row per scene: number, start, end, length and media from the cuts, then Valence, Arousal,
+One row per scene: number, start, end, length and media from the cuts, then Feels (the named
+mood nearest to the scene's valence/arousal: happy, tense, calm...), Valence, Arousal (the
+advanced view),
 Source and Faces from the analysis (or the editor's override), Mood, where the editor types
 or picks the scene's mood, and Music: after a score, whether the scene kept its music. Mood
 text is read by ``emsync_plugin.emotion.overrides.parse_mood``, so the panel accepts exactly
@@ -16,8 +18,9 @@ from PySide6.QtWidgets import QComboBox, QStyledItemDelegate, QTableWidget, QTab
 
 from emsync_plugin.timeline.timecode import format_timecode
 
-TABLE_COLUMNS = ("#", "Start", "End", "Length", "Media", "Valence", "Arousal", "Source", "Faces", "Mood", "Music")
-COL_MEDIA, COL_VALENCE, COL_AROUSAL, COL_SOURCE, COL_FACES, COL_MOOD, COL_MUSIC = 4, 5, 6, 7, 8, 9, 10
+TABLE_COLUMNS = ("#", "Start", "End", "Length", "Media", "Feels", "Valence", "Arousal", "Source", "Faces", "Mood", "Music")
+COL_MEDIA, COL_FEELS, COL_VALENCE, COL_AROUSAL, COL_SOURCE, COL_FACES, COL_MOOD, COL_MUSIC = 4, 5, 6, 7, 8, 9, 10, 11
+ADVANCED = (COL_VALENCE, COL_AROUSAL)  # shown with "Show valence/arousal"
 EDITABLE = (COL_VALENCE, COL_AROUSAL, COL_MOOD)
 AUTO = "auto"  # the Mood cell of a scene without an override
 YOU = "you"  # the Source of an overridden scene
@@ -48,6 +51,13 @@ def mood_names() -> tuple[str, ...]:
     from emsync_plugin.emotion.overrides import MOODS
 
     return tuple(MOODS)
+
+
+def nearest_mood(valence: float, arousal: float) -> str:
+    """The named mood (``overrides.MOODS``) nearest to a valence/arousal: what the Feels column says."""
+    from emsync_plugin.emotion.overrides import MOODS
+
+    return min(MOODS, key=lambda name: (MOODS[name][0] - valence) ** 2 + (MOODS[name][1] - arousal) ** 2)
 
 
 def parse_mood(text: str) -> tuple[float, float, str]:
@@ -94,15 +104,19 @@ class MoodDelegate(QStyledItemDelegate):
         model.setData(index, editor.currentText().strip() or AUTO)
 
 
+def timecode(seconds: float, timeline) -> str:
+    """``seconds`` as the editor sees it in Kdenlive: drop-frame (``;``) when the project is."""
+    return format_timecode(seconds, timeline.rate, bool(getattr(timeline, "drop_frame", False)))
+
+
 def fill_scenes(table: QTableWidget, timeline) -> None:
     """One row per scene of ``timeline``, the mood cells empty ("auto")."""
-    rate = timeline.rate
     table.setRowCount(len(timeline.scenes))
     for row, scene in enumerate(timeline.scenes):
         values = (
-            str(scene.index), format_timecode(scene.start, rate), format_timecode(scene.end, rate),
+            str(scene.index), timecode(scene.start, timeline), timecode(scene.end, timeline),
             f"{scene.end - scene.start:.2f} s", Path(scene.media).name if scene.media else "(gap)",
-            "", "", "", "", AUTO, "",
+            "", "", "", "", "", AUTO, "",
         )
         for col, text in enumerate(values):
             item = QTableWidgetItem(text)
@@ -137,14 +151,18 @@ def paint_mood(table: QTableWidget, row: int, override, mood, analyzed: bool, mi
     """
     valence, arousal, source, tip, colour = _look(override, mood, analyzed, missing)
     probs = getattr(mood, "probs", None) if mood is not None else None
+    feels = nearest_mood(float(valence), float(arousal)) if valence else ""
+    if override is not None and not override[2][:1].isdigit() and not override[2].startswith("-"):
+        feels = override[2]  # the name the editor picked
     cells = {
-        COL_VALENCE: valence, COL_AROUSAL: arousal, COL_SOURCE: source, COL_FACES: top_face(probs),
+        COL_FEELS: feels, COL_VALENCE: valence, COL_AROUSAL: arousal, COL_SOURCE: source, COL_FACES: top_face(probs),
         COL_MOOD: override[2] if override is not None else AUTO,
     }
     items = [table.item(row, col) for col in range(len(TABLE_COLUMNS))]
     for col, text in cells.items():
         _cell(items[col]).setText(text)
     _cell(items[COL_SOURCE]).setToolTip(tip)
+    _cell(items[COL_FEELS]).setToolTip(f"valence {valence}, arousal {arousal} (Show valence/arousal)" if valence else "")
     _cell(items[COL_SOURCE]).setForeground(QBrush(QColor(colour)) if colour else QBrush())
     if probs:
         ranked = sorted(probs.items(), key=lambda kv: -kv[1])
