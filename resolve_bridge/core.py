@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,7 @@ def estimate_rows(path: str | Path, options: dict, progress: Progress | None = N
     """Each scene's mood in the export at ``path`` (``pipeline.analyze``, what ``emsync analyze`` prints)."""
     from emsync_plugin import pipeline  # here, not above: checking scene moods stays quick in the worker
 
-    wanted = {k: options[k] for k in ("valence", "arousal", "emotion") if options.get(k) is not None}
+    wanted = {k: options[k] for k in ("valence", "arousal", "emotion") if options.get(k) is not None}  # the whole timeline
     analysis = pipeline.analyze(Path(path), pipeline.ScoreOptions(**wanted), progress)
     return mood_rows(analysis.moods, analysis.timeline)
 
@@ -78,6 +78,9 @@ def score(path: str | Path, options: dict, progress: Progress | None = None, pre
     from emsync_plugin import pipeline
 
     wanted = dict(options)
+    for key in ("range_in", "range_out"):  # the timeline's marks; older cores score the whole timeline
+        if wanted.get(key) is None or key not in {f.name for f in fields(pipeline.ScoreOptions)}:
+            wanted.pop(key, None)
     if previous and not wanted.get("fresh") and Path(previous).is_file():
         wanted["previous"] = previous
     result = pipeline.score(Path(path), pipeline.ScoreOptions(write_timeline=False, **wanted), progress=progress)

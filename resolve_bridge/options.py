@@ -23,7 +23,7 @@ MEDIA_ADVICE = (
 )
 
 
-ONE_RUN = ("regenerate", "lock", "fresh")  # options a run does not hand on to the next one
+ONE_RUN = ("regenerate", "lock", "fresh", "range_in", "range_out")  # options a run does not hand on to the next one
 #: What happened to a scene's music, in the editor's words (``rescore.Decision.action``).
 MUSIC_WORDS = {"kept": "kept", "moved": "moved", "regenerated": "regenerated", "new": "new music"}
 
@@ -81,6 +81,8 @@ class BridgeOptions:
     regenerate: tuple[int, ...] = ()  # scenes that get new music though unchanged (this run only)
     lock: tuple[int, ...] = ()  # scenes whose music must stay (this run only)
     fresh: bool = False  # new music for every scene: the last run's score is not looked at
+    range_in: float | None = None  # seconds from the timeline's start: the timeline's mark in (this run only)
+    range_out: float | None = None  # and its mark out (exclusive)
 
     def __post_init__(self) -> None:
         emotion: Any = self.emotion

@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .options import BIN_NAME, METADATA_KEY, TRACK_NAME, BridgeError
@@ -45,8 +46,10 @@ def get_resolve(ns: dict):
     except Exception:
         logger.debug("DaVinciResolveScript not importable", exc_info=True)
     raise BridgeError(
-        "DaVinci Resolve is not reachable. Run EMSYNC Score from Workspace > Scripts inside Resolve "
-        "(install it with emsync-resolve-install), or enable external scripting in Preferences > General"
+        "DaVinci Resolve is not reachable from here. Run EMSYNC Score inside Resolve, from Workspace > Scripts > "
+        "Utility (install it with emsync-resolve-install, then restart Resolve); this works in the free edition too. "
+        "Scripts started outside Resolve need DaVinci Resolve Studio with Preferences > System > General > "
+        "External scripting using set to Local"
     )
 
 
@@ -59,6 +62,93 @@ def current_timeline(resolve):
     if not timeline:
         raise BridgeError("The project has no current timeline. Open the timeline to score in the Edit page")
     return project, timeline
+
+
+def _timecode(seconds: float, rate: float, drop_frame: bool) -> str:
+    try:
+        from emsync_plugin.timeline.timecode import format_timecode
+    except ImportError:  # Resolve's Python without emsync: non-drop-frame is close enough for a label
+        fps = int(round(rate))
+        f = int(round(seconds * rate))
+        return f"{f // (3600 * fps):02d}:{f // (60 * fps) % 60:02d}:{f // fps % 60:02d}:{f % fps:02d}"
+    return format_timecode(seconds, rate, drop_frame=drop_frame)
+
+
+@dataclass(frozen=True)
+class Marks:
+    """The part of a timeline to score: between its mark in and out, else all of it (frames)."""
+
+    rate: float
+    start_frame: int  # the timeline's first frame
+    length: int  # frames in the timeline
+    drop_frame: bool  # the timeline shows drop-frame timecode
+    mark_in: int | None = None  # frames from the timeline's start
+    mark_out: int | None = None  # the last marked frame (inclusive), frames from the start
+
+    @property
+    def in_frame(self) -> int:
+        """The timeline frame the score starts at."""
+        return self.start_frame + (self.mark_in or 0)
+
+    @property
+    def range_in(self) -> float | None:
+        """ScoreOptions.range_in: seconds from the timeline's start (None: from the start)."""
+        return None if self.mark_in is None else self.mark_in / self.rate
+
+    @property
+    def range_out(self) -> float | None:
+        """ScoreOptions.range_out: seconds from the timeline's start, just after the last marked frame."""
+        return None if self.mark_out is None else (self.mark_out + 1) / self.rate
+
+    def timecode(self, frame: int) -> str:
+        return _timecode(frame / self.rate, self.rate, self.drop_frame)
+
+    @property
+    def in_timecode(self) -> str:
+        return self.timecode(self.in_frame)
+
+    def describe(self) -> str:
+        """The range as the editor sees it, in the timeline's timecode."""
+        last = self.start_frame + (self.length if self.mark_out is None else self.mark_out + 1)
+        span = f"{self.in_timecode} to {self.timecode(last)} ({last - self.in_frame} frames)"
+        if self.mark_in is None and self.mark_out is None:
+            return f"Range: the whole timeline, {span}. Set a mark in/out to score part of it."
+        return f"Range: the timeline's marks, {span}."
+
+
+def marks(timeline) -> Marks:
+    """The timeline's mark in/out (``Timeline.GetMarkInOut``, Resolve 19.1 and later).
+
+    The README's example ``{'video': {'in': 0, 'out': 134}, 'audio': {...}}`` gives frames from the
+    timeline's start with keys left out when not set; the video marks are used, else the audio
+    ones. The mark out is the last frame inside the range, as the Edit page shows it. Without
+    marks (or on older versions) the whole timeline is scored.
+    """
+    rate = _rate(timeline)
+    start = int(timeline.GetStartFrame())
+    length = max(0, int(call_optional(timeline, "GetEndFrame") or start) - start)
+    drop = str(call_optional(timeline, "GetSetting", "timelineDropFrameTimecode") or "0").strip() in ("1", "true", "True")
+    found = call_optional(timeline, "GetMarkInOut")
+    pair: dict = {}
+    if isinstance(found, dict):
+        pair = next((found[k] for k in ("video", "audio") if isinstance(found.get(k), dict) and found[k]), {})
+    mark_in, mark_out = pair.get("in"), pair.get("out")
+    mark_in = int(mark_in) if isinstance(mark_in, (int, float)) and 0 <= mark_in < max(length, 1) else None
+    mark_out = int(mark_out) if isinstance(mark_out, (int, float)) and mark_out >= 0 else None
+    if mark_out is not None and length:
+        mark_out = min(mark_out, length - 1)
+    if mark_in is not None and mark_out is not None and mark_out < mark_in:
+        raise BridgeError("The timeline's mark out is before its mark in. Set them again (I and O in the Edit page)")
+    return Marks(rate, start, length, drop, mark_in, mark_out)
+
+
+def _rate(timeline) -> float:
+    text = str(call_optional(timeline, "GetSetting", "timelineFrameRate") or "").split()
+    try:
+        rate = float(text[0]) if text else 0.0
+    except ValueError:
+        rate = 0.0
+    return rate if rate > 0 else 24.0
 
 
 def find_score_track(timeline) -> int | None:
@@ -188,8 +278,9 @@ def import_score(project, wav: Path):
     return found[0]
 
 
-def place_score(project, timeline, mpi, frames: int) -> tuple[int, object]:
-    """Put ``mpi`` at the start of the "EMSYNC Score" audio track; returns (track index, item)."""
+def place_score(project, timeline, mpi, frames: int, record: int | None = None) -> tuple[int, object, int]:
+    """Put ``frames`` frames of ``mpi`` on the "EMSYNC Score" audio track at timeline frame
+    ``record`` (default: the start); returns (track index, item, frames placed)."""
     if project.GetCurrentTimeline() is not timeline and not _same_timeline(project.GetCurrentTimeline(), timeline):
         project.SetCurrentTimeline(timeline)  # AppendToTimeline works on the current timeline
     index = find_score_track(timeline)
@@ -202,21 +293,41 @@ def place_score(project, timeline, mpi, frames: int) -> tuple[int, object]:
         old = timeline.GetItemListInTrack("audio", index) or []
         if old and not timeline.DeleteClips(list(old), False):
             raise BridgeError(f"Resolve could not clear the audio track A{index} '{TRACK_NAME}'. Unlock it and run again")
-    clip = {
-        "mediaPoolItem": mpi,
-        "startFrame": 0,
-        "endFrame": max(0, frames - 1),  # inclusive
-        "mediaType": 2,  # audio only
-        "trackIndex": index,
-        "recordFrame": int(timeline.GetStartFrame()),
-    }
+    record = int(timeline.GetStartFrame()) if record is None else int(record)
+    item = _append(project, mpi, index, record, max(0, frames - 1))  # endFrame read as inclusive first
+    placed = _length(item)
+    if placed is not None and placed != frames and abs(placed - frames) == 1 and timeline.DeleteClips([item], False):
+        # the README does not say whether endFrame is inclusive: correct by the frame it was off
+        logger.info("the score clip was %d frames, not %d: placing it again", placed, frames)
+        item = _append(project, mpi, index, record, max(0, frames - 1 + frames - placed))
+        placed = _length(item)
+    if placed is not None and placed != frames:
+        logger.warning("the score clip is %d frames long, the score %d", placed, frames)
+    return index, item, frames if placed is None else placed
+
+
+def _append(project, mpi, index: int, record: int, end_frame: int):
+    """``AppendToTimeline`` of one audio clip; the TimelineItem, or a BridgeError."""
+    clip = {"mediaPoolItem": mpi, "startFrame": 0, "endFrame": end_frame, "mediaType": 2,  # audio only
+            "trackIndex": index, "recordFrame": record}
     placed = project.GetMediaPool().AppendToTimeline([clip]) or []
     if not placed:
         raise BridgeError(
             f"Resolve did not place the score on A{index} '{TRACK_NAME}'. Drag it from the media pool bin "
-            f"'{BIN_NAME}' onto the track at the timeline's start"
+            f"'{BIN_NAME}' onto the track at frame {record}"
         )
-    return index, placed[0]
+    return placed[0]
+
+
+def _length(item) -> int | None:
+    """The clip's length in frames (GetDuration, else GetEnd - GetStart); None when unknown."""
+    duration = call_optional(item, "GetDuration")
+    if isinstance(duration, (int, float)):
+        return int(round(duration))
+    start, end = call_optional(item, "GetStart"), call_optional(item, "GetEnd")
+    if isinstance(start, (int, float)) and isinstance(end, (int, float)):
+        return int(round(end - start))
+    return None
 
 
 def _same_timeline(a, b) -> bool:

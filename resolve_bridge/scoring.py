@@ -10,9 +10,11 @@
    re-scoring against the timeline's last score (its settings file, :func:`resolve.previous_sidecar`)
    so unchanged scenes keep their music, unless the editor asks for a fresh score;
 5. import the WAV into the bin "EMSYNC" and store the settings (scene moods included) on it;
-6. empty the audio track "EMSYNC Score" (or add it) and put the WAV at the timeline's start.
+6. empty the audio track "EMSYNC Score" (or add it) and put the WAV at the timeline's mark in (else its
+   start), then check the clip's length (:func:`resolve.place_score`).
 
-Errors reach the Console and, with the UIManager, a dialog; one before step 6 changes nothing.
+The dialog stays open during steps 3-6 (progress, Cancel) and shows the outcome or the error; an
+error or a cancel before step 6 changes nothing.
 """
 from __future__ import annotations
 
@@ -24,12 +26,14 @@ from pathlib import Path
 
 from .options import TRACK_NAME, BridgeError, BridgeOptions, Scored
 from .resolve import (
+    Marks,
     call_optional,
     check_unlocked,
     current_timeline,
     export_timeline,
     get_resolve,
     import_score,
+    marks,
     place_score,
     previous_sidecar,
     read_settings,
@@ -37,7 +41,7 @@ from .resolve import (
     store_settings,
 )
 from .ui import ConsoleUI, make_ui
-from .worker import Environment, analyze_scenes, check_emotion, engines, run_score
+from .worker import Cancelled, Environment, analyze_request, check_emotion, engines, score_request, start
 
 
 class _Export:
@@ -66,22 +70,30 @@ def score_timeline(resolve, ui: ConsoleUI, options: BridgeOptions | None = None,
     check_unlocked(timeline)
     export = _Export(resolve, timeline, run_folder(project, timeline), ui)
     stored = read_settings(timeline)
+    span = marks(timeline)
+    ui.show_range(span.describe())
     if options is None:
         options = ui.ask_options(
             BridgeOptions.from_settings(stored), engines(env),
-            analyze=lambda opts: analyze_scenes(export(), opts, ui.progress, env),
+            analyze=lambda opts: start(env, analyze_request(export(), opts)),
             check=lambda text: check_emotion(text, env),
         )
         if options is None:
             export.discard()
             ui.info("cancelled; nothing changed")
             return None
-    options = replace(options, emotion=check_emotion(options.emotion, env))  # BridgeError before any work
+    options = replace(options, emotion=check_emotion(options.emotion, env),  # BridgeError before any work
+                      range_in=span.range_in, range_out=span.range_out)
 
     previous = None if options.fresh else previous_sidecar(project, timeline, stored)
     if previous is not None:
         ui.info(f"re-scoring: unchanged scenes keep the music of {previous}")
-    scored = run_score(export(), options, ui.progress, env, previous)
+    try:
+        scored = Scored(**ui.run_job(lambda: start(env, score_request(export(), options, previous))))
+    except Cancelled:
+        export.discard()
+        ui.info("cancelled; nothing changed")
+        return None
     wav = Path(scored.wav)
     if not wav.is_file():
         raise BridgeError(f"{wav}: the score was not written. Check free disk space and run again")
@@ -90,25 +102,27 @@ def score_timeline(resolve, ui: ConsoleUI, options: BridgeOptions | None = None,
         emotion=list(options.emotion), wav=scored.wav, midi=scored.midi, sidecar=scored.sidecar, lufs=scored.lufs,
         cuts=scored.cuts, scenes=scored.scenes, exported=str(export()), created=time.strftime("%Y-%m-%dT%H:%M:%S"),
     )
-    index = _place(project, timeline, scored, settings)
+    index, length = _place(project, timeline, scored, settings, span)
     ui.show_moods(scored.moods, options.emotion)
     lufs = "" if scored.lufs is None else f", {scored.lufs:.1f} LUFS"
-    placed = (f"score placed on A{index} '{TRACK_NAME}' from frame {timeline.GetStartFrame()} "
-              f"({scored.cuts} cuts, {scored.duration:.2f} s{lufs}); WAV {scored.wav}; MIDI {scored.midi}")
+    placed = (f"score placed on A{index} '{TRACK_NAME}' from {span.in_timecode} (frame {span.in_frame}; "
+              f"{scored.cuts} cuts, {length} frames, {scored.duration:.2f} s{lufs}); WAV {scored.wav}; MIDI {scored.midi}")
     ui.info(placed)
     ui.show_result(placed, scored.decisions)
     return index, settings
 
 
-def _place(project, timeline, scored: Scored, settings: dict) -> int:
-    """Import the WAV, store the settings on it and the timeline, place it; the track index."""
+def _place(project, timeline, scored: Scored, settings: dict, span: Marks) -> tuple[int, int]:
+    """Import the WAV, store the settings on it and the timeline, place it at the in frame;
+    (track index, frames placed)."""
     mpi = import_score(project, Path(scored.wav))
     store_settings(mpi, settings)
-    index, _item = place_score(project, timeline, mpi, int(round(scored.duration * scored.rate)))
+    frames = int(round(scored.duration * span.rate))
+    index, _item, length = place_score(project, timeline, mpi, frames, span.in_frame)
     timeline_item = call_optional(timeline, "GetMediaPoolItem")
     if timeline_item:
         store_settings(timeline_item, settings)
-    return index
+    return index, length
 
 
 def main(resolve=None, ui: ConsoleUI | None = None, options: BridgeOptions | None = None,
@@ -119,6 +133,8 @@ def main(resolve=None, ui: ConsoleUI | None = None, options: BridgeOptions | Non
     """
     ns = namespace or {}
     ui = ui or make_ui(ns)
+    if ui.raise_open():  # a second click while the window is open
+        return 0
     try:
         score_timeline(resolve or get_resolve(ns), ui, options, env)
         return 0
@@ -132,3 +148,5 @@ def main(resolve=None, ui: ConsoleUI | None = None, options: BridgeOptions | Non
         traceback.print_exc()
         ui.error(f"internal error ({type(exc).__name__}: {exc}); the Console shows the details. Please report it")
         return 1
+    finally:
+        ui.close()

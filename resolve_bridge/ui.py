@@ -29,7 +29,12 @@ from .options import (
 
 logger = logging.getLogger(__name__)
 
-Analyze = Callable[[BridgeOptions], list]  # the scene moods (mood rows) for these options
+WINDOW_ID = "EmsyncWin"  # the settings window, found again by a second click
+TIMER_ID = "EmsyncTick"
+TICK_MS = 100
+
+Analyze = Callable[[BridgeOptions], Any]  # a worker.Job whose result is the scene moods (mood rows)
+Start = Callable[[], Any]  # starts a worker.Job
 Check = Callable[[str], tuple]  # Scene moods text -> checked items, or BridgeError
 
 
@@ -81,6 +86,21 @@ class ConsoleUI:
         for line in format_music(music).splitlines():
             self.say("music " + line)
 
+    def raise_open(self) -> bool:
+        """True when a window of an earlier click is open (the Console has none)."""
+        return False
+
+    def show_range(self, text: str) -> None:
+        """Which part of the timeline is scored (the timeline's marks, or all of it)."""
+        self.say(text)
+
+    def run_job(self, start: Start) -> Any:
+        """Run the job ``start()`` makes and wait for it, its progress on the Console."""
+        return start().wait(self.progress)
+
+    def close(self) -> None:
+        """The run is over (nothing to close on the Console)."""
+
     def show_moods(self, rows, emotion=()) -> None:
         """The mood of each scene, one Console line each."""
         if rows:
@@ -94,12 +114,33 @@ def _auto(value) -> str:
 
 
 class FusionUI(ConsoleUI):
-    """A settings dialog and error boxes through Fusion's UIManager (``fusion.UIManager``)."""
+    """The settings dialog through Fusion's UIManager (``fusion.UIManager``): it stays open while
+    the scenes are analysed and the score is made (a UIManager timer polls the job, Cancel stops
+    it) and shows the outcome or the error; a second run finds the open window and raises it."""
 
     def __init__(self, fusion, bmd, stream=None):
         super().__init__(stream)
         self.ui = fusion.UIManager
         self.disp = bmd.UIDispatcher(self.ui)
+        self.dialog: _SettingsDialog | None = None
+        self.range_text = ""
+
+    def raise_open(self) -> bool:
+        """True when the EMSYNC window is open already (a second click): it is raised instead."""
+        try:
+            win = self.ui.FindWindow(WINDOW_ID)
+        except Exception:
+            logger.debug("FindWindow failed", exc_info=True)
+            return False
+        if not win:
+            return False
+        win.Show()
+        win.Raise()
+        return True
+
+    def show_range(self, text: str) -> None:
+        super().show_range(text)
+        self.range_text = text
 
     def run(self, win, close_ids) -> None:
         """Show ``win`` until one of the ``close_ids`` buttons (or a handler) ends the loop."""
@@ -114,12 +155,29 @@ class FusionUI(ConsoleUI):
 
     def error(self, message: str) -> None:
         super().error(message)
-        self._message("EmsyncError", message, 140)
+        if self.dialog is not None:
+            self.dialog.finish(f"Error: {message}")
+        else:
+            self._message("EmsyncError", message, 140)
 
     def show_result(self, text: str, music) -> None:
         super().show_result(text, music)
         summary = format_music(music)
-        self._message("EmsyncDone", f"{text}\n\nMusic of each scene:\n{summary}" if summary else text, 180)
+        shown = f"{text}\n\nMusic of each scene:\n{summary}" if summary else text
+        if self.dialog is not None:
+            self.dialog.finish(shown)
+        else:
+            self._message("EmsyncDone", shown, 180)
+
+    def run_job(self, start: Start) -> Any:
+        if self.dialog is None:
+            return super().run_job(start)
+        return self.dialog.run_job(start)
+
+    def close(self) -> None:
+        if self.dialog is not None:
+            self.dialog.close()
+            self.dialog = None
 
     def _message(self, wid: str, message: str, height: int) -> None:
         """A window showing ``message`` with an OK button (the Console has it too)."""
@@ -140,10 +198,11 @@ class FusionUI(ConsoleUI):
     def ask_options(self, defaults: BridgeOptions, engines: Sequence[str], analyze: Analyze | None = None,
                     check: Check | None = None) -> BridgeOptions | None:
         try:
-            return _SettingsDialog(self, defaults, list(engines), analyze, check).run()
+            self.dialog = _SettingsDialog(self, defaults, list(engines), analyze, check)
         except Exception:
             logger.debug("UIManager settings dialog failed", exc_info=True)
             return super().ask_options(defaults, engines, analyze, check)
+        return self.dialog.run()
 
 
 def _mood_names() -> str:
@@ -154,7 +213,7 @@ def _mood_names() -> str:
     return ", ".join(MOODS)
 
 
-def _settings_layout(ui, defaults: BridgeOptions) -> Any:
+def _settings_layout(ui, defaults: BridgeOptions, range_text: str = "") -> Any:
     """The settings window's widgets (UIManager layout)."""
     def mood_row(key, label, value):
         return ui.HGroup({"Weight": 0}, [
@@ -191,9 +250,12 @@ def _settings_layout(ui, defaults: BridgeOptions) -> Any:
         ]),
         ui.CheckBox({"ID": "Fresh", "Text": "Fresh score (new music for every scene; otherwise unchanged scenes keep theirs)",
                      "Checked": defaults.fresh, "Weight": 0}),
-        ui.TextEdit({"ID": "Moods", "ReadOnly": True, "LineWrapMode": "NoWrap",
+        ui.TextEdit({"ID": "Moods", "ReadOnly": True,
                      "Font": ui.Font({"Family": "Monospace", "MonoSpaced": True}),
-                     "PlainText": "Analyze scenes shows the mood emsync estimates for each scene."}),
+                     "Text": "Analyze scenes shows the mood emsync estimates for each scene."}),
+        ui.Label({"ID": "Range", "Text": range_text, "WordWrap": True, "Weight": 0}),
+        ui.Slider({"ID": "Progress", "Minimum": 0, "Maximum": 100, "Value": 0, "Enabled": False, "Weight": 0,
+                   "ToolTip": "progress of the analysis or the score"}),
         ui.Label({"ID": "Status", "Text": "", "WordWrap": True, "Weight": 0}),
         ui.HGroup({"Weight": 0}, [
             ui.HGap(0, 1), ui.Button({"ID": "Cancel", "Text": "Cancel"}),
@@ -203,30 +265,49 @@ def _settings_layout(ui, defaults: BridgeOptions) -> Any:
 
 
 class _SettingsDialog:
-    """One showing of the settings window: its widgets, buttons and the options chosen."""
+    """The settings window, open for the whole run: its widgets, the running job, the outcome.
+
+    Work runs as a :class:`resolve_bridge.worker.Job` polled by a UIManager timer, so no button
+    handler blocks the window; without a timer the job is waited for (the window does not repaint).
+    """
 
     def __init__(self, owner: FusionUI, defaults: BridgeOptions, engines: list[str],
                  analyze: Analyze | None, check: Check | None):
         self.owner, self.defaults, self.analyze, self.check = owner, defaults, analyze, check
         self.chosen: BridgeOptions | None = None
+        self.job: Any = None
+        self.ended: Any = None  # the last job that ended
+        self.on_done: Callable[[Any], None] = lambda job: None
         self.win = owner.disp.AddWindow(
-            {"ID": "EmsyncWin", "WindowTitle": "EMSYNC Score", "Geometry": [400, 200, 640, 640]},
-            _settings_layout(owner.ui, defaults),
+            {"ID": WINDOW_ID, "WindowTitle": "EMSYNC Score", "Geometry": [400, 200, 640, 680]},
+            _settings_layout(owner.ui, defaults, owner.range_text),
         )
         self.items = self.win.GetItems()
         self.items["Engine"].AddItems(engines)
         if defaults.engine in engines:
             self.items["Engine"].CurrentIndex = engines.index(defaults.engine)
+        self.timer = self._timer()
+
+    def _timer(self) -> Any:
+        try:
+            timer = self.owner.ui.Timer({"ID": TIMER_ID, "Interval": TICK_MS})
+            self.owner.disp.On[TIMER_ID].Timeout = self.on_tick
+            return timer
+        except Exception:  # not every Resolve build has ui.Timer: jobs are waited for
+            logger.debug("no UIManager timer", exc_info=True)
+            return None
 
     def run(self) -> BridgeOptions | None:
-        """Show the window; the options chosen, or None when cancelled."""
+        """Show the window until Generate (the options, the window stays open) or Cancel (None)."""
         if self.analyze is not None:
             self.win.On.Analyze.Clicked = self.on_analyze
         else:
             self.items["Analyze"].Enabled = False
         self.win.On.Generate.Clicked = self.on_generate
-        self.win.On.EmsyncWin.Close = lambda ev: self.owner.disp.ExitLoop()
-        self.owner.run(self.win, ["Cancel"])
+        self.win.On.Cancel.Clicked = self.on_cancel
+        self.win.On[WINDOW_ID].Close = self.on_close
+        self.win.Show()
+        self.owner.disp.RunLoop()
         return self.chosen
 
     def current(self) -> BridgeOptions:
@@ -252,20 +333,66 @@ class _SettingsDialog:
         if text:
             self.owner.say(text)
 
+    def progress(self, stage: str, fraction: float) -> None:
+        self.items["Progress"].Value = int(round(max(0.0, min(1.0, fraction)) * 100))
+        self.items["Status"].Text = f"{stage}..."
+        self.owner.progress(stage, fraction)
+
+    def _buttons(self, enabled: bool) -> None:
+        self.items["Generate"].Enabled = enabled
+        self.items["Analyze"].Enabled = enabled and self.analyze is not None
+
+    def _start(self, job: Any, on_done: Callable[[Any], None]) -> None:
+        self.job, self.on_done = job, on_done
+        self._buttons(False)
+        self.items["Progress"].Value = 0
+        if self.timer is not None:
+            self.timer.Start()
+        else:
+            self.on_tick(None, block=True)
+
+    def on_tick(self, ev, block: bool = False) -> None:
+        """The timer: pass the job's progress on; when it has ended, what comes next."""
+        job = self.job
+        if job is None:
+            return
+        if block:
+            try:
+                job.wait(self.progress)
+            except Exception:  # job.result() says it again to whoever asks
+                logger.debug("job failed", exc_info=True)
+        elif not job.poll(self.progress):
+            return
+        self.job, self.ended = None, job
+        if self.timer is not None:
+            self.timer.Stop()
+        self._buttons(True)
+        self.on_done(job)
+
     def on_analyze(self, ev) -> None:
         assert self.analyze is not None  # the button is disabled without it
         try:
             options = self.current()
             self.status("analyzing the scenes...")
-            rows = self.analyze(options)
+            self._start(self.analyze(options), lambda job: self.analyzed(job, options))
+        except BridgeError as exc:
+            self.status(str(exc).rstrip(".") + ".")
+
+    def analyzed(self, job, options: BridgeOptions) -> None:
+        """Show the analysis' scene moods, or why there are none."""
+        try:
+            rows = job.result()
         except BridgeError as exc:
             self.status(str(exc).rstrip(".") + ".")
             return
         except Exception as exc:  # the dialog stays usable; the Console has the details
+            if type(exc).__name__ == "Cancelled":
+                self.status("Analysis cancelled.")
+                return
             traceback.print_exc()
             self.status(f"internal error ({type(exc).__name__}: {exc}); the Console shows the details")
             return
-        self.items["Moods"].PlainText = format_moods(rows, options.emotion)
+        self.items["Moods"].Text = format_moods(rows, options.emotion)
         self.status(f"{len(rows)} scenes. Set any scene's mood under Scene moods, then Generate score.")
 
     def on_generate(self, ev) -> None:
@@ -274,7 +401,52 @@ class _SettingsDialog:
         except BridgeError as exc:  # stay open: the editor fixes the text
             self.status(str(exc).rstrip(".") + ".")
             return
+        self._buttons(False)
         self.owner.disp.ExitLoop()
+
+    def on_cancel(self, ev) -> None:
+        """Cancel stops a running job (the timeline is untouched), else closes the window."""
+        if self.job is not None:
+            self.job.cancel()
+            self.status("cancelling...")
+            if self.timer is None:
+                self.owner.disp.ExitLoop()
+            return
+        self.owner.disp.ExitLoop()
+
+    def on_close(self, ev) -> None:
+        if self.job is not None:
+            self.job.cancel()
+        self.owner.disp.ExitLoop()
+
+    def run_job(self, start: Start) -> Any:
+        """Run a job with the window open (Cancel stops it); its result, Cancelled, or its error."""
+        self.status("working...")
+        self._start(start(), lambda job: self.owner.disp.ExitLoop())
+        if self.job is not None:
+            self.owner.disp.RunLoop()
+        job = self.ended or self.job
+        if self.job is not None:  # the window was closed while it ran
+            self.job, self.ended = None, self.job
+            if self.timer is not None:
+                self.timer.Stop()
+        self._buttons(False)
+        return job.result()
+
+    def finish(self, text: str) -> None:
+        """Show the outcome in the window until the editor closes it."""
+        self._buttons(False)
+        self.items["Progress"].Value = 100 if not text.startswith("Error") else self.items["Progress"].Value
+        self.items["Status"].Text = text
+        self.items["Cancel"].Text = "Close"
+        self.owner.disp.RunLoop()
+
+    def close(self) -> None:
+        """Hide the window and retire its ID, so that the next click opens a new one."""
+        if self.timer is not None:
+            self.timer.Stop()
+        self.win.Hide()
+        self.win.ID = f"{WINDOW_ID}.closed.{id(self.win)}"
 
 
 def make_ui(ns: dict) -> ConsoleUI:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -28,6 +30,10 @@ logger = logging.getLogger(__name__)
 
 MODULE = "resolve_bridge.worker"
 Progress = Callable[[str, float], None]
+
+
+class Cancelled(Exception):  # noqa: N818 (an outcome, not an error)
+    """The editor cancelled a running job (the worker was stopped; nothing was placed)."""
 
 
 @dataclass(frozen=True)
@@ -102,15 +108,102 @@ def run_score(path: Path, options: BridgeOptions, progress: Progress, env: Envir
               previous: Path | None = None) -> Scored:
     """``pipeline.score(path, ScoreOptions(write_timeline=False, ...))`` as a :class:`Scored`;
     ``previous`` is the last run's settings file (its music is kept unless ``options.fresh``)."""
-    request = {"command": "score", "path": str(path), "options": asdict(options)}
-    if previous is not None and not options.fresh:
-        request["previous"] = str(previous)
-    return Scored(**call(env, request, progress))
+    return Scored(**call(env, score_request(path, options, previous), progress))
 
 
 def analyze_scenes(path: Path, options: BridgeOptions, progress: Progress, env: Environment) -> list[dict]:
     """The mood of each scene of the exported timeline (``pipeline.analyze``); nothing is written."""
-    return call(env, {"command": "analyze", "path": str(path), "options": asdict(options)}, progress)
+    return call(env, analyze_request(path, options), progress)
+
+
+class Job:
+    """One request answered in the background, so that a dialog can stay responsive.
+
+    With a recorded worker interpreter the request runs in the worker process (:meth:`cancel`
+    kills it); otherwise in a thread of this process, whose result a cancel discards. The
+    dialog calls :meth:`poll` from a UIManager timer; :meth:`wait` blocks (the Console).
+    """
+
+    def __init__(self, env: Environment, request: dict):
+        self.messages: queue.Queue = queue.Queue()
+        self.proc: subprocess.Popen | None = None
+        self.cancelled = False
+        self.finished = False
+        self.outcome: tuple[str, Any] | None = None  # ("result", value) or ("error", exception)
+        if not env.in_process() and env.has_worker():
+            self.proc = _start_worker(env, request)
+            target: Callable[[], Any] = lambda: _finish_worker(env, self.proc, self._progress)  # noqa: E731
+        else:
+            target = lambda: call(env, request, self._progress)  # noqa: E731
+        threading.Thread(target=self._run, args=(target,), daemon=True).start()
+
+    def _progress(self, stage: str, fraction: float) -> None:
+        self.messages.put(("progress", (stage, fraction)))
+
+    def _run(self, target: Callable[[], Any]) -> None:
+        try:
+            self.messages.put(("result", target()))
+        except BaseException as exc:  # handed to the thread that polls
+            self.messages.put(("error", exc))
+
+    def poll(self, progress: Progress | None = None) -> bool:
+        """Pass on the progress so far; True once the job has ended (then :meth:`result`)."""
+        while self.outcome is None:
+            try:
+                kind, value = self.messages.get_nowait()
+            except queue.Empty:
+                break
+            if kind == "progress":
+                if progress is not None and not self.cancelled:
+                    progress(*value)
+            else:
+                self.outcome = (kind, value)
+        return self.outcome is not None or self.cancelled
+
+    def wait(self, progress: Progress | None = None) -> Any:
+        """Block until the job ends; its result (or its error raised)."""
+        while self.outcome is None and not self.cancelled:
+            kind, value = self.messages.get()
+            if kind == "progress":
+                if progress is not None:
+                    progress(*value)
+            else:
+                self.outcome = (kind, value)
+        return self.result()
+
+    def result(self) -> Any:
+        """The answer; Cancelled after :meth:`cancel`, or the error the request raised."""
+        if self.cancelled:
+            raise Cancelled("cancelled")
+        assert self.outcome is not None, "the job is still running"
+        kind, value = self.outcome
+        if kind == "error":
+            raise value
+        return value
+
+    def cancel(self) -> None:
+        """Stop the worker process (a thread is left to finish; its result is dropped)."""
+        self.cancelled = True
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+
+
+def start(env: Environment, request: dict) -> Job:
+    """Answer ``request`` in the background (see :class:`Job`)."""
+    return Job(env, request)
+
+
+def score_request(path: Path, options: BridgeOptions, previous: Path | None = None) -> dict:
+    """The worker request for ``pipeline.score`` of the export at ``path``."""
+    request = {"command": "score", "path": str(path), "options": asdict(options)}
+    if previous is not None and not options.fresh:
+        request["previous"] = str(previous)
+    return request
+
+
+def analyze_request(path: Path, options: BridgeOptions) -> dict:
+    """The worker request for ``pipeline.analyze`` of the export at ``path``."""
+    return {"command": "analyze", "path": str(path), "options": asdict(options)}
 
 
 def _not_importable() -> BridgeError:
@@ -123,22 +216,38 @@ def _not_importable() -> BridgeError:
 
 def _in_subprocess(env: Environment, request: dict, progress: Progress | None) -> Any:
     """Send ``request`` to the worker in the recorded interpreter; its "result"."""
+    return _finish_worker(env, _start_worker(env, request), progress)
+
+
+def _start_worker(env: Environment, request: dict) -> subprocess.Popen:
+    """The worker process in the recorded interpreter, ``request`` sent (stderr to a temporary file)."""
     environ = dict(os.environ)
     environ["PYTHONPATH"] = os.pathsep.join(env.paths)  # not Resolve's own module path
     environ.pop("PYTHONHOME", None)
     flags = getattr(subprocess, "CREATE_NO_WINDOW", 0) if os.name == "nt" else 0
-    with tempfile.TemporaryFile("w+", encoding="utf-8") as err:
-        proc = subprocess.Popen(
-            [str(env.python), "-m", MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=err, env=environ, text=True, encoding="utf-8", creationflags=flags,
-        )
-        assert proc.stdin is not None and proc.stdout is not None  # both are pipes
-        proc.stdin.write(json.dumps(request))
-        proc.stdin.close()
+    err = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (closed by _finish_worker)
+    proc = subprocess.Popen(
+        [str(env.python), "-m", MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=err, env=environ, text=True, encoding="utf-8", creationflags=flags,
+    )
+    proc.emsync_stderr = err  # type: ignore[attr-defined]
+    assert proc.stdin is not None  # a pipe
+    proc.stdin.write(json.dumps(request))
+    proc.stdin.close()
+    return proc
+
+
+def _finish_worker(env: Environment, proc: subprocess.Popen | None, progress: Progress | None) -> Any:
+    """Read the worker's replies until it ends; its "result" (BridgeError for its error)."""
+    assert proc is not None and proc.stdout is not None  # a pipe
+    err = proc.emsync_stderr  # type: ignore[attr-defined]
+    try:
         reply = _read_replies(proc.stdout, progress)
         code = proc.wait()
         err.seek(0)
         stderr = err.read()
+    finally:
+        err.close()
     if reply is not None and "error" in reply:
         raise BridgeError(str(reply.get("message") or reply["error"]).rstrip("."))
     if code != 0 or reply is None:

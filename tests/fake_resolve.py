@@ -324,7 +324,11 @@ class FakeTimeline:
     """A timeline. Build it with :meth:`add_clip` (test helper), then use the documented methods."""
 
     def __init__(self, name: str = "Timeline 1", rate: float = 24.0, start_frame: int = 86400,
-                 video_tracks: int = 1, audio_tracks: int = 1):
+                 video_tracks: int = 1, audio_tracks: int = 1, end_frame_inclusive: bool = True,
+                 marks: dict | None = None, drop_frame: bool = False):
+        self._inclusive = end_frame_inclusive  # the README does not say: tests try both
+        self._marks = dict(marks or {})
+        self._drop = drop_frame
         self._name = name
         self._rate = rate
         self._start = start_frame
@@ -385,8 +389,12 @@ class FakeTimeline:
         return f"{f // (3600 * fps):02d}:{f // (60 * fps) % 60:02d}:{f // fps % 60:02d}:{f % fps:02d}"
 
     def GetSetting(self, settingName=None):
-        settings = {"timelineFrameRate": _rate_text(self._rate)}
+        settings = {"timelineFrameRate": _rate_text(self._rate), "timelineDropFrameTimecode": "1" if self._drop else "0"}
         return dict(settings) if settingName is None else settings.get(settingName, "")
+
+    def GetMarkInOut(self):
+        """Resolve 19.1+: {"video": {"in", "out"}, "audio": {...}}, frames from the start; keys omitted if unset."""
+        return {k: dict(v) for k, v in self._marks.items()}
 
     def GetTrackCount(self, trackType):
         return len(self._tracks.get(trackType, []))
@@ -513,13 +521,14 @@ class FakeTimeline:
         last = info.get("endFrame", (mpi._frames or 1) - 1)
         if not isinstance(start, (int, float)) or not isinstance(last, (int, float)) or last < start or start < 0:
             return None
-        if mpi._frames is not None and last > mpi._frames - 1:
+        limit = mpi._frames - 1 if self._inclusive else mpi._frames
+        if mpi._frames is not None and last > limit:
             return None  # beyond the end of the media
         track = self._tracks[kind][index - 1]
         record = info.get("recordFrame")
         if record is None:
             record = max((i._start + i._frames for i in track.items), default=self._start)
-        return kind, index, mpi, int(record), int(last - start + 1), int(start)
+        return kind, index, mpi, int(record), int(last - start + (1 if self._inclusive else 0)), int(start)
 
     def _place(self, kind, index, mpi, record, frames, source_start):
         track = self._tracks[kind][index - 1]
@@ -628,3 +637,282 @@ def _walk(folder: FakeFolder):
 def _walk_clips(folder: FakeFolder):
     for f in _walk(folder):
         yield from f._clips
+
+
+# ---------------------------------------------------------------------------------------------
+# Fusion's UIManager, strict
+#
+# What Resolve documents of the UIManager is the "UIManager" part of its
+# ``Developer/Workflow Integrations/README.txt`` (Resolve 18-20): the UIDispatcher's AddWindow,
+# RunLoop and ExitLoop, the UIManager's FindWindow/FindWindows/QueueEvent, the common attributes
+# (Enabled, Hidden, Visible, Font, WindowTitle, BackgroundColor, Geometry, ToolTip, StatusTip,
+# StyleSheet, WindowOpacity, MinimumSize, MaximumSize, FixedSize), each element's attributes,
+# functions and events, HGroup/VGroup/HGap/VGap layout with Weight, and the Events attribute.
+# The fake accepts exactly those, so a typo in a widget type, a property, a method or an event
+# fails a test. The README says it "does not list all available elements": the one element used
+# beyond it is ``ui.Timer({"ID", "Interval", "SingleShot"})`` with Start()/Stop() and a Timeout
+# event handled on the dispatcher (``disp.On[ID].Timeout``), as Resolve scripts in the wild use it;
+# there is no progress-bar element, so a disabled Slider shows progress.
+
+UI_COMMON = frozenset({"ID", "Weight", "Events", "Enabled", "Hidden", "Visible", "Font", "WindowTitle",
+                       "BackgroundColor", "Geometry", "ToolTip", "StatusTip", "StyleSheet", "WindowOpacity",
+                       "MinimumSize", "MaximumSize", "FixedSize"})
+UI_ELEMENTS = {
+    "Label": {"Text", "Alignment", "FrameStyle", "WordWrap", "Indent", "Margin"},
+    "Button": {"Text", "Down", "Checkable", "Checked", "Icon", "IconSize", "Flat"},
+    "CheckBox": {"Text", "Down", "Checkable", "Checked", "Tristate", "CheckState"},
+    "ComboBox": {"ItemText", "Editable", "CurrentIndex", "CurrentText", "Count"},
+    "SpinBox": {"Value", "Minimum", "Maximum", "SingleStep", "Prefix", "Suffix", "Alignment", "ReadOnly", "Wrapping"},
+    "Slider": {"Value", "Minimum", "Maximum", "SingleStep", "PageStep", "Orientation", "Tracking", "SliderPosition"},
+    "LineEdit": {"Text", "PlaceholderText", "Font", "MaxLength", "ReadOnly", "Modified", "ClearButtonEnabled"},
+    "TextEdit": {"Text", "PlaceholderText", "HTML", "Font", "Alignment", "ReadOnly", "TextColor",
+                 "TextBackgroundColor", "TabStopWidth", "Lexer", "LexerColors"},
+    "ColorPicker": {"Text", "Color", "Tracking", "DoAlpha"},
+    "Icon": {"File"},
+    "TabBar": {"CurrentIndex", "TabsClosable", "Expanding", "AutoHide", "Movable", "DrawBase", "UsesScrollButtons",
+               "DocumentMode", "ChangeCurrentOnDrag"},
+    "Tree": {"ColumnCount", "SortingEnabled", "HeaderHidden", "RootIsDecorated", "WordWrap", "SelectionMode",
+             "AlternatingRowColors", "UniformRowHeights", "Indentation"},
+    "VGroup": set(), "HGroup": set(), "VGap": set(), "HGap": set(),
+    "Timer": {"Interval", "SingleShot"},  # beyond the README (see above)
+}
+UI_FONT = frozenset({"Family", "StyleName", "PointSize", "PixelSize", "Bold", "Italic", "Underline", "Overline",
+                     "StrikeOut", "Kerning", "Weight", "Stretch", "MonoSpaced"})
+UI_METHODS = {
+    "Button": {"Click", "Toggle", "AnimateClick"}, "CheckBox": {"Click", "Toggle", "AnimateClick"},
+    "ComboBox": {"AddItem", "AddItems", "Clear", "Count"}, "TextEdit": {"Append", "Clear", "InsertPlainText"},
+    "LineEdit": {"Clear", "SelectAll"}, "Slider": {"SetRange"}, "SpinBox": {"SetRange"}, "Timer": {"Start", "Stop"},
+}
+UI_ELEMENT_METHODS = frozenset({"Show", "Hide", "Raise", "Lower", "Close", "Find", "GetChildren", "Update", "Repaint",
+                                "GetItems", "RecalcLayout"})
+UI_EVENTS = {
+    "Button": {"Clicked", "Toggled", "Pressed", "Released"}, "CheckBox": {"Clicked", "Toggled", "Pressed", "Released"},
+    "ComboBox": {"CurrentIndexChanged", "CurrentTextChanged", "Activated"}, "SpinBox": {"ValueChanged", "EditingFinished"},
+    "Slider": {"ValueChanged", "SliderMoved"}, "LineEdit": {"TextChanged", "TextEdited", "EditingFinished", "ReturnPressed"},
+    "TextEdit": {"TextChanged"}, "Window": {"Close", "Show", "Hide", "Resize", "KeyPress"}, "Timer": {"Timeout"},
+}
+
+
+class FakeElement:
+    """A UIManager element: only its documented attributes and functions exist."""
+
+    def __init__(self, kind: str, props: dict, children: list):
+        object.__setattr__(self, "_kind", kind)
+        object.__setattr__(self, "_props", {})
+        object.__setattr__(self, "_children", list(children))
+        object.__setattr__(self, "_items", [])
+        object.__setattr__(self, "_active", False)
+        for name, value in props.items():
+            setattr(self, name, value)
+
+    def _allowed(self) -> set:
+        return set(UI_ELEMENTS[self._kind]) | (set(UI_COMMON) if self._kind not in ("Timer",) else {"ID"})
+
+    def __setattr__(self, name, value):
+        if name not in self._allowed():
+            raise AttributeError(f"UIManager {self._kind} has no attribute {name!r}")
+        self._props[name] = value
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in UI_METHODS.get(self._kind, set()) | UI_ELEMENT_METHODS:
+            return getattr(self, "_m_" + name, lambda *a: None)
+        if name not in self._allowed():
+            raise AttributeError(f"UIManager {self._kind} has no attribute {name!r}")
+        if name == "CurrentText":
+            index = self._props.get("CurrentIndex", 0)
+            return self._items[index] if 0 <= index < len(self._items) else ""
+        return self._props.get(name, {"Enabled": True, "Hidden": False, "Visible": True}.get(name, ""))
+
+    def _m_AddItems(self, items):  # noqa: N802 (UIManager's names)
+        self._items.extend(items)
+
+    def _m_AddItem(self, item):  # noqa: N802
+        self._items.append(item)
+
+    def _m_Start(self):  # noqa: N802
+        object.__setattr__(self, "_active", True)
+
+    def _m_Stop(self):  # noqa: N802
+        object.__setattr__(self, "_active", False)
+
+    def _m_Append(self, text):  # noqa: N802
+        self._props["Text"] = (self._props.get("Text") or "") + ("\n" if self._props.get("Text") else "") + text
+
+
+class FakeFont:
+    def __init__(self, props: dict):
+        bad = set(props) - UI_FONT
+        if bad:
+            raise AttributeError(f"UIManager Font has no attribute {sorted(bad)[0]!r}")
+        self.props = dict(props)
+
+
+class FakeUIManager:
+    """``fusion.UIManager``: makes the documented elements; FindWindow finds windows by ID."""
+
+    def __init__(self):
+        self.windows: list[FakeWindow] = []
+        self.timers: list[FakeElement] = []
+
+    def __getattr__(self, kind):
+        if kind == "Font":
+            return FakeFont
+        if kind not in UI_ELEMENTS:
+            raise AttributeError(f"UIManager has no element {kind!r}")
+
+        def make(*args):
+            props = next((a for a in args if isinstance(a, dict)), {})
+            children = next((a for a in args if isinstance(a, list)), [])
+            element = FakeElement(kind, props, children)
+            if kind == "Timer":
+                self.timers.append(element)
+            return element
+        return make
+
+    def FindWindow(self, wid):  # noqa: N802
+        return next((w for w in self.windows if wid == w.ID), None)
+
+
+class _Handlers:
+    """``win.On.<ID>``: only the events the element has can be handled."""
+
+    def __init__(self, events: set, label: str):
+        object.__setattr__(self, "_events", events)
+        object.__setattr__(self, "_label", label)
+        object.__setattr__(self, "_set", {})
+
+    def __setattr__(self, name, fn):
+        if name not in self._events:
+            raise AttributeError(f"{self._label} has no event {name!r}")
+        self._set[name] = fn
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name not in self._set:
+            raise AttributeError(f"{self._label}: no handler for {name!r}")
+        return self._set[name]
+
+
+class _On:
+    def __init__(self, lookup):
+        object.__setattr__(self, "_lookup", lookup)
+        object.__setattr__(self, "_made", {})
+
+    def __getattr__(self, wid):
+        if wid.startswith("_"):
+            raise AttributeError(wid)
+        if wid not in self._made:
+            kind = self._lookup(wid)
+            if kind is None:
+                raise AttributeError(f"no element with ID {wid!r}")
+            self._made[wid] = _Handlers(UI_EVENTS.get(kind, set()), f"{kind} {wid!r}")
+        return self._made[wid]
+
+    __getitem__ = __getattr__
+
+
+class FakeWindow:
+    """A window of ``disp.AddWindow``; ``click(ID)`` is the editor clicking a button."""
+
+    def __init__(self, props: dict, layout: FakeElement):
+        bad = set(props) - UI_COMMON
+        if bad:
+            raise AttributeError(f"UIManager window has no attribute {sorted(bad)[0]!r}")
+        self.ID, self.props, self.shown, self.items = props.get("ID"), dict(props), False, {}
+        stack = [layout]
+        while stack:
+            w = stack.pop()
+            if w._props.get("ID"):
+                self.items[w._props["ID"]] = w
+            stack.extend(w._children)
+        self.On = _On(lambda wid: "Window" if wid == self.ID else (self.items[wid]._kind if wid in self.items else None))
+
+    def GetItems(self):  # noqa: N802
+        return dict(self.items)
+
+    def Find(self, wid):  # noqa: N802
+        return self.items.get(wid)
+
+    def Show(self):  # noqa: N802
+        self.shown = True
+
+    def Hide(self):  # noqa: N802
+        self.shown = False
+
+    def Raise(self):  # noqa: N802
+        self.raised = True
+
+    def click(self, wid):
+        assert self.items[wid].Enabled, f"{wid} is disabled"
+        getattr(self.On, wid).Clicked({"who": wid})
+
+    def close(self):
+        getattr(self.On, self.ID).Close({"who": self.ID})
+
+
+class FakeDispatcher:
+    """``bmd.UIDispatcher(ui)``. ``users[window ID]``: what the editor does each time a loop
+    starts on that window (a function or a list of them, taken in turn); then timers fire until
+    ExitLoop (a loop with nothing left to wait for is an error: Resolve would hang)."""
+
+    def __init__(self, manager: FakeUIManager, users: dict):
+        self.manager, self.users, self.running, self.loops = manager, dict(users), False, 0
+        self.On = _On(lambda wid: "Timer" if any(t._props.get("ID") == wid for t in manager.timers) else None)
+
+    def AddWindow(self, props, layout):  # noqa: N802
+        win = FakeWindow(props, layout)
+        self.manager.windows.append(win)
+        return win
+
+    def RunLoop(self):  # noqa: N802
+        self.running = True
+        self.loops += 1
+        win = next((w for w in reversed(self.manager.windows) if w.shown), None)
+        assert win is not None, "RunLoop without a shown window"
+        todo = self.users.get(win.ID)
+        if isinstance(todo, list):
+            user = todo.pop(0) if todo else None
+        else:
+            user, self.users[win.ID] = todo, []
+        if user is not None:
+            user(win, self)
+        self.pump(lambda: not self.running)
+
+    def pump(self, until, limit: float = 60.0):
+        """Fire the active timers until ``until()`` holds."""
+        import time
+
+        deadline = time.monotonic() + limit
+        while not until():
+            active = [t for t in self.manager.timers if t._active]
+            if not active:
+                raise AssertionError("the loop would wait forever: no user action left and no timer running")
+            if time.monotonic() > deadline:
+                raise AssertionError("timed out pumping the UIManager timers")
+            for t in active:
+                handler = getattr(self.On, t._props["ID"])
+                handler.Timeout({"who": t._props["ID"]})
+                if t._props.get("SingleShot"):
+                    t._active = False
+            time.sleep(0.002)
+
+    def ExitLoop(self, code=0):  # noqa: N802
+        self.running = False
+
+
+class FakeFusion:
+    """``fusion`` with its UIManager; ``bmd`` gives the dispatcher (see :func:`fake_fusion`)."""
+
+    def __init__(self):
+        self.UIManager = FakeUIManager()
+
+
+def fake_fusion(users: dict):
+    """(fusion, bmd, dispatcher) for a script run whose editor does ``users`` (see FakeDispatcher)."""
+    fusion = FakeFusion()
+    disp = FakeDispatcher(fusion.UIManager, users)
+    bmd = type("Bmd", (), {"UIDispatcher": staticmethod(lambda ui: disp)})()
+    return fusion, bmd, disp

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import opentimelineio as otio
 import pytest
-from fake_resolve import FakeProject, FakeResolve, FakeTimeline
+from fake_resolve import FakeProject, FakeResolve, FakeTimeline, fake_fusion
 
 from emsync_plugin.errors import TimelineError
 from emsync_plugin.mood import SceneMood
@@ -152,7 +152,8 @@ class RecordingUI(ConsoleUI):
 
     def ask_options(self, defaults, engines, analyze=None, check=None):
         self.asked = defaults
-        answer = self.answer(defaults, analyze) if callable(self.answer) else self.answer
+        sync = None if analyze is None else (lambda opts: analyze(opts).wait())  # the dialog waits on a timer
+        answer = self.answer(defaults, sync) if callable(self.answer) else self.answer
         return answer if answer is not None else defaults
 
 
@@ -617,83 +618,17 @@ def test_worker_analyzes_in_a_subprocess(resolve, tmp_path, monkeypatch):
 # the UIManager dialog, against a small fake of Fusion's UIManager (not modelled by fake_resolve)
 
 
-class _Widget:
-    def __init__(self, kind, props, children):
-        self.kind, self.children, self.added = kind, children, []
-        self.__dict__.update(props)
-
-    def AddItems(self, items):  # noqa: N802 (UIManager's name)
-        self.added.extend(items)
-
-    def __getattr__(self, name):
-        if name == "CurrentText":
-            return self.added[getattr(self, "CurrentIndex", 0)]
-        raise AttributeError(name)
-
-
-class _FakeUIManager:
-    def __getattr__(self, kind):
-        def make(*args):
-            props = next((a for a in args if isinstance(a, dict)), {})
-            children = next((a for a in args if isinstance(a, list)), [])
-            return _Widget(kind, props, children)
-        return make
-
-
-class _Events:
-    def __getattr__(self, name):
-        value = type("Handlers", (), {})()
-        setattr(self, name, value)
-        return value
-
-
-class _Window:
-    def __init__(self, props, layout):
-        self.ID, self.On, self.items = props["ID"], _Events(), {}
-        stack = [layout]
-        while stack:
-            w = stack.pop()
-            if getattr(w, "ID", None):
-                self.items[w.ID] = w
-            stack.extend(w.children)
-
-    def GetItems(self):  # noqa: N802
-        return self.items
-
-    def Show(self):  # noqa: N802
-        pass
-
-    def Hide(self):  # noqa: N802
-        pass
-
-    def click(self, wid):
-        getattr(self.On, wid).Clicked(None)
-
-
-class _Dispatcher:
-    """Runs the "user" for each window: ``users[window ID](window, dispatcher)``."""
-
-    def __init__(self, users):
-        self.users, self.windows, self.running = users, [], False
-
-    def AddWindow(self, props, layout):  # noqa: N802
-        win = _Window(props, layout)
-        self.windows.append(win)
-        return win
-
-    def RunLoop(self):  # noqa: N802
-        self.running = True
-        self.users[self.windows[-1].ID](self.windows[-1], self)
-
-    def ExitLoop(self):  # noqa: N802
-        self.running = False
-
-
 def _fusion_ui(users):
-    disp = _Dispatcher(users)
-    fusion = type("Fusion", (), {"UIManager": _FakeUIManager()})()
-    bmd = type("Bmd", (), {"UIDispatcher": staticmethod(lambda ui: disp)})()
+    fusion, bmd, disp = fake_fusion(users)
     return FusionUI(fusion, bmd, stream=io.StringIO()), disp
+
+
+def _close(seen=None, key="done"):
+    def user(win, disp):
+        if seen is not None:
+            seen[key] = win.GetItems()["Status"].Text
+        win.click("Cancel")  # now labelled Close
+    return user
 
 
 def test_the_dialog_shows_scene_moods_and_takes_overrides(resolve, fake_score):
@@ -706,8 +641,10 @@ def test_the_dialog_shows_scene_moods_and_takes_overrides(resolve, fake_score):
         win.click("Analyze")  # a typo: said in the dialog, nothing analysed
         seen["typo"] = items["Status"].Text
         items["SceneMoods"].Text = "1=calm, 2=0.2,0.7, 3=tense, 4=happy"
-        win.click("Analyze")
-        seen["moods"] = items["Moods"].PlainText
+        win.click("Analyze")  # runs as a job: the timer brings its result while the window stays usable
+        assert not items["Analyze"].Enabled and disp.running
+        disp.pump(lambda: items["Analyze"].Enabled)
+        seen["moods"] = items["Moods"].Text
         items["SceneMoods"].Text = "2=0.2;0.7;3"
         win.click("Generate")  # refused: the dialog stays open
         seen["bad"] = items["Status"].Text
@@ -717,9 +654,10 @@ def test_the_dialog_shows_scene_moods_and_takes_overrides(resolve, fake_score):
         win.click("Generate")
         assert not disp.running
 
-    ui, _ = _fusion_ui({"EmsyncWin": user})
+    ui, _ = _fusion_ui({"EmsyncWin": [user, None, _close(seen)]})
     assert script.main(resolve, ui) == 0
 
+    assert "score placed on A2" in seen["done"]
     assert seen["typo"].startswith('Scene moods: 2=hapy: unknown mood "hapy" (did you mean "happy"?)')
     lines = seen["moods"].splitlines()
     assert lines[0].split()[:4] == ["#", "record", "in", "record"]
@@ -755,11 +693,7 @@ def test_the_dialog_asks_what_to_regenerate_and_lock_and_shows_the_music(resolve
         items["Fresh"].Checked = False
         win.click("Generate")
 
-    def done(win, disp):
-        seen["done"] = win.GetItems()["Message"].Text
-        win.click("OK")
-
-    ui, _ = _fusion_ui({"EmsyncWin": user, "EmsyncDone": done})
+    ui, _ = _fusion_ui({"EmsyncWin": [user, None, _close(seen)]})
     assert script.main(resolve, ui) == 0
     assert seen["bad"].startswith("Regenerate scenes: 'x' is not a scene number")
     assert seen["both"].startswith("Fresh score gives every scene new music, so no scene can be locked")
@@ -834,3 +768,121 @@ def test_installed_copy_runs_as_resolve_runs_it(tmp_path, resolve, fake_score, c
     out = capsys.readouterr().out
     assert "EMSYNC: score placed on A2 'EMSYNC Score'" in out
     assert _score_tracks(_timeline(resolve)) == [2]
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 13: the dialog while it works, the clip's length, the timeline's marks
+
+
+def test_the_fake_uimanager_rejects_what_resolve_does_not_have():
+    fusion, bmd, disp = fake_fusion({})
+    ui = fusion.UIManager
+    ui.Label({"ID": "ok", "Text": "fine", "WordWrap": True, "Weight": 0})
+    with pytest.raises(AttributeError, match="Label has no attribute 'WordWrapp'"):
+        ui.Label({"Text": "typo", "WordWrapp": True})
+    with pytest.raises(AttributeError, match="no element 'ProgressBar'"):
+        ui.ProgressBar({"Value": 3})
+    with pytest.raises(AttributeError, match="TextEdit has no attribute 'PlainText'"):
+        ui.TextEdit({"PlainText": "not in the README"})
+    win = disp.AddWindow({"ID": "W"}, ui.VGroup([ui.Button({"ID": "B", "Text": "b"})]))
+    with pytest.raises(AttributeError, match="no event 'Clickd'"):
+        win.On.B.Clickd = print
+
+
+def test_a_second_click_raises_the_open_window(resolve, fake_score):
+    fusion, bmd, disp = fake_fusion({})
+    win = disp.AddWindow({"ID": "EmsyncWin"}, fusion.UIManager.VGroup([]))
+    win.Show()
+    ui = FusionUI(fusion, bmd, stream=io.StringIO())
+    assert script.main(resolve, ui) == 0
+    assert getattr(win, "raised", False) and fake_score.calls == []
+    assert len(fusion.UIManager.windows) == 1  # no second window
+
+
+def test_cancel_while_scoring_stops_the_job_and_leaves_the_timeline(resolve, monkeypatch):
+    import threading
+
+    from emsync_plugin import pipeline
+
+    release = threading.Event()
+
+    def slow(path, options=None, progress=None):
+        progress("reading cuts", 0.0)
+        release.wait(10)
+        raise RuntimeError("not reached in the test")
+
+    monkeypatch.setattr(pipeline, "score", slow)
+    timeline = _timeline(resolve)
+    before = timeline.snapshot()
+    seen = {}
+
+    def generate(win, disp):
+        win.click("Generate")
+
+    def while_working(win, disp):
+        items = win.GetItems()
+        disp.pump(lambda: items["Status"].Text.startswith("reading cuts"))
+        seen["busy"] = (items["Generate"].Enabled, items["Cancel"].Enabled)
+        win.click("Cancel")
+
+    ui, _ = _fusion_ui({"EmsyncWin": [generate, while_working]})
+    try:
+        assert script.main(resolve, ui) == 0
+    finally:
+        release.set()
+    assert seen["busy"] == (False, True)
+    assert "cancelled; nothing changed" in ui.stream.getvalue()
+    assert timeline.snapshot() == before
+    assert not any(Path(data_dir()).rglob("*.otio"))
+
+
+def test_cancel_kills_the_worker_process(resolve, tmp_path, monkeypatch):
+    repo = str(Path(script.__file__).resolve().parents[1])
+    env = worker.Environment(sys.executable, (2, 7), (repo,))
+    exported = export_timeline(resolve, _timeline(resolve), tmp_path / "export")
+    job = worker.start(env, worker.score_request(exported, BridgeOptions(valence=0.1, arousal=0.1)))
+    assert job.proc is not None
+    job.cancel()
+    assert job.proc.wait(30) != 0
+    with pytest.raises(worker.Cancelled):
+        job.result()
+
+
+def test_an_error_is_shown_in_the_dialog(resolve, monkeypatch):
+    from emsync_plugin import pipeline
+
+    monkeypatch.setattr(pipeline, "score", FakeScore(TimelineError("has no video track", path="x.otio")))
+    seen = {}
+    ui, _ = _fusion_ui({"EmsyncWin": [lambda win, disp: win.click("Generate"), None, _close(seen)]})
+    assert script.main(resolve, ui) == 2
+    assert seen["done"].startswith("Error: ") and "has no video track" in seen["done"]
+
+
+@pytest.mark.parametrize("inclusive", [True, False])
+def test_the_clip_length_is_checked_and_a_frame_corrected(tmp_path, monkeypatch, fake_score, inclusive):
+    monkeypatch.setenv(WORKDIR_ENV, str(tmp_path / "runs"))
+    project = FakeProject("P", rate=RATE)
+    timeline = project.add_timeline(FakeTimeline("T", rate=RATE, start_frame=START, end_frame_inclusive=inclusive))
+    (tmp_path / "m").mkdir()
+    timeline.add_clip(tmp_path / "m" / "a.mov", START, LENGTH)
+    assert script.main(FakeResolve(project), RecordingUI()) == 0
+    (item,) = timeline.GetItemListInTrack("audio", 2)
+    assert (item.GetStart(), item.GetDuration()) == (START, LENGTH)
+
+
+def test_the_timelines_marks_choose_the_range_and_the_placement(tmp_path, monkeypatch, fake_score):
+    monkeypatch.setenv(WORKDIR_ENV, str(tmp_path / "runs"))
+    rate, start = 29.97, 107892  # 01:00:00;00 drop-frame
+    project = FakeProject("P", rate=rate)
+    timeline = project.add_timeline(FakeTimeline("T", rate=rate, start_frame=start, drop_frame=True,
+                                                 marks={"video": {"in": 30, "out": 89}, "audio": {"in": 30, "out": 89}}))
+    (tmp_path / "m").mkdir()
+    timeline.add_clip(tmp_path / "m" / "a.mov", start, 150)
+    ui = RecordingUI()
+    assert script.main(FakeResolve(project), ui) == 0, ui.errors
+    (_, options), = fake_score.calls
+    assert options.range_in == pytest.approx(30 / rate) and options.range_out == pytest.approx(90 / rate)
+    assert any(line.startswith("Range: the timeline's marks, 01:00:01;00 to 01:00:03;00 (60 frames)")
+               for line in ui.stream.getvalue().replace("EMSYNC: ", "").splitlines())
+    (item,) = timeline.GetItemListInTrack("audio", 2)
+    assert item.GetStart() == start + 30  # at the mark in
