@@ -60,6 +60,7 @@ from .table import (
     AUTO,
     COL_AROUSAL,
     COL_FACES,
+    COL_FEELS,
     COL_MOOD,
     COL_MUSIC,
     COL_SOURCE,
@@ -76,7 +77,7 @@ from .table import (
     timecode,
 )
 
-__all__ = ["COL_AROUSAL", "COL_FACES", "COL_MOOD", "COL_MUSIC", "COL_SOURCE", "COL_VALENCE", "MOOD_HELP",
+__all__ = ["COL_AROUSAL", "COL_FACES", "COL_FEELS", "COL_MOOD", "COL_MUSIC", "COL_SOURCE", "COL_VALENCE", "MOOD_HELP",
            "TABLE_COLUMNS", "EmsyncPanel", "main", "open_in_kdenlive"]
 
 logger = logging.getLogger(__name__)

@@ -479,3 +479,156 @@ def test_rescore_errors_name_the_panels_fields(qtbot, panel, project, monkeypatc
     assert "--" not in blocker.args[0] and "Lock scenes 2: scene 2's picture changed" in blocker.args[0]
     assert "ake scene 2 out of Lock scenes" in blocker.args[0]
     panel.error_box.accept()
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 13: following Kdenlive, moods by name, preview, range, the command, screenshots
+
+
+def test_recent_projects_and_unsaved_edits_follow_kdenlive(tmp_path, monkeypatch, project):
+    from kdenlive_bridge import project_watch
+
+    config, data = tmp_path / "config", tmp_path / "data"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    monkeypatch.setenv("XDG_DATA_HOME", str(data))
+    assert project_watch.recent_projects() == []
+    config.mkdir()
+    gone = tmp_path / "gone.kdenlive"
+    (config / "kdenliverc").write_text(
+        f"[General]\nx=1\n\n[RecentFiles]\nFile1=file://{project}\nFile2={gone}\nName1=holiday\n", encoding="utf-8")
+    assert project_watch.recent_projects() == [project]
+
+    assert project_watch.unsaved_edits(project) is None
+    stale = data / "stalefiles" / "kdenlive" / f"{project.name}_abc123"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("autosave")
+    os.utime(stale, (project.stat().st_mtime + 60,) * 2)
+    assert project_watch.unsaved_edits(project) == stale
+
+
+def test_the_panel_reloads_when_kdenlive_saves(qtbot, panel, project, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    _load(qtbot, panel, project)
+    _edit(panel, 0, panel_mod.COL_MOOD, "sad")
+    tl = otio.adapters.read_from_file(str(project))
+    tl.tracks[0].remove(tl.tracks[0][2])
+    with qtbot.waitSignal(panel.loaded, timeout=10_000):
+        otio.adapters.write_to_file(tl, str(project))  # Kdenlive saves
+    assert panel.table.rowCount() == 2 and panel.emotion() == ("1=sad",)
+    assert "unsaved" not in panel.summary_label.text()
+
+
+def test_moods_by_name_and_the_advanced_view(qtbot, panel, project, monkeypatch):
+    from kdenlive_bridge.table import nearest_mood
+
+    assert nearest_mood(-0.45, 0.65) == "tense" and nearest_mood(0.4, -0.6) == "calm"
+    monkeypatch.setattr(pipeline, "estimate_moods", FastMoods())
+    _load(qtbot, panel, project)
+    assert panel.table.isColumnHidden(panel_mod.COL_VALENCE) and panel.table.isColumnHidden(panel_mod.COL_AROUSAL)
+    _analyze(qtbot, panel)
+    feels = [panel.table.item(r, panel_mod.COL_FEELS).text() for r in range(3)]
+    assert all(feels) and feels[0] == nearest_mood(0.55, 0.35)
+    _edit(panel, 1, panel_mod.COL_MOOD, "suspense")
+    assert panel.table.item(1, panel_mod.COL_FEELS).text() == "tense"
+    panel.advanced_check.setChecked(True)
+    assert not panel.table.isColumnHidden(panel_mod.COL_VALENCE)
+
+
+def test_after_a_score_the_panel_previews_and_says_to_reload(qtbot, panel, project, monkeypatch):
+    class InPlace(FastScore):
+        def __call__(self, path, options=pipeline.ScoreOptions(), progress=None):
+            result = super().__call__(path, options, progress)
+            return __import__("dataclasses").replace(result, output=Path(path))
+
+    monkeypatch.setattr(pipeline, "score", FastScore(TimelineError("too short", path=project)))
+    _load(qtbot, panel, project)
+    with qtbot.waitSignal(panel.failed, timeout=10_000):
+        panel.generate()
+    panel.error_box.accept()
+    panel._say("stale error", error=True)
+    monkeypatch.setattr(pipeline, "score", InPlace())
+    assert panel.in_place_check.isChecked()  # no second project unless asked
+    result = _generate(qtbot, panel)
+    assert panel.mood_label.text() == panel_mod.MOOD_HELP  # the stale error is gone
+    assert "asks to reload" in panel.result_label.text() and result.output == project
+    preview = panel.preview
+    if preview.player is None:
+        pytest.skip("no QtMultimedia")
+    assert preview.player.source().toLocalFile() == str(result.wav) and preview.isEnabled()
+    qtbot.mouseClick(preview, Qt.LeftButton)
+    assert preview.playing and preview.text() == "■ Stop"
+    qtbot.mouseClick(preview, Qt.LeftButton)
+    assert not preview.playing and preview.text() == "▶ Play score"
+
+
+def test_the_range_reaches_the_score_options(qtbot, panel, project, monkeypatch):
+    fake = FastScore()
+    monkeypatch.setattr(pipeline, "score", fake)
+    _load(qtbot, panel, project)
+    _generate(qtbot, panel)
+    assert "range_in" not in fake.calls[-1][1].__dict__ or fake.calls[-1][1].range_in is None
+    if "range_in" not in {f.name for f in __import__("dataclasses").fields(pipeline.ScoreOptions)}:
+        pytest.skip("ScoreOptions has no range_in yet")
+    box = panel.settings_box
+    box.range_in_edit.setText("00:00:02:00")
+    box.range_out_edit.setText("6.5")
+    _generate(qtbot, panel)
+    options = fake.calls[-1][1]
+    assert (options.range_in, options.range_out) == (2.0, 6.5)
+    box.range_out_edit.setText("00:00:01:00")
+    with qtbot.waitSignal(panel.failed, timeout=10_000) as blocker:
+        panel.generate()
+    assert blocker.args[0].startswith("Score from/to: the end")
+    panel.error_box.accept()
+    box.whole_button.click()
+    assert box.range_values(panel.timeline) == {}
+
+
+def test_the_command_without_qt_and_its_desktop_entry(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from kdenlive_bridge import launch
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert launch.main(["--install-desktop-entry"]) == 0
+    entry = (tmp_path / "applications" / "emsync-kdenlive-panel.desktop").read_text()
+    assert entry.startswith("[Desktop Entry]") and "Exec=" in entry and "%f" in entry
+
+    import kdenlive_bridge
+
+    monkeypatch.setitem(sys.modules, "kdenlive_bridge.panel", None)  # as if PySide6 were not installed
+    monkeypatch.delattr(kdenlive_bridge, "panel")
+    assert launch.main([]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'emsync[gui]'" in err
+    with pytest.raises(SystemExit):
+        launch.main(["--help"])
+    assert "usage: emsync-kdenlive-panel" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(os.environ.get("EMSYNC_SCREENSHOTS") != "1", reason="set EMSYNC_SCREENSHOTS=1 to write docs/panel/*.png")
+def test_screenshots_of_the_panels_states(qtbot, panel, project, monkeypatch):
+    out = Path(__file__).resolve().parents[1] / "docs" / "panel"
+    out.mkdir(parents=True, exist_ok=True)
+    panel.resize(1100, 700)
+
+    def shot(name):
+        qtbot.wait(50)
+        assert panel.grab().save(str(out / f"{name}.png"))
+
+    shot("empty")
+    monkeypatch.setattr(pipeline, "estimate_moods", FastMoods())
+    _load(qtbot, panel, project)
+    shot("loaded")
+    _analyze(qtbot, panel)
+    shot("analyzed")
+    monkeypatch.setattr(pipeline, "score", FastScore())
+    _generate(qtbot, panel)
+    shot("generated")
+    monkeypatch.setattr(pipeline, "score", FastScore(TimelineError("is only 0.40 s long", path=project,
+                                                                   hint="a score needs a timeline of at least 1 s")))
+    with qtbot.waitSignal(panel.failed, timeout=10_000):
+        panel.generate()
+    assert panel.error_box.grab().save(str(out / "error-dialog.png"))
+    panel.error_box.accept()
+    shot("error")
