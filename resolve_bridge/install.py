@@ -66,6 +66,41 @@ def default_dest(platform: str | None = None, env: Mapping[str, str] | None = No
     return scripts / "Utility"
 
 
+#: The Mac App Store builds (Studio, and the free "Lite") are sandboxed: their per-user folders
+#: live in the app's container, ``~/Library/Containers/<bundle id>/Data/Library/Application Support``
+#: (the layout Blackmagic's IOPlugins SDK readme gives for "Mac (AppStore)"; scripts go to its
+#: ``Fusion/Scripts`` as script authors for the App Store build report).
+APP_STORE_BUNDLES = ("com.blackmagic-design.DaVinciResolveAppStore", "com.blackmagic-design.DaVinciResolveLite")
+
+
+def app_store_dests(home: Path | None = None) -> list[Path]:
+    """The Scripts/Utility folders of the Mac App Store builds installed for this user."""
+    home = home or Path.home()
+    containers = [home / "Library" / "Containers" / b for b in APP_STORE_BUNDLES]
+    return [c / "Data" / "Library" / "Application Support" / "Fusion" / "Scripts" / "Utility"
+            for c in containers if c.is_dir()]
+
+
+def resolve_installed(platform: str | None = None, env: Mapping[str, str] | None = None,
+                      home: Path | None = None) -> bool:
+    """True when a DaVinci Resolve installation (or its per-user folder) is found on this machine."""
+    platform = platform or sys.platform
+    environ = os.environ if env is None else env
+    home = home or Path.home()
+    support = default_dest(platform, environ, home).parents[2]  # the folder holding Fusion/
+    places = [support]
+    if platform == "darwin":
+        places += [Path("/Applications/DaVinci Resolve"), Path("/Library/Application Support/Blackmagic Design/DaVinci Resolve")]
+        if app_store_dests(home):
+            return True
+    elif platform == "win32":
+        program_files = Path(environ.get("PROGRAMFILES") or "C:/Program Files")
+        places.append(program_files / "Blackmagic Design" / "DaVinci Resolve")
+    else:
+        places += [Path("/opt/resolve"), home / ".local" / "share" / "DaVinciResolve"]
+    return any(p.exists() for p in places)
+
+
 def import_paths() -> list[str]:
     """Folders Resolve's Python needs on sys.path to import emsync from this environment."""
     paths: list[str] = []
@@ -155,7 +190,16 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path, changed = install(args.dest)
             print(f"{'installed' if changed else 'already up to date:'} {path}")
-            print("Restart DaVinci Resolve, then run Workspace > Scripts > EMSYNC Score.")
+            if args.dest is None:
+                for extra in app_store_dests() if sys.platform == "darwin" else []:
+                    other, _ = install(extra)
+                    print(f"installed for the Mac App Store build: {other}")
+            if args.dest is None and not resolve_installed():
+                print(f"No DaVinci Resolve installation was found on this machine; the script was written to {path}, "
+                      "where Resolve looks for it. Install DaVinci Resolve (the free edition works), then run "
+                      "Workspace > Scripts > EMSYNC Score.")
+            else:
+                print("Restart DaVinci Resolve, then run Workspace > Scripts > EMSYNC Score.")
     except EmsyncError as exc:
         print(f"emsync-resolve-install: {exc}", file=sys.stderr)
         return exc.exit_code

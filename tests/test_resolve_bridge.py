@@ -886,3 +886,19 @@ def test_the_timelines_marks_choose_the_range_and_the_placement(tmp_path, monkey
                for line in ui.stream.getvalue().replace("EMSYNC: ", "").splitlines())
     (item,) = timeline.GetItemListInTrack("audio", 2)
     assert item.GetStart() == start + 30  # at the mark in
+
+
+def test_installer_finds_the_app_store_build_and_says_when_resolve_is_missing(tmp_path, capsys, monkeypatch):
+    home = tmp_path / "home"
+    assert installer.app_store_dests(home) == []
+    container = home / "Library/Containers/com.blackmagic-design.DaVinciResolveAppStore"
+    container.mkdir(parents=True)
+    assert installer.app_store_dests(home) == [
+        container / "Data/Library/Application Support/Fusion/Scripts/Utility"]
+    assert installer.resolve_installed("darwin", {}, home)
+    assert not installer.resolve_installed("linux", {}, tmp_path / "nobody")
+    monkeypatch.setattr(installer, "default_dest", lambda *a, **k: tmp_path / "nobody/.local/share/DaVinciResolve/Fusion/Scripts/Utility")
+    monkeypatch.setattr(installer, "resolve_installed", lambda *a, **k: False)
+    assert installer.main([]) == 0
+    out = capsys.readouterr().out
+    assert "No DaVinci Resolve installation was found" in out and str(tmp_path / "nobody") in out
