@@ -83,12 +83,18 @@ def test_hiero_fcp7(fixtures):
 
 def test_premiere_fcp7_transitions_titles_nested(fixtures):
     # V1: 536-636. V2: 13-113, 165-322, 322-(fade 538-557, midpoint 547.5 -> 548), nested
-    # sequence 636-956. V3: title 15-956. V4: 956-(dissolve 1152-1177, midpoint 1164.5 ->
-    # 1165)-1246. Audio runs to 1271.
+    # sequence 636-956. V3: title 15-956 (Premiere writes its titles as a "Slug" with
+    # <alphatype>straight</alphatype>): an overlay, so no cut at 15 where it comes in over V2's
+    # clip (issue 13); over black (113-165, and the nested sequence has no picture of its own)
+    # it is a title card. V4: 956-(dissolve 1152-1177, midpoint 1164.5 -> 1165)-1246. Audio
+    # runs to 1271.
     t = read_cuts(fixtures / "fcp7xml" / "premiere_example.xml")
     assert t.rate == 30 and t.start == 0.0
-    assert [round(c * 30) for c in t.cuts] == [13, 15, 113, 165, 322, 536, 548, 636, 956, 1165, 1246]
+    assert [round(c * 30) for c in t.cuts] == [13, 113, 165, 322, 536, 548, 636, 956, 1165, 1246]
     assert round(t.duration * 30) == 1271
+    assert [(o.track, round(o.start * 30), round(o.end * 30), o.name, o.reason) for o in t.overlays] == [
+        ("V3", 15, 113, "test_title", "title"), ("V3", 165, 636, "test_title", "title")]
+    assert not t.drop_frame  # <displayformat>NDF</displayformat>
 
 
 def test_premiere_fcp7_markers(fixtures):

@@ -1,6 +1,7 @@
 """FCPXML through ``otio-fcpx-xml-adapter``, with times rounded to frames and the start timecode kept.
 
-The adapter (1.0) truncates rational times to frames: "157/5s" at 25 fps becomes
+The adapter (1.0) reads NTSC rates as whole numbers (29.97 fps as 29) and truncates rational
+times to frames: "157/5s" at 25 fps becomes
 ``int(784.999...)`` = 784 frames, which opens one-frame gaps (false cuts) between clips. Our
 reader and writer are subclasses of the adapter's classes that round instead (exact for every
 time on the frame grid, which is all FCPXML writes for clip boundaries); the adapter module
@@ -49,9 +50,9 @@ def write(timeline: otio.schema.Timeline, path: Path, *, rounding: bool) -> None
 def _rounded(rational_number: str | None, fps: float) -> otio.opentime.RationalTime:
     """The adapter's ``to_rational_time``, rounding to the nearest frame instead of truncating."""
     if rational_number in (None, "0s"):
-        return otio.opentime.RationalTime(0, int(fps))
+        return otio.opentime.RationalTime(0, fps)
     seconds = Fraction(str(rational_number).rstrip("s"))
-    return otio.opentime.RationalTime(round(seconds * Fraction(fps).limit_denominator(1001)), int(fps))
+    return otio.opentime.RationalTime(round(seconds * Fraction(fps).limit_denominator(1001)), fps)
 
 
 @functools.cache
@@ -61,6 +62,10 @@ def _classes() -> tuple[type, type]:
     adapter = otio.adapters.from_name("fcpx_xml").module()
 
     class RoundingReader(adapter.FcpxXml):  # type: ignore[name-defined]
+        def _format_frame_rate(self, format_id):  # the adapter's int() made 29.97 fps 29 fps
+            total, rate = self._format_frame_duration(format_id)
+            return float(Fraction(rate) / Fraction(total))
+
         def _number_of_frames(self, time_value, format_id):
             if time_value in (None, "0s"):
                 return 0

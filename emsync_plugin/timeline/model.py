@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..errors import TimelineError
-from . import limits
+from . import limits, timecode
 
 logger = logging.getLogger(__name__)
 
@@ -282,7 +282,7 @@ def build_timeline(
         format=format,
         markers=tuple(sorted(markers, key=lambda m: m.time)),
         audio=tuple(audio),
-        drop_frame=bool(drop_frame),
+        drop_frame=bool(drop_frame) and timecode.drop_frames(rate) > 0,  # DF exists only at 29.97/59.94
         overlays=overlays,
     )
 
@@ -299,23 +299,31 @@ def hide_overlays(
     below: list[tuple[float, float]] = []  # picture of the tracks below, merged intervals
     for i, track in enumerate(out):
         name = names[i] if i < len(names) and names[i] else f"V{i + 1}"
-        kept: list[Shot] = []
-        hid = False
-        for shot in track:
-            if shot.covers_frame:
-                kept.append(shot)
-                continue
-            for a, b, hidden in _pieces(shot.start, shot.end, below):
-                hid = hid or hidden
-                if not hidden:
-                    kept.append(_retimed(shot, a, b))
-                elif snap(b, rate) > snap(a, rate):
-                    found.append(Overlay(name, snap(a, rate), snap(b, rate), shot.name, shot.overlay or "overlay"))
-        # a gap's edges would still cut where the hidden overlay began or ended (a track that ends
-        # in a gap "ends early"); beside picture they repeat its clips' edges, so they can go
-        out[i] = [s for s in kept if not (s.is_gap and s.covers_frame)] if hid else kept
+        out[i], hidden = _hide_in_track(track, below, name, rate)
+        found.extend(hidden)
         below = _union(below, [(s.start, s.end) for s in out[i] if not s.is_gap or not s.covers_frame])
     return out, tuple(sorted(found, key=lambda o: (o.start, o.track)))
+
+
+def _hide_in_track(track: list[Shot], below: list[tuple[float, float]], name: str, rate: float
+                   ) -> tuple[list[Shot], list[Overlay]]:
+    """One track's shots with its overlays cut away over ``below``, and what was cut away."""
+    kept: list[Shot] = []
+    found: list[Overlay] = []
+    for shot in track:
+        if shot.covers_frame:
+            kept.append(shot)
+            continue
+        for a, b, hidden in _pieces(shot.start, shot.end, below):
+            if not hidden:
+                kept.append(_retimed(shot, a, b))
+            elif snap(b, rate) > snap(a, rate):
+                found.append(Overlay(name, snap(a, rate), snap(b, rate), shot.name, shot.overlay or "overlay"))
+    if not found:
+        return kept, found
+    # a gap's edges would still cut where the hidden overlay began or ended (a track that ends
+    # in a gap "ends early"); beside picture they repeat its clips' edges, so they can go
+    return [s for s in kept if not (s.is_gap and s.covers_frame)], found
 
 
 def _pieces(a: float, b: float, covered: list[tuple[float, float]]) -> list[tuple[float, float, bool]]:

@@ -316,11 +316,12 @@ def _overlay_reason(clip: otio.schema.Clip, frame: tuple[float, float] | None) -
     """Why a clip does not cover the frame ("" if it does): a generator other than a solid or
     colour matte (OTIO ``GeneratorReference``, FCP 7 generator items), or an FCP 7 transform."""
     ref = clip.media_reference
-    if isinstance(ref, otio.schema.GeneratorReference):
-        fcp = ref.metadata.get("fcp_xml")
-        category = str(fcp.get("effectcategory", "")) if isinstance(fcp, Mapping) else ""
-        return overlay.generator_reason(ref.generator_kind or "", clip.name or ref.name or "", category)
     fcp = clip.metadata.get("fcp_xml")
+    if isinstance(ref, otio.schema.GeneratorReference):
+        ref_fcp = ref.metadata.get("fcp_xml")
+        category = str(ref_fcp.get("effectcategory", "")) if isinstance(ref_fcp, Mapping) else ""
+        alpha = str(fcp.get("alphatype", "")) if isinstance(fcp, Mapping) else ""
+        return overlay.generator_reason(ref.generator_kind or "", clip.name or ref.name or "", category, alpha)
     if isinstance(fcp, Mapping) and "filter" in fcp:
         media_md = ref.metadata.get("fcp_xml", {}) if ref is not None else {}
         return overlay.fcp7_transform_reason(fcp, media_md if isinstance(media_md, Mapping) else {}, frame)
@@ -450,16 +451,15 @@ def edl_rate_and_start(path: Path, rate: float | None) -> tuple[float, float]:
         if not frames:
             raise TimelineError("has no timecodes", path=path, hint="check it is a CMX 3600 EDL")
         top = max(frames)
-        fits = [r for r in EDL_RATES if top < r]
+        # drop-frame exists only at 29.97 and 59.94: a DF EDL is one of those, whatever its frame fields
+        fits = [r for r in ((30.0, 60.0) if drop else EDL_RATES) if top < r]
         if not fits:
             raise TimelineError(
                 f"has a frame field of {top}, which fits no standard frame rate",
                 path=path,
                 hint="pass the EDL's rate with --rate (e.g. --rate 25)",
             )
-        rate = fits[0]
-        if drop and rate == 30.0:
-            rate = 30000 / 1001
+        rate = fits[0] * 1000 / 1001 if drop else fits[0]
         logger.info("%s: EDLs carry no frame rate; inferred %.3f fps from its timecodes (use --rate to set it)", path.name, rate)
     elif frames and max(frames) >= round(rate):
         raise TimelineError(

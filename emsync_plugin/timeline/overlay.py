@@ -29,15 +29,18 @@ KDENLIVE_GENERATORS = {"glaxnimate"}
 _KDENLIVE_TRANSFORMS = {"qtblend", "affine", "composite", "frei0r.transform", "pillar_echo"}
 
 
-def generator_reason(kind: str, name: str = "", category: str = "") -> str:
+def generator_reason(kind: str, name: str = "", category: str = "", alpha: str = "") -> str:
     """Why a generator clip is an overlay ("" if it fills the frame), from its kind (OTIO's
-    ``generator_kind``, FCP 7's effect id), FCP 7's effect category and the clip's name."""
+    ``generator_kind``, FCP 7's effect id), FCP 7's effect category, the clip's name and its alpha
+    type: Premiere exports its titles as a "Slug" with ``<alphatype>straight``, a real slug (black
+    video) has none."""
     kind_l, all_l = kind.lower(), f"{kind} {category} {name}".lower()
     if any(w in all_l for w in _ADJUSTMENT):
         return "adjustment layer"
     if any(w in kind_l for w in _TITLE) or "text" in category.lower():
         return "title"
-    if any(w in kind_l or w in category.lower() for w in _FULL_FRAME):
+    see_through = alpha.strip().lower() not in ("", "none")
+    if any(w in kind_l or w in category.lower() for w in _FULL_FRAME) and not see_through:
         return ""
     if any(w in all_l for w in _TITLE):
         return "title"
@@ -57,16 +60,18 @@ def fcp7_transform_reason(clip_md: Mapping, media_md: Mapping, frame: tuple[floa
         kind = str(effect.get("effectid", "")).lower()
         if kind == "crop" and any(_number(params.get(k)) > 0.5 for k in ("left", "right", "top", "bottom")):
             return "transform"
-        if kind != "basic":
-            continue
-        center = params.get("center")
-        if isinstance(center, Mapping) and any(abs(_number(center.get(k))) > 0.01 for k in ("horiz", "vert")):
-            return "transform"
-        size = _media_size(media_md)
-        scale = _number(params.get("scale"), 100.0) / 100 * _PIP
-        if frame and size and (size[0] * scale < frame[0] - 1 or size[1] * scale < frame[1] - 1):
+        if kind == "basic" and _moved_or_small(params, _media_size(media_md), frame):
             return "transform"
     return ""
+
+
+def _moved_or_small(params: Mapping, size: tuple[float, float] | None, frame: tuple[float, float] | None) -> bool:
+    """Basic Motion that moves the centre, or scales the clip under half the frame."""
+    center = params.get("center")
+    if isinstance(center, Mapping) and any(abs(_number(center.get(k))) > 0.01 for k in ("horiz", "vert")):
+        return True
+    scale = _number(params.get("scale"), 100.0) / 100 * _PIP
+    return bool(frame and size and (size[0] * scale < frame[0] - 1 or size[1] * scale < frame[1] - 1))
 
 
 def fcp7_frame(timeline_md: Mapping) -> tuple[float, float] | None:
