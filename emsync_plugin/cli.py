@@ -169,7 +169,8 @@ def format_table(timeline) -> str:
     """The human-readable table ``emsync cuts`` prints."""
     from .timeline.timecode import format_timecode
 
-    tc = lambda s: format_timecode(timeline.start + s, timeline.rate)
+    drop = getattr(timeline, "drop_frame", False)
+    tc = lambda s: format_timecode(timeline.start + s, timeline.rate, drop)
     lines = [
         f"{timeline.name}: {len(timeline.cuts)} cuts, {len(timeline.scenes)} scenes, "
         f"{timeline.duration:.3f} s at {timeline.rate:.3f} fps, starts {tc(0)}",
@@ -181,6 +182,12 @@ def format_table(timeline) -> str:
         lines.append(
             f"{s.index:>3}  {s.start:>10.3f}s  {s.end:>10.3f}s  {tc(s.start):>11}  {s.duration:>7.3f}s  {media}{src}"
         )
+    found = getattr(timeline, "overlays", ())
+    if found:  # titles, lower thirds... over picture: listed, not cut (issue 13)
+        lines.append(f"{len(found)} {'overlays do' if len(found) != 1 else 'overlay does'} not cut (over the picture below; "
+                     "--track picks one track to cut on every clip):")
+        lines.extend(f"  {o.track:<10} {tc(o.start):>11} - {tc(o.end):>11}  {o.name or '(unnamed)'} ({o.reason})"
+                     for o in found)
     return "\n".join(lines)
 
 
