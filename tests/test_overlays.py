@@ -139,3 +139,30 @@ def test_kdenlive_2997_is_drop_frame(fixtures, tmp_path):
     path = tmp_path / "ntsc.kdenlive"
     path.write_text(text)
     assert read_cuts(path).drop_frame
+
+
+def test_title_inside_a_compound_clip(tmp_path):
+    """A nested stack (compound clip) is flattened: its title over its own clip is no cut."""
+    import opentimelineio as otio
+    from opentimelineio.opentime import RationalTime, TimeRange
+
+    def span(n):
+        return TimeRange(RationalTime(0, 25), RationalTime(n, 25))
+
+    def clip(name, n, kind=None):
+        ref = otio.schema.GeneratorReference(generator_kind=kind) if kind else otio.schema.ExternalReference(
+            target_url="/media/a.mov")
+        return otio.schema.Clip(name=name, media_reference=ref, source_range=span(n))
+
+    inner = otio.schema.Stack(name="compound")
+    picture, titles = otio.schema.Track(kind="Video"), otio.schema.Track(kind="Video")
+    picture.append(clip("A", 100))
+    titles.extend([otio.schema.Gap(source_range=span(20)), clip("Name", 30, "Text")])
+    inner.extend([picture, titles])
+    track = otio.schema.Track(kind="Video")
+    track.extend([inner, clip("B", 50)])
+    timeline = otio.schema.Timeline(name="compound")
+    timeline.tracks.append(track)
+    otio.adapters.write_to_file(timeline, str(tmp_path / "c.otio"))
+    t = read_cuts(tmp_path / "c.otio")
+    assert [round(c * 25) for c in t.cuts] == [100]

@@ -367,10 +367,10 @@ def _stack_shots(stack: otio.schema.Stack, a: float, b: float, path: Path, depth
     out = []
     for s0, s1 in zip(cuts, cuts[1:]):
         mid = (s0 + s1) / 2
-        top = next(
-            (s for layer in reversed(layers) for s in layer if not s.is_gap and s.start <= mid < s.end),
-            None,
-        )
+        seen = [s for layer in reversed(layers) for s in layer if not s.is_gap and s.start <= mid < s.end]
+        # an overlay inside the compound clip shows only over black there (its pieces over a clip
+        # are that clip's, joined again as through edits)
+        top = next((s for s in seen if s.covers_frame), seen[0] if seen else None)
         out.append(_retime(top, s0, s1) if top else Shot(s0, s1, None, name=stack.name or ""))
     return out
 
