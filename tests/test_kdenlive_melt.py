@@ -10,13 +10,12 @@ the score is mixed with the other audio tracks rather than replacing them.
 from __future__ import annotations
 
 import math
-import os
 import shutil
-import subprocess
 import sys
 import wave
 from pathlib import Path
 
+import melt_runner
 import numpy as np
 import pytest
 
@@ -76,12 +75,7 @@ def make_score(path: Path, seconds: float) -> None:
 
 def render(project: Path, out: Path) -> np.ndarray:
     """The project's audio rendered by melt (audio only), as float samples (n, channels)."""
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    result = subprocess.run(
-        [MELT, str(project), "-consumer", f"avformat:{out}", "vn=1", "acodec=pcm_s16le", f"ar={SR}", "ac=2",
-         "real_time=-1"],
-        capture_output=True, text=True, timeout=120, env=env)
-    assert result.returncode == 0, result.stderr[-2000:]
+    melt_runner.render(project, out, rate=SR)
     with wave.open(str(out), "rb") as w:
         assert w.getframerate() == SR
         data = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, w.getnchannels())

@@ -69,12 +69,9 @@ def test_a_range_in_kdenlive_starts_with_a_blank(folder):
 
 
 def _melt(project: Path, out: Path):
-    import os
-    import subprocess
+    import melt_runner
 
-    subprocess.run(["melt", "-quiet", str(project), "-consumer", f"avformat:{out}", "vn=1", "ar=48000", "ac=2",
-                    "acodec=pcm_s16le", "real_time=-1", "terminate_on_pause=1"], check=True, capture_output=True,
-                   timeout=300, stdin=subprocess.DEVNULL, env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
+    melt_runner.render(project, out)
     audio, sr = soundfile.read(out)
     return audio.mean(axis=1), sr
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import tempfile
 from collections.abc import Sequence
@@ -58,7 +59,10 @@ def _write(source: Path, out: Path, scores: Sequence[ScoreTrack], rate: float | 
         if edl_start is not None and timeline.global_start_time is None:
             # keep the EDL's record start (e.g. 01:00:00:00) in the OTIO written beside it
             timeline.global_start_time = otio.opentime.RationalTime(round(edl_start * timeline_rate), timeline_rate)
-        add_score_tracks(timeline, scores, timeline_rate)
+        relative = out_adapter == "otio_json" and _relative_media(timeline)
+        tracks = add_score_tracks(timeline, scores, timeline_rate)
+        if relative:  # the folder stays movable: the score is found beside the timeline, as its media are
+            _relative_scores(tracks, out.parent)
         write_kwargs = {}
         if out_adapter in ("otioz", "otiod"):
             write_kwargs["media_policy"] = "MissingIfNotFile"
@@ -72,6 +76,22 @@ def _write(source: Path, out: Path, scores: Sequence[ScoreTrack], rate: float | 
                 fcpxml.set_tc_start(tmp_out, timeline.global_start_time.to_seconds(), timeline_rate)
             if out_adapter == "fcpx_xml":
                 _disable_fcpx_clips(tmp_out, [s.name for s in scores if s.muted])
+
+
+def _relative_media(timeline: otio.schema.Timeline) -> bool:
+    """Whether every media file the timeline names is a relative path (a movable project folder)."""
+    urls = [c.media_reference.target_url for c in timeline.find_clips()
+            if isinstance(c.media_reference, otio.schema.ExternalReference) and c.media_reference.target_url]
+    return bool(urls) and all("://" not in u and not Path(u).is_absolute() for u in urls)
+
+
+def _relative_scores(tracks: Sequence[otio.schema.Track], folder: Path) -> None:
+    for track in tracks:
+        for clip in track.find_clips():
+            ref = clip.media_reference
+            if isinstance(ref, otio.schema.ExternalReference):
+                path = Path(otio.url_utils.filepath_from_url(ref.target_url))
+                ref.target_url = Path(os.path.relpath(path, folder.resolve())).as_posix()
 
 
 def _writing(out: Path, adapter: str, job) -> None:
