@@ -22,6 +22,7 @@ from .mood import SceneMood
 from .music.chords import CHORD_WINDOW, cut_hits
 from .rescore import Decision
 from .timeline import Timeline
+from .timeline.timecode import format_timecode
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ def draw_report(timeline: Timeline, moods: Sequence[SceneMood], midi: pretty_mid
         gridspec_kw={"height_ratios": ratios}, constrained_layout=True,
     )
     ax_thumb, ax_mood = axes[0], axes[1]
-    fig.suptitle(title or f"{timeline.name}: {len(timeline.cuts)} cuts, {dur:.1f} s at {timeline.rate:.3f} fps")
+    start = format_timecode(timeline.start, timeline.rate, timeline.drop_frame)
+    fig.suptitle(title or f"{timeline.name}: {len(timeline.cuts)} cuts, {dur:.1f} s at {timeline.rate:.3f} fps, from {start}")
     _draw_moods(ax_mood, moods, dur)
     _draw_legend(fig, ax_mood, moods)
     if midi is None:
