@@ -33,7 +33,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -41,6 +40,7 @@ from PySide6.QtWidgets import (
 from emsync_plugin.errors import MediaError
 from emsync_plugin.mood import SceneMood
 
+from .follow import RELOAD, FollowKdenlive
 from .jobs import (
     Job,
     analyze_scenes,
@@ -53,11 +53,9 @@ from .jobs import (
     with_missing_scenes,
 )
 from .preview import ScorePreview
-from .project_watch import ProjectWatcher, recent_projects, unsaved_edits
+from .project_watch import ProjectWatcher, recent_projects
 from .settings import SettingsBox
 from .table import (
-    ADVANCED,
-    AUTO,
     COL_AROUSAL,
     COL_FACES,
     COL_FEELS,
@@ -68,11 +66,10 @@ from .table import (
     MOOD_HELP,
     TABLE_COLUMNS,
     MoodDelegate,
+    SceneTable,
     analysis_summary,
     fill_scenes,
-    paint_mood,
     paint_music_column,
-    parse_mood,
     scene_spans,
     timecode,
 )
@@ -87,9 +84,6 @@ PROJECT_FILTER = (
     "Timelines (*.kdenlive *.mlt *.otio *.otioz *.otiod *.xml *.fcpxml *.edl);;All files (*)"
 )
 _PROGRESS_STEPS = 1000
-RECENT = "Kdenlive's recent projects…"
-RELOAD = ("Kdenlive notices the change on disk and asks to reload the project: click Reload there "
-          "(if it does not ask, use File ▸ Revert).")
 
 
 def _both(settings: dict) -> bool:
@@ -97,7 +91,7 @@ def _both(settings: dict) -> bool:
     return settings.get("valence") is not None and settings.get("arousal") is not None
 
 
-class EmsyncPanel(QWidget):
+class EmsyncPanel(FollowKdenlive, SceneTable, QWidget):
     """The companion window. Signals: ``loaded(Timeline)``, ``analyzed(list[SceneMood])``,
     ``scored(ScoreResult)``, ``failed(str)``."""
 
@@ -216,39 +210,6 @@ class EmsyncPanel(QWidget):
         after.addWidget(self.folder_button)
         after.addWidget(self.open_button)
         return after
-
-    def show_advanced(self, on: bool) -> None:
-        """Show or hide the Valence and Arousal columns (the Feels column names the mood)."""
-        for col in ADVANCED:
-            self.table.setColumnHidden(col, not on)
-
-    def fill_recent(self) -> list[Path]:
-        """Offer Kdenlive's recent projects (newest first); returns them."""
-        projects = recent_projects()
-        self.recent_combo.clear()
-        self.recent_combo.addItem(RECENT if projects else "No recent Kdenlive project")
-        for p in projects:
-            self.recent_combo.addItem(p.name, str(p))
-            self.recent_combo.setItemData(self.recent_combo.count() - 1, str(p), Qt.ItemDataRole.ToolTipRole)
-        return projects
-
-    @Slot(int)
-    def _recent_chosen(self, row: int) -> None:
-        data = self.recent_combo.itemData(row)
-        if data:
-            self.load(data)
-
-    @Slot(object)
-    def _saved_in_kdenlive(self, path: Path) -> None:
-        """Kdenlive saved the project: read it again (overrides of unchanged scenes are kept)."""
-        if path == self._project and not self.busy:
-            logger.info("%s changed on disk: reloading", path)
-            self.load(path)
-
-    def _unsaved_warning(self) -> str:
-        newer = unsaved_edits(self._project) if self._project is not None else None
-        return ("" if newer is None else f" Kdenlive may hold unsaved edits ({newer.name} is newer than the file): "
-                "save the project in Kdenlive (Ctrl+S) and the panel reloads it.")
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -413,72 +374,6 @@ class EmsyncPanel(QWidget):
             self._say(analysis_summary(moods, overridden) + MOOD_HELP)  # replaces any earlier error
             self.analyzed.emit(list(moods))
 
-    def set_override(self, index: int, text: str | None) -> None:
-        """Set scene ``index``'s mood (a name or ``"V,A"``), or clear it with ``None``/"auto".
-
-        Raises ValueError (the core parser's message) for text that is not a mood.
-        """
-        if text is None or not str(text).strip() or str(text).strip().lower() == AUTO:
-            self.overrides.pop(index, None)
-        else:
-            self.overrides[index] = parse_mood(str(text))
-            self._missing.discard(index)
-        self._refresh_rows([index])
-
-    @Slot(object)
-    def _item_changed(self, item: QTableWidgetItem) -> None:
-        if self._filling or self.timeline is None or item.column() not in (COL_VALENCE, COL_AROUSAL, COL_MOOD):
-            return
-        row = item.row()
-        if not 0 <= row < len(self.timeline.scenes):
-            return
-        index = self.timeline.scenes[row].index
-        text = item.text().strip()
-        try:
-            if item.column() == COL_MOOD:
-                self.set_override(index, text)
-            else:
-                try:
-                    value = float(text.replace(",", "."))
-                except ValueError:
-                    raise ValueError(f'"{text}" is not a number from -1 to 1') from None
-                v, a = self._shown_va(index)
-                v, a = (value, a) if item.column() == COL_VALENCE else (v, value)
-                self.set_override(index, f"{v},{a}")
-            self._say(MOOD_HELP)
-        except ValueError as exc:
-            self._refresh_rows([index])  # put the cell back
-            self._say(f"Scene {index}: {exc}. {MOOD_HELP}", error=True)
-
-    def _shown_va(self, index: int) -> tuple[float, float]:
-        """The valence and arousal the table shows for a scene (0, 0 when it shows none)."""
-        if index in self.overrides:
-            v, a, _ = self.overrides[index]
-            return v, a
-        mood = self.moods.get(index)
-        if mood is not None and index not in self._analyzed_with:
-            return mood.valence, mood.arousal
-        return 0.0, 0.0
-
-    def _refresh_rows(self, indices=None) -> None:
-        """Fill the Valence, Arousal, Source, Faces and Mood cells from the moods and overrides."""
-        if self.timeline is None:
-            return
-        wanted = None if indices is None else set(indices)
-        self._filling = True
-        try:
-            for row, scene in enumerate(self.timeline.scenes):
-                if wanted is None or scene.index in wanted:
-                    mood = self.moods.get(scene.index)
-                    analyzed = mood is not None and scene.index not in self._analyzed_with
-                    paint_mood(self.table, row, self.overrides.get(scene.index), mood, analyzed, scene.index in self._missing)
-        finally:
-            self._filling = False
-
-    def _say(self, text: str, error: bool = False) -> None:
-        self.mood_label.setText(text)
-        self.mood_label.setStyleSheet("color: #b00020;" if error else "")
-
     # -- scoring ---------------------------------------------------------------------------------
     @Slot()
     def generate(self) -> None:
@@ -494,7 +389,7 @@ class EmsyncPanel(QWidget):
         self.result = None
         self.result_label.setText("")
         self.preview.set_source(None)
-        self.watcher.paused = True  # the panel's own write is not Kdenlive saving
+        self._pause_watch()
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("starting… %p%")
         self._start(
@@ -523,11 +418,6 @@ class EmsyncPanel(QWidget):
         reload = f"\n{RELOAD}" if result.output is not None and result.output == self._project else ""
         self.result_label.setText(result_text(result) + reload)
         self.scored.emit(result)
-
-    def _resume_watch(self) -> None:
-        if self.watcher.paused:
-            self.watcher.skip()  # what the panel wrote itself
-            self.watcher.paused = False
 
     def _show_error(self, message: str, error: BaseException | None = None) -> None:
         self._resume_watch()

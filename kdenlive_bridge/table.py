@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import QComboBox, QStyledItemDelegate, QTableWidget, QTableWidgetItem
+from PySide6.QtWidgets import QComboBox, QLabel, QStyledItemDelegate, QTableWidget, QTableWidgetItem
 
+from emsync_plugin.mood import SceneMood
+from emsync_plugin.timeline.model import Timeline
 from emsync_plugin.timeline.timecode import format_timecode
 
 TABLE_COLUMNS = ("#", "Start", "End", "Length", "Media", "Feels", "Valence", "Arousal", "Source", "Faces", "Mood", "Music")
@@ -240,3 +242,89 @@ def _cell(item: QTableWidgetItem | None) -> QTableWidgetItem:
     if item is None:  # fill_scenes made every cell
         raise LookupError("the scene table is missing a cell")
     return item
+
+
+class SceneTable:
+    """The scene table's cells as the panel's state (a mixin of :class:`.panel.EmsyncPanel`): the
+    editor's overrides typed into a row, and each row painted from the moods and overrides."""
+
+    table: QTableWidget
+    mood_label: QLabel
+    timeline: Timeline | None
+    moods: dict[int, SceneMood]  # scene index -> SceneMood of the last analysis (or score)
+    overrides: dict[int, tuple[float, float, str]]  # scene index -> (valence, arousal, text)
+    _analyzed_with: set[int]  # scenes overridden when self.moods was made (not analyzed)
+    _missing: set[int]  # scenes the last MediaError was about
+    _filling: bool
+
+    def show_advanced(self, on: bool) -> None:
+        """Show or hide the Valence and Arousal columns (the Feels column names the mood)."""
+        for col in ADVANCED:
+            self.table.setColumnHidden(col, not on)
+
+    def set_override(self, index: int, text: str | None) -> None:
+        """Set scene ``index``'s mood (a name or ``"V,A"``), or clear it with ``None``/"auto".
+
+        Raises ValueError (the core parser's message) for text that is not a mood.
+        """
+        if text is None or not str(text).strip() or str(text).strip().lower() == AUTO:
+            self.overrides.pop(index, None)
+        else:
+            self.overrides[index] = parse_mood(str(text))
+            self._missing.discard(index)
+        self._refresh_rows([index])
+
+    @Slot(object)
+    def _item_changed(self, item: QTableWidgetItem) -> None:
+        if self._filling or self.timeline is None or item.column() not in (COL_VALENCE, COL_AROUSAL, COL_MOOD):
+            return
+        row = item.row()
+        if not 0 <= row < len(self.timeline.scenes):
+            return
+        index = self.timeline.scenes[row].index
+        text = item.text().strip()
+        try:
+            if item.column() == COL_MOOD:
+                self.set_override(index, text)
+            else:
+                try:
+                    value = float(text.replace(",", "."))
+                except ValueError:
+                    raise ValueError(f'"{text}" is not a number from -1 to 1') from None
+                v, a = self._shown_va(index)
+                v, a = (value, a) if item.column() == COL_VALENCE else (v, value)
+                self.set_override(index, f"{v},{a}")
+            self._say(MOOD_HELP)
+        except ValueError as exc:
+            self._refresh_rows([index])  # put the cell back
+            self._say(f"Scene {index}: {exc}. {MOOD_HELP}", error=True)
+
+    def _shown_va(self, index: int) -> tuple[float, float]:
+        """The valence and arousal the table shows for a scene (0, 0 when it shows none)."""
+        if index in self.overrides:
+            v, a, _ = self.overrides[index]
+            return v, a
+        mood = self.moods.get(index)
+        if mood is not None and index not in self._analyzed_with:
+            return mood.valence, mood.arousal
+        return 0.0, 0.0
+
+    def _refresh_rows(self, indices=None) -> None:
+        """Fill the Valence, Arousal, Source, Faces and Mood cells from the moods and overrides."""
+        if self.timeline is None:
+            return
+        wanted = None if indices is None else set(indices)
+        self._filling = True
+        try:
+            for row, scene in enumerate(self.timeline.scenes):
+                if wanted is None or scene.index in wanted:
+                    mood = self.moods.get(scene.index)
+                    analyzed = mood is not None and scene.index not in self._analyzed_with
+                    paint_mood(self.table, row, self.overrides.get(scene.index), mood, analyzed, scene.index in self._missing)
+        finally:
+            self._filling = False
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.mood_label.setText(text)
+        self.mood_label.setStyleSheet("color: #b00020;" if error else "")
+
