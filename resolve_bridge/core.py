@@ -108,8 +108,8 @@ def mood_rows(moods, timeline) -> list[dict]:
         face = max(probs, key=probs.__getitem__) if probs else None
         rows.append({
             "index": int(m.index), "start": float(m.start), "end": float(m.end),
-            "record_in": format_timecode(timeline.start + m.start, timeline.rate),
-            "record_out": format_timecode(timeline.start + m.end, timeline.rate),
+            "record_in": format_timecode(timeline.start + m.start, timeline.rate, timeline.drop_frame),
+            "record_out": format_timecode(timeline.start + m.end, timeline.rate, timeline.drop_frame),
             "valence": float(m.valence), "arousal": float(m.arousal), "source": str(m.source),
             "face": None if face is None else f"{face} {float(probs[face]):.0%}",
         })

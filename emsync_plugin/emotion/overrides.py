@@ -207,7 +207,8 @@ def describe_marker(marker, timeline) -> str:
 
     text = marker.name if _MARKER.match(marker.name or "") or not marker.comment else marker.comment
     where = f", {marker.origin}" if marker.origin else ""
-    return f'marker "{text.strip()}" at {format_timecode(timeline.start + marker.time, timeline.rate)} ({marker.time:.3f} s{where})'
+    tc = format_timecode(timeline.start + marker.time, timeline.rate, getattr(timeline, "drop_frame", False))
+    return f'marker "{text.strip()}" at {tc} ({marker.time:.3f} s{where})'
 
 
 def scene_at(timeline, t: float):
