@@ -139,3 +139,14 @@ def test_error_family():
         assert issubclass(cls, EmsyncError)
     e = TimelineError("is broken", path="/x/a.otio", hint="fix it")
     assert str(e) == "/x/a.otio: is broken. Fix it."
+
+
+def test_a_folder_is_not_a_timeline_and_the_error_names_one_inside(tmp_path):
+    from emsync_plugin.errors import TimelineError
+    from emsync_plugin.timeline import read_cuts
+
+    with pytest.raises(TimelineError, match="is a folder, not a timeline.*not a folder"):
+        read_cuts(tmp_path)
+    (tmp_path / "cut.otio").write_text("{}")
+    with pytest.raises(TimelineError, match=r"is a folder, not a timeline\. Name a timeline file in it, e\.g\. .*cut\.otio"):
+        read_cuts(tmp_path)

@@ -260,6 +260,11 @@ def _check_file(path: Path) -> str:
 def _check_path(path: Path, suffix: str) -> str:
     if not path.exists():
         raise TimelineError("no such file", path=path, hint="check the path (export the timeline from your editor first)")
+    if path.is_dir() and suffix != ".otiod":
+        found = sorted(p.name for p in path.iterdir() if p.suffix.lower() in SUPPORTED and not p.name.startswith("."))[:3]
+        hint = f"name a timeline file in it, e.g. {path / found[0]}" if found else \
+            "name a timeline file (.otio, .kdenlive, .xml, .fcpxml, .edl) or a video file, not a folder"
+        raise TimelineError("is a folder, not a timeline", path=path, hint=hint)
     if suffix not in SUPPORTED:
         raise TimelineError(
             f"unsupported file type {suffix or '(no extension)'!r}",
