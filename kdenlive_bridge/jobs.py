@@ -121,8 +121,7 @@ def result_text(result) -> str:
     from .table import music_summary
 
     written = result.output
-    lufs = getattr(result, "lufs", None)
-    loud = f", {lufs:.1f} LUFS" if isinstance(lufs, (int, float)) and lufs == lufs else ""
+    loud = _loudness(result)
     summary = music_summary(getattr(result, "decisions", ()) or ())
     lines = [summary] if summary else []
     lines.append(f"Scored project written to: {written}" if written else f"Score written to: {result.wav}")
@@ -131,6 +130,52 @@ def result_text(result) -> str:
     if written:
         lines.append("Open it in Kdenlive (reload the project if it is already open there).")
     return "\n".join(lines)
+
+
+def add_settings(settings: dict, heard: Path) -> dict:
+    """The ``ScoreOptions`` keyword arguments of "Add to project": those of the score the editor
+    generated and heard, with the timeline written and that score (its sidecar ``heard``) as the
+    previous one, so every scene that did not change since keeps its music note for note (nothing
+    fresh nor regenerated: that happened in the generated score already; its first take is the one heard)."""
+    return {**settings, "write_timeline": True, "previous": Path(heard), "fresh": False, "regenerate": (), "take": 1}
+
+
+def heard_as_is(decisions) -> bool:
+    """Whether "Add to project" kept every scene's music from the score heard (no scene changed since)."""
+    return all(d.keeps_music for d in decisions)
+
+
+def preview_text(result) -> str:
+    """What the panel says after "Generate score": what happened to each scene's music, and that the
+    project is untouched until "Add to project"."""
+    from .table import music_summary
+
+    summary = music_summary(getattr(result, "decisions", ()) or ())
+    lines = [summary] if summary else []
+    lines.append(f"Score ready: {Path(result.wav).name}{_loudness(result)}. Listen with ▶ Play score, then click "
+                 "Add to project to put it on the timeline (the project is not changed until then).")
+    lines.extend(_extras(result))
+    return "\n".join(lines)
+
+
+def added_text(result) -> str:
+    """What the panel says after "Add to project": that the music added is the music heard (or which
+    scenes changed meanwhile and got new music), then :func:`result_text`."""
+    from .table import ranges
+
+    decisions = getattr(result, "decisions", ()) or ()
+    changed = [d.index for d in decisions if not d.keeps_music]
+    if not changed:
+        head = "Added to the project: the music you heard, note for note."
+    else:
+        head = (f"The project changed since you generated the score: scene{'s' if len(changed) > 1 else ''} "
+                f"{ranges(changed)} got new music (▶ Play score plays what was added); the other scenes are as you heard them.")
+    return head + "\n" + result_text(result)
+
+
+def _loudness(result) -> str:
+    lufs = getattr(result, "lufs", None)
+    return f", {lufs:.1f} LUFS" if isinstance(lufs, (int, float)) and lufs == lufs else ""
 
 
 #: The core's command-line words for re-scoring, and the panel's.

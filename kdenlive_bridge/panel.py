@@ -1,15 +1,19 @@
 """The EMSYNC companion window for Kdenlive (PySide6).
 
-Kdenlive has no Python plugin API, so the panel works on the project file: it offers the project
-Kdenlive has open (:mod:`.project_watch`: Kdenlive's recent files), reloads it when Kdenlive saves
-it and warns when Kdenlive may hold unsaved edits; the editor sees its scenes, clicks "Analyze
-scenes" to see the mood emsync estimates for each, overrides the mood of any scene in the table
-(:mod:`.table`), sets the engine, and clicks "Generate score". The work runs in a worker thread
-(:mod:`.jobs`) so the window never freezes. When done, the panel shows which scenes kept their
-music (a re-score keeps it where nothing changed) and where the scored project was written
-(``<name>.emsync.kdenlive`` beside the original, or the original with a timestamped backup)
-lets the editor listen to the score (:mod:`.preview`) and says to reload in Kdenlive. Overridden scenes are passed on as
-``ScoreOptions(emotion=("3=tense", "5=0.20,0.70", ...))``, exactly as ``emsync score --emotion``.
+Kdenlive has no Python plugin API, so the panel works on the project file and follows Kdenlive
+through files (:mod:`.follow`): it offers the project Kdenlive has open, reloads it when Kdenlive
+saves it and warns when Kdenlive may hold unsaved edits. The editor sees the scenes, clicks
+"Analyze scenes" to see each scene's mood, overrides any of them in the table (:mod:`.table`;
+passed on as ``ScoreOptions(emotion=("3=tense", "5=0.20,0.70"))``, as ``emsync score --emotion``),
+then works in two steps so what goes on the timeline is what was heard:
+
+- "Generate score" scores without writing the project (WAV, MIDI and sidecar beside it) and
+  offers "▶ Play score" (:mod:`.preview`);
+- "Add to project" scores again with that sidecar as the previous score and the timeline
+  written: unchanged scenes keep their music note for note, scenes changed meanwhile get new
+  music and the panel says which; then it says Kdenlive will ask to reload.
+
+The work runs in a worker thread (:mod:`.jobs`) so the window never freezes.
 """
 from __future__ import annotations
 
@@ -43,12 +47,15 @@ from emsync_plugin.mood import SceneMood
 from .follow import RELOAD, FollowKdenlive
 from .jobs import (
     Job,
+    add_settings,
+    added_text,
     analyze_scenes,
     available_engines,
+    heard_as_is,
     load_timeline,
     missing_media_advice,
     open_in_kdenlive,
-    result_text,
+    preview_text,
     run_score,
     with_missing_scenes,
 )
@@ -93,10 +100,11 @@ def _both(settings: dict) -> bool:
 
 class EmsyncPanel(FollowKdenlive, SceneTable, QWidget):
     """The companion window. Signals: ``loaded(Timeline)``, ``analyzed(list[SceneMood])``,
-    ``scored(ScoreResult)``, ``failed(str)``."""
+    ``previewed(ScoreResult)`` (Generate score), ``scored(ScoreResult)`` (Add to project), ``failed(str)``."""
 
     loaded = Signal(object)
     analyzed = Signal(object)
+    previewed = Signal(object)
     scored = Signal(object)
     failed = Signal(str)
 
@@ -105,6 +113,7 @@ class EmsyncPanel(FollowKdenlive, SceneTable, QWidget):
         self.setWindowTitle("EMSYNC — score for Kdenlive")
         self.timeline = None
         self.result = None
+        self.previewed_with: tuple[dict, Path] | None = None  # the score heard: its options and its sidecar
         self.error_box: QMessageBox | None = None
         self.moods: dict[int, SceneMood] = {}  # scene index -> SceneMood of the last analysis (or score)
         self.overrides: dict[int, tuple[float, float, str]] = {}  # scene index -> (valence, arousal, text)
@@ -191,6 +200,10 @@ class EmsyncPanel(FollowKdenlive, SceneTable, QWidget):
         run = QHBoxLayout()
         run.addWidget(self.analyze_button)
         run.addWidget(self.generate_button)
+        self.add_button = QPushButton("Add to project")
+        self.add_button.setToolTip("Put the score you generated (and heard) on the project's timeline, note for note.")
+        self.add_button.clicked.connect(self.add_to_project)
+        run.addWidget(self.add_button)
         run.addWidget(self.progress_bar, 1)
         return run
 
@@ -220,6 +233,7 @@ class EmsyncPanel(FollowKdenlive, SceneTable, QWidget):
         for w in (self.path_edit, self.browse_button):
             w.setEnabled(not busy)
         self.generate_button.setEnabled(not busy and self.timeline is not None)
+        self.add_button.setEnabled(not busy and self.timeline is not None and self.previewed_with is not None)
         self.analyze_button.setEnabled(not busy and self.timeline is not None)
         has_result = not busy and self.result is not None
         self.open_button.setEnabled(has_result and getattr(self.result, "output", None) is not None)
@@ -230,10 +244,11 @@ class EmsyncPanel(FollowKdenlive, SceneTable, QWidget):
         return tuple(f"{index}={text}" for index, (_, _, text) in sorted(self.overrides.items()))
 
     def settings(self) -> dict:
-        """The editor's choices as ``ScoreOptions`` keyword arguments (``range_in``/``range_out`` only
-        when a range is set); ValueError names the field that is wrong."""
+        """The editor's choices as ``ScoreOptions`` keyword arguments for "Generate score" (the
+        project is not written; ``range_in``/``range_out`` only when a range is set); ValueError
+        names the field that is wrong."""
         chosen: dict = self.settings_box.range_values(self.timeline) if self.timeline is not None else {}
-        return {**self.settings_box.values(), **chosen, "emotion": self.emotion(), "write_timeline": True}
+        return {**self.settings_box.values(), **chosen, "emotion": self.emotion(), "write_timeline": False}
 
     def analysis_settings(self) -> dict:
         """The choices that decide scene moods (``ScoreOptions`` keyword arguments)."""
@@ -308,12 +323,13 @@ class EmsyncPanel(FollowKdenlive, SceneTable, QWidget):
         path = Path(str(path).strip()).expanduser()
         kept = self._kept_overrides() if self._project is not None and path == self._project else {}
         self.path_edit.setText(str(path))
+        if path != self._project:  # a reload (Kdenlive saved) keeps the score generated for it
+            self.result, self.previewed_with = None, None
+            self.result_label.setText("")
+            self.preview.set_source(None)
         self._project = path
         self.timeline = None
-        self.result = None
         self.moods, self.overrides, self._analyzed_with, self._missing = {}, {}, set(), set()
-        self.result_label.setText("")
-        self.preview.set_source(None)
         self.watcher.watch(path)
         self._say(MOOD_HELP)
         self.table.setRowCount(0)
@@ -374,27 +390,40 @@ class EmsyncPanel(FollowKdenlive, SceneTable, QWidget):
             self._say(analysis_summary(moods, overridden) + MOOD_HELP)  # replaces any earlier error
             self.analyzed.emit(list(moods))
 
-    # -- scoring ---------------------------------------------------------------------------------
+    # -- scoring: Generate (hear it), then Add to project ---------------------------------------
     @Slot()
     def generate(self) -> None:
-        """Run ``pipeline.score`` in the worker thread; ``scored`` or ``failed`` follows."""
+        """Score without touching the project (WAV, MIDI and sidecar beside it) so the editor can
+        listen first; ``previewed`` or ``failed`` follows."""
         if self.busy or self._project is None or self.timeline is None:
             return
         try:
-            path, settings, timeline = self._project, self.settings(), self.timeline
+            settings = self.settings()
         except ValueError as exc:  # a Regenerate or Lock field that is not scene numbers
             self._show_error(f"{exc}.")
             return
-        overridden = set(self.overrides)
-        self.result = None
+        self.result, self.previewed_with = None, None
+        self._run_score(self._project, settings, self._show_preview)
+
+    @Slot()
+    def add_to_project(self) -> None:
+        """Score again with the generated score as ``previous`` and the timeline written: every scene
+        that did not change since keeps its music note for note; ``scored`` or ``failed`` follows."""
+        if self.busy or self._project is None or self.timeline is None or self.previewed_with is None:
+            return
+        settings, heard = self.previewed_with
+        self._pause_watch()
+        self._run_score(self._project, add_settings(settings, heard), self._show_added)
+
+    def _run_score(self, path: Path, settings: dict, show) -> None:
+        timeline, overridden = self.timeline, set(self.overrides)
         self.result_label.setText("")
         self.preview.set_source(None)
-        self._pause_watch()
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("starting… %p%")
         self._start(
             lambda progress: with_missing_scenes(lambda: run_score(path, settings, progress), timeline, overridden, _both(settings)),
-            lambda result: self._show_result(result, overridden),
+            lambda result: show(result, overridden, settings),
             with_progress=True,
         )
 
@@ -403,7 +432,8 @@ class EmsyncPanel(FollowKdenlive, SceneTable, QWidget):
         self.progress_bar.setValue(int(round(max(0.0, min(1.0, fraction)) * _PROGRESS_STEPS)))
         self.progress_bar.setFormat(f"{stage} %p%")
 
-    def _show_result(self, result, overridden: set[int]) -> None:
+    def _show_score(self, result, overridden: set[int], music: bool = True) -> None:
+        """What both steps show: the scenes as scored, their moods, the Music column, the player."""
         self.result = result
         self.progress_bar.setValue(_PROGRESS_STEPS)
         self.progress_bar.setFormat("done %p%")
@@ -411,12 +441,24 @@ class EmsyncPanel(FollowKdenlive, SceneTable, QWidget):
             self._show_timeline(result.timeline, self._kept_overrides())
         if result.moods and len(result.moods) == len(result.timeline.scenes):
             self._show_moods(result.moods, overridden)  # the moods the music was made with
-        paint_music_column(self.table, result.timeline, result.decisions)  # kept, moved, regenerated, new music
+        if music:
+            paint_music_column(self.table, result.timeline, result.decisions)  # kept, moved, regenerated, new music
         self._say(MOOD_HELP)  # an earlier error no longer holds
         self.preview.set_source(result.wav)
+
+    def _show_preview(self, result, overridden: set[int], settings: dict) -> None:
+        self._show_score(result, overridden)
+        self.previewed_with = (settings, result.sidecar)
+        self.result_label.setText(preview_text(result))
+        self.previewed.emit(result)
+
+    def _show_added(self, result, overridden: set[int], settings: dict) -> None:
+        as_heard = heard_as_is(result.decisions)
+        self._show_score(result, overridden, music=not as_heard)  # the Music column still says what the preview did
+        self.previewed_with = None
         self._resume_watch()
         reload = f"\n{RELOAD}" if result.output is not None and result.output == self._project else ""
-        self.result_label.setText(result_text(result) + reload)
+        self.result_label.setText(added_text(result) + reload)
         self.scored.emit(result)
 
     def _show_error(self, message: str, error: BaseException | None = None) -> None:

@@ -192,11 +192,11 @@ def music_summary(decisions) -> str:
     groups: dict[str, list[int]] = {}
     for d in decisions:
         groups.setdefault(MUSIC.get(d.action, (d.action, ""))[0], []).append(d.index)
-    parts = [f"{word} scene{'s' if len(indices) > 1 else ''} {_ranges(indices)}" for word, indices in groups.items()]
+    parts = [f"{word} scene{'s' if len(indices) > 1 else ''} {ranges(indices)}" for word, indices in groups.items()]
     return f"Music: {'; '.join(parts)}." if parts else ""
 
 
-def _ranges(indices: list[int]) -> str:
+def ranges(indices: list[int]) -> str:
     """``[1, 2, 3, 5]`` as ``"1-3, 5"``."""
     runs: list[list[int]] = []
     for n in sorted(indices):

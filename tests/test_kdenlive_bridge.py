@@ -74,7 +74,7 @@ class FastScore:
         for f in (out, wav, midi, sidecar):
             f.write_bytes(b"x")
         progress("done", 1.0)
-        return pipeline.ScoreResult(timeline, out, wav, midi, sidecar, -16.0)
+        return pipeline.ScoreResult(timeline, out if options.write_timeline else None, wav, midi, sidecar, -16.0)
 
 
 @pytest.fixture
@@ -112,19 +112,31 @@ def test_generate_runs_in_a_worker_and_shows_the_result(qtbot, panel, project, m
     seen = []
     panel.progress_bar.valueChanged.connect(seen.append)
 
-    with qtbot.waitSignal(panel.scored, timeout=10_000) as blocker:
+    assert not panel.add_button.isEnabled()  # nothing generated yet
+    with qtbot.waitSignal(panel.previewed, timeout=10_000) as blocker:
         qtbot.mouseClick(panel.generate_button, Qt.LeftButton)
         assert panel.busy and not panel.generate_button.isEnabled()  # returned at once, work goes on
 
-    result = blocker.args[0]
+    heard = blocker.args[0]
     (path, options), = fake.calls
     assert path == project
-    assert (options.valence, options.arousal, options.seed, options.write_timeline) == (-0.4, None, 9, True)
+    assert (options.valence, options.arousal, options.seed, options.write_timeline) == (-0.4, None, 9, False)
     assert fake.thread is not None and fake.thread != threading.get_ident()
+    assert heard.output is None and "Add to project" in panel.result_label.text()
+    assert seen and seen[-1] == panel.progress_bar.maximum() and 500 in seen
+    assert not panel.busy and panel.add_button.isEnabled() and not panel.open_button.isEnabled()
+
+    panel.seed_spin.setValue(10)  # changed after listening: what is added is still what was heard
+    with qtbot.waitSignal(panel.scored, timeout=10_000) as blocker:
+        qtbot.mouseClick(panel.add_button, Qt.LeftButton)
+    result = blocker.args[0]
+    (_, added) = fake.calls[-1]
+    assert (added.write_timeline, added.previous, added.seed, added.valence) == (True, heard.sidecar, 9, -0.4)
+    assert __import__("dataclasses").replace(added, write_timeline=False, previous=None, take=None) == options
     assert str(result.output) in panel.result_label.text()
     assert result.output == project.with_name("holiday.emsync.otio")
-    assert seen and seen[-1] == panel.progress_bar.maximum() and 500 in seen
     assert not panel.busy and panel.generate_button.isEnabled() and panel.open_button.isEnabled()
+    assert not panel.add_button.isEnabled()  # added once; generate again to add again
 
     opened = []
     monkeypatch.setattr(panel_mod, "open_in_kdenlive", lambda p: opened.append(p) or True)
@@ -301,7 +313,7 @@ def test_editing_rows_changes_what_is_scored(qtbot, panel, project, monkeypatch)
     assert _cells(panel, 0) == ["+0.55", "+0.35", "faces", "happy 70%", "auto"]
     assert not panel.table.item(0, 0).font().bold()
 
-    with qtbot.waitSignal(panel.scored, timeout=10_000):
+    with qtbot.waitSignal(panel.previewed, timeout=10_000):
         qtbot.mouseClick(panel.generate_button, Qt.LeftButton)
     (_, options), = score.calls
     assert options.emotion == ("2=0.20,0.10", "3=tense")
@@ -402,37 +414,87 @@ def _music(panel):
     return [panel.table.item(r, panel_mod.COL_MUSIC).text() for r in range(panel.table.rowCount())]
 
 
-def _generate(qtbot, panel, timeout=10_000):
-    with qtbot.waitSignal(panel.scored, timeout=timeout) as blocker:
+def _preview(qtbot, panel, timeout=10_000):
+    """Click "Generate score": the score is made, not added."""
+    with qtbot.waitSignal(panel.previewed, timeout=timeout) as blocker:
         qtbot.mouseClick(panel.generate_button, Qt.LeftButton)
     return blocker.args[0]
 
 
+def _add(qtbot, panel, timeout=10_000):
+    """Click "Add to project"."""
+    with qtbot.waitSignal(panel.scored, timeout=timeout) as blocker:
+        qtbot.mouseClick(panel.add_button, Qt.LeftButton)
+    return blocker.args[0]
+
+
+def _generate(qtbot, panel, timeout=10_000):
+    """Generate score, then Add to project; the added result."""
+    _preview(qtbot, panel, timeout)
+    return _add(qtbot, panel, timeout)
+
+
 def test_rescoring_the_sample_in_place_shows_the_music_kept(qtbot, panel, tmp_path):
-    """The real core on the bundled sample's .kdenlive, scored in place three times: first all new
-    music, then every scene kept, then the scene asked for regenerated and the others kept."""
+    """The real core on the bundled sample's .kdenlive, in place: Generate leaves the project as it
+    is; Add to project puts on it the music heard, note for note; generating again keeps every
+    scene; the scene asked for is regenerated and the others kept."""
+    import json
+
     for name in ("sample.kdenlive", "sample.mp4"):
         (tmp_path / name).write_bytes((SAMPLE.parent / name).read_bytes())
     project = tmp_path / "sample.kdenlive"
+    before = project.read_bytes()
     _load(qtbot, panel, project)
     panel.engine_combo.setCurrentText("baseline")
     panel.in_place_check.setChecked(True)
     n = panel.table.rowCount()
     assert n > 2 and _music(panel) == [""] * n
 
-    first = _generate(qtbot, panel, timeout=120_000)
-    assert first.output == project and _music(panel) == ["new music"] * n
+    heard = _preview(qtbot, panel, timeout=120_000)
+    assert heard.output is None and project.read_bytes() == before  # nothing added yet
+    assert _music(panel) == ["new music"] * n and panel.add_button.isEnabled()
 
-    second = _generate(qtbot, panel, timeout=120_000)
+    def notes(result):
+        return [scene["notes"] for scene in json.loads(result.sidecar.read_text())["scenes"]]
+
+    wav, heard_notes = heard.wav.read_bytes(), notes(heard)
+
+    first = _add(qtbot, panel, timeout=120_000)
+    assert first.output == project and "EMSYNC Score" in project.read_text(encoding="utf-8")
+    assert [d.action for d in first.decisions] == ["kept"] * n  # what is added is what was heard
+    assert first.wav.read_bytes() == wav and notes(first) == heard_notes
+    assert panel.result_label.text().startswith("Added to the project: the music you heard, note for note.")
+    assert "asks to reload" in panel.result_label.text() and not panel.add_button.isEnabled()
+    assert _music(panel) == ["new music"] * n  # still what Generate did against the project
+
+    second = _preview(qtbot, panel, timeout=120_000)
     assert [d.action for d in second.decisions] == ["kept"] * n
     assert _music(panel) == ["kept"] * n
     assert panel.result_label.text().startswith(f"Music: kept scenes 1-{n}.")
 
     panel.settings_box.regenerate_edit.setText("2")
-    _generate(qtbot, panel, timeout=120_000)
+    _preview(qtbot, panel, timeout=120_000)
     assert _music(panel) == ["kept", "regenerated (you asked)"] + ["kept"] * (n - 2)
     assert panel.result_label.text().startswith(f"Music: kept scenes 1, 3-{n}; regenerated scene 2.")
     assert panel.table.item(1, panel_mod.COL_MUSIC).toolTip().startswith("New music")
+
+
+def test_adding_after_the_project_changed_says_which_scenes_got_new_music(qtbot, panel, project, monkeypatch):
+    from emsync_plugin.rescore import Decision
+
+    class Changed(FastScore):
+        def __call__(self, path, options=pipeline.ScoreOptions(), progress=None):
+            result = super().__call__(path, options, progress)
+            actions = ["kept", "new", "kept"] if options.previous is not None else ["new"] * 3
+            return __import__("dataclasses").replace(result, decisions=tuple(
+                Decision(i + 1, a) for i, a in enumerate(actions)))
+
+    monkeypatch.setattr(pipeline, "score", Changed())
+    _load(qtbot, panel, project)
+    _generate(qtbot, panel)
+    text = panel.result_label.text()
+    assert text.startswith("The project changed since you generated the score: scene 2 got new music")
+    assert _music(panel) == ["kept", "new music", "kept"]
 
 
 def test_takes_stems_ducking_and_rescore_choices_reach_the_score_options(qtbot, panel, project, monkeypatch):
@@ -447,14 +509,14 @@ def test_takes_stems_ducking_and_rescore_choices_reach_the_score_options(qtbot, 
     box.duck_spin.setValue(-9)
     box.regenerate_edit.setText("3, 1")
     box.lock_edit.setText("2")
-    _generate(qtbot, panel)
+    _preview(qtbot, panel)
     options = fake.calls[-1][1]
     assert (options.takes, options.stems, options.duck) == (3, True, -9.0)
     assert (options.regenerate, options.lock, options.fresh) == ((1, 3), (2,), False)
 
     box.fresh_check.setChecked(True)  # a fresh score ignores what to keep
     assert not box.regenerate_edit.isEnabled() and not box.lock_edit.isEnabled()
-    _generate(qtbot, panel)
+    _preview(qtbot, panel)
     options = fake.calls[-1][1]
     assert (options.regenerate, options.lock, options.fresh, options.previous) == ((), (), True, None)
 
@@ -538,7 +600,7 @@ def test_after_a_score_the_panel_previews_and_says_to_reload(qtbot, panel, proje
     class InPlace(FastScore):
         def __call__(self, path, options=pipeline.ScoreOptions(), progress=None):
             result = super().__call__(path, options, progress)
-            return __import__("dataclasses").replace(result, output=Path(path))
+            return __import__("dataclasses").replace(result, output=Path(path) if options.write_timeline else None)
 
     monkeypatch.setattr(pipeline, "score", FastScore(TimelineError("too short", path=project)))
     _load(qtbot, panel, project)
@@ -565,14 +627,14 @@ def test_the_range_reaches_the_score_options(qtbot, panel, project, monkeypatch)
     fake = FastScore()
     monkeypatch.setattr(pipeline, "score", fake)
     _load(qtbot, panel, project)
-    _generate(qtbot, panel)
+    _preview(qtbot, panel)
     assert "range_in" not in fake.calls[-1][1].__dict__ or fake.calls[-1][1].range_in is None
     if "range_in" not in {f.name for f in __import__("dataclasses").fields(pipeline.ScoreOptions)}:
         pytest.skip("ScoreOptions has no range_in yet")
     box = panel.settings_box
     box.range_in_edit.setText("00:00:02:00")
     box.range_out_edit.setText("6.5")
-    _generate(qtbot, panel)
+    _preview(qtbot, panel)
     options = fake.calls[-1][1]
     assert (options.range_in, options.range_out) == (2.0, 6.5)
     box.range_out_edit.setText("00:00:01:00")
