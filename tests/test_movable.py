@@ -25,3 +25,13 @@ def test_the_score_is_referenced_like_the_media(tmp_path):
     assert all(not Path(u).is_absolute() and "://" not in u for u in urls.values())
     again = score(moved / "sample.otio", ScoreOptions(engine="baseline", in_place=True))
     assert {d.action for d in again.decisions} == {"kept"}
+
+
+def test_a_marker_fcpxml_cannot_carry_is_named_not_lost_silently(tmp_path, caplog):
+    from emsync_plugin.timeline.io import convert_timeline
+
+    for name in ("sample.otio", "sample.mp4"):
+        shutil.copy(SAMPLE / name, tmp_path / name)
+    convert_timeline(tmp_path / "sample.otio", tmp_path / "sample.fcpxml")
+    lost = [r.getMessage() for r in caplog.records if "cannot carry" in r.getMessage()]
+    assert lost and "'emsync: happy'" in lost[0] and "--emotion" in lost[0]

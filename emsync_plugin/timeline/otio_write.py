@@ -76,6 +76,7 @@ def _write(source: Path, out: Path, scores: Sequence[ScoreTrack], rate: float | 
                 fcpxml.set_tc_start(tmp_out, timeline.global_start_time.to_seconds(), timeline_rate)
             if out_adapter == "fcpx_xml":
                 _disable_fcpx_clips(tmp_out, [s.name for s in scores if s.muted])
+                _say_lost_markers(timeline, tmp_out, out)
 
 
 def _relative_media(timeline: otio.schema.Timeline) -> bool:
@@ -92,6 +93,32 @@ def _relative_scores(tracks: Sequence[otio.schema.Track], folder: Path) -> None:
             if isinstance(ref, otio.schema.ExternalReference):
                 path = Path(otio.url_utils.filepath_from_url(ref.target_url))
                 ref.target_url = Path(os.path.relpath(path, folder.resolve())).as_posix()
+
+
+def _say_lost_markers(timeline: otio.schema.Timeline, written: Path, out: Path) -> None:
+    """The FCPXML adapter drops some markers (those on the stack, on gaps, in nested items): say
+    which, so an ``emsync:`` mood marker is not lost silently."""
+    names = [m.name for m in _markers(timeline)]
+    text = written.read_text(encoding="utf-8", errors="replace")
+    kept = re.findall(r'<marker\b[^>]*\bvalue="([^"]*)"', text)
+    lost = list(names)
+    for name in kept:
+        if _xml_attr(name) in map(_xml_attr, lost):
+            lost.remove(next(n for n in lost if _xml_attr(n) == _xml_attr(name)))
+    if lost:
+        moods = [n for n in lost if n.strip().lower().startswith("emsync")]
+        logger.warning("%s: FCPXML cannot carry %d marker(s) through the OTIO adapter (%s)%s", out.name, len(lost),
+                       ", ".join(repr(n) for n in lost[:3]) + (", ..." if len(lost) > 3 else ""),
+                       "; set those scenes' moods with --emotion N=MOOD instead" if moods else "")
+
+
+def _markers(timeline: otio.schema.Timeline) -> list[otio.schema.Marker]:
+    found = list(timeline.tracks.markers)
+    for track in timeline.tracks:
+        found += list(track.markers)
+        for item in track.find_children():
+            found += list(getattr(item, "markers", ()))
+    return found
 
 
 def _writing(out: Path, adapter: str, job) -> None:
@@ -229,4 +256,6 @@ def convert(source: Path, target: Path) -> Path:
     start = timeline.global_start_time
     if out_adapter == "fcpx_xml" and start is not None:  # the adapter drops it
         fcpxml.set_tc_start(target, start.to_seconds(), start.rate)
+    if out_adapter == "fcpx_xml":
+        _say_lost_markers(timeline, target, target)
     return target
