@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from PySide6.QtCore import QObject, QProcess, QRunnable, QUrl, Signal
+from PySide6.QtCore import QObject, QProcess, QRunnable, QThreadPool, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 
 from emsync_plugin.errors import EmsyncError, MediaError
@@ -266,3 +266,56 @@ class Job(QRunnable):
             self.signals.failed.emit(describe(exc))
             return
         self.signals.done.emit(result)
+
+
+class JobRunner:
+    """One job at a time in the panel's pool (a mixin of :class:`.panel.EmsyncPanel`): ``_start`` runs
+    a function off the GUI thread; its outcome comes back to ``on_done`` or the panel's ``_show_error``."""
+
+    _job: Job | None
+    _retired: list[Job]  # finished jobs, freed in the GUI thread once the pool is idle
+    _pool: QThreadPool
+
+    def _set_busy(self, busy: bool) -> None:  # the panel's
+        raise NotImplementedError
+
+    def _show_error(self, message: str, error: BaseException | None = None) -> None:  # the panel's
+        raise NotImplementedError
+
+    def _on_progress(self, stage: str, fraction: float) -> None:  # the panel's
+        raise NotImplementedError
+
+    def _job_done(self, result) -> None:  # the panel's slot: on_done(result)
+        raise NotImplementedError
+
+    def _job_failed(self, message: str) -> None:  # the panel's slot: the error shown
+        raise NotImplementedError
+
+    @property
+    def busy(self) -> bool:
+        return self._job is not None
+
+    def _start(self, fn, on_done, with_progress: bool = False) -> Job:
+        """Run ``fn`` in the pool; its signals reach this panel's slots in the GUI thread."""
+        if self._retired:  # their run() has emitted its last signal; let it return, then free them here
+            self._pool.waitForDone(2000)
+            self._retired.clear()
+        job = Job(fn)
+        job.on_done = on_done
+        job.signals.done.connect(self._job_done)
+        job.signals.failed.connect(self._job_failed)
+        if with_progress:
+            job.signals.progress.connect(self._on_progress)
+        self._job = job
+        self._set_busy(True)
+        self._pool.start(job)
+        return job
+
+    def _take_job(self, sender: QObject | None) -> Job | None:
+        """The running job if ``sender`` (the signal's) is its signals, now retired; None for a stale one."""
+        job = self._job
+        if job is None or sender is not job.signals:  # a stale job (one runs at a time)
+            return None
+        self._job = None
+        self._retired.append(job)
+        return job

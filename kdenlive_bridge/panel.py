@@ -46,7 +46,7 @@ from emsync_plugin.mood import SceneMood
 
 from .follow import RELOAD, FollowKdenlive
 from .jobs import (
-    Job,
+    JobRunner,
     add_settings,
     added_text,
     analyze_scenes,
@@ -98,7 +98,7 @@ def _both(settings: dict) -> bool:
     return settings.get("valence") is not None and settings.get("arousal") is not None
 
 
-class EmsyncPanel(FollowKdenlive, SceneTable, QWidget):
+class EmsyncPanel(JobRunner, FollowKdenlive, SceneTable, QWidget):
     """The companion window. Signals: ``loaded(Timeline)``, ``analyzed(list[SceneMood])``,
     ``previewed(ScoreResult)`` (Generate score), ``scored(ScoreResult)`` (Add to project), ``failed(str)``."""
 
@@ -121,8 +121,8 @@ class EmsyncPanel(FollowKdenlive, SceneTable, QWidget):
         self._missing: set[int] = set()  # scenes the last MediaError was about
         self._filling = False
         self._project: Path | None = None
-        self._job: Job | None = None
-        self._retired: list[Job] = []  # finished jobs, freed in this thread once the pool is idle
+        self._job = None
+        self._retired = []
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
         self.watcher = ProjectWatcher(self)
@@ -225,10 +225,6 @@ class EmsyncPanel(FollowKdenlive, SceneTable, QWidget):
         return after
 
     # -- state ---------------------------------------------------------------------------------
-    @property
-    def busy(self) -> bool:
-        return self._job is not None
-
     def _set_busy(self, busy: bool) -> None:
         for w in (self.path_edit, self.browse_button):
             w.setEnabled(not busy)
@@ -255,33 +251,9 @@ class EmsyncPanel(FollowKdenlive, SceneTable, QWidget):
         values = {**self.settings_box.values(), "emotion": self.emotion()}
         return {k: v for k, v in values.items() if k in ("valence", "arousal", "emotion")}
 
-    def _start(self, fn, on_done, with_progress: bool = False) -> Job:
-        """Run ``fn`` in the pool; its signals reach this panel's slots in the GUI thread."""
-        if self._retired:  # their run() has emitted its last signal; let it return, then free them here
-            self._pool.waitForDone(2000)
-            self._retired.clear()
-        job = Job(fn)
-        job.on_done = on_done
-        job.signals.done.connect(self._job_done)
-        job.signals.failed.connect(self._job_failed)
-        if with_progress:
-            job.signals.progress.connect(self._on_progress)
-        self._job = job
-        self._set_busy(True)
-        self._pool.start(job)
-        return job
-
-    def _take_job(self) -> Job | None:
-        job = self._job
-        if job is None or self.sender() is not job.signals:  # a stale job (one runs at a time)
-            return None
-        self._job = None
-        self._retired.append(job)
-        return job
-
     @Slot(object)
     def _job_done(self, result) -> None:
-        job = self._take_job()
+        job = self._take_job(self.sender())
         if job is not None:
             try:
                 if job.on_done is not None:
@@ -291,7 +263,7 @@ class EmsyncPanel(FollowKdenlive, SceneTable, QWidget):
 
     @Slot(str)
     def _job_failed(self, message: str) -> None:
-        job = self._take_job()
+        job = self._take_job(self.sender())
         if job is not None:
             try:
                 self._show_error(message, job.error)
