@@ -115,19 +115,32 @@ def missing_media_advice(error: MediaError) -> tuple[str, str, list[int]]:
     return message, advice, scenes
 
 
-def result_text(result) -> str:
-    """What the panel says about a ``ScoreResult``: what happened to each scene's music, where
-    the project and the audio were written."""
+def shown_path(path: str | Path) -> str:
+    """A path as the window shows it: ``~/Films/cut.kdenlive`` under the home folder, else in full
+    (the path field expands ``~`` back)."""
+    path = Path(path)
+    try:
+        return str(Path("~") / path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)
+
+
+def result_text(result, summary: bool = True, reload: str = "") -> str:
+    """What the panel says about a ``ScoreResult``: what happened to each scene's music (unless
+    ``summary`` is False), where the project and the audio were written, and how to see it in
+    Kdenlive (``reload`` when the project Kdenlive has open was written)."""
     from .table import music_summary
 
     written = result.output
     loud = _loudness(result)
-    summary = music_summary(getattr(result, "decisions", ()) or ())
-    lines = [summary] if summary else []
-    lines.append(f"Scored project written to: {written}" if written else f"Score written to: {result.wav}")
-    lines.append(f"Audio: {result.wav} ({len(result.timeline.cuts)} cuts{loud})")
+    said = music_summary(getattr(result, "decisions", ()) or ()) if summary else ""
+    lines = [said] if said else []
+    lines.append(f"Scored project written to: {shown_path(written)}" if written else f"Score written to: {shown_path(result.wav)}")
+    lines.append(f"Audio: {shown_path(result.wav)} ({len(result.timeline.cuts)} cuts{loud})")
     lines.extend(_extras(result))
-    if written:
+    if reload:
+        lines.append(reload)
+    elif written:
         lines.append("Open it in Kdenlive (reload the project if it is already open there).")
     return "\n".join(lines)
 
@@ -158,7 +171,7 @@ def preview_text(result) -> str:
     return "\n".join(lines)
 
 
-def added_text(result) -> str:
+def added_text(result, reload: str = "") -> str:
     """What the panel says after "Add to project": that the music added is the music heard (or which
     scenes changed meanwhile and got new music), then :func:`result_text`."""
     from .table import ranges
@@ -170,7 +183,7 @@ def added_text(result) -> str:
     else:
         head = (f"The project changed since you generated the score: scene{'s' if len(changed) > 1 else ''} "
                 f"{ranges(changed)} got new music (▶ Play score plays what was added); the other scenes are as you heard them.")
-    return head + "\n" + result_text(result)
+    return head + "\n" + result_text(result, summary=bool(changed), reload=reload)
 
 
 def _loudness(result) -> str:

@@ -57,6 +57,7 @@ from .jobs import (
     open_in_kdenlive,
     preview_text,
     run_score,
+    shown_path,
     with_missing_scenes,
 )
 from .preview import ScorePreview
@@ -149,6 +150,7 @@ class EmsyncPanel(JobRunner, FollowKdenlive, SceneTable, QWidget):
         self.browse_button = QPushButton("Open project…")
         self.browse_button.clicked.connect(self.browse)
         self.recent_combo = QComboBox()
+        self.recent_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.recent_combo.setToolTip("The projects Kdenlive opened last (the first is the one it has open)")
         self.recent_combo.activated.connect(self._recent_chosen)
         self.fill_recent()
@@ -294,7 +296,7 @@ class EmsyncPanel(JobRunner, FollowKdenlive, SceneTable, QWidget):
             return
         path = Path(str(path).strip()).expanduser()
         kept = self._kept_overrides() if self._project is not None and path == self._project else {}
-        self.path_edit.setText(str(path))
+        self.path_edit.setText(shown_path(path))
         if path != self._project:  # a reload (Kdenlive saved) keeps the score generated for it
             self.result, self.previewed_with = None, None
             self.result_label.setText("")
@@ -429,14 +431,15 @@ class EmsyncPanel(JobRunner, FollowKdenlive, SceneTable, QWidget):
         self._show_score(result, overridden, music=not as_heard)  # the Music column still says what the preview did
         self.previewed_with = None
         self._resume_watch()
-        reload = f"\n{RELOAD}" if result.output is not None and result.output == self._project else ""
-        self.result_label.setText(added_text(result) + reload)
+        reload = RELOAD if result.output is not None and result.output == self._project else ""
+        self.result_label.setText(added_text(result, reload))
         self.scored.emit(result)
 
     def _show_error(self, message: str, error: BaseException | None = None) -> None:
         self._resume_watch()
         if self.timeline is None:
             self.summary_label.setText("Could not read the project.")
+        self.progress_bar.setValue(0)
         self.progress_bar.setFormat("failed")
         advice = None
         if isinstance(error, MediaError) and error.reason:
@@ -448,7 +451,7 @@ class EmsyncPanel(JobRunner, FollowKdenlive, SceneTable, QWidget):
         box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         if advice:
             box.setInformativeText(advice)
-            self._say(f"{message} {advice}", error=True)
+        self._say(f"{message} {advice}" if advice else message, error=True)  # stays once the dialog is closed
         self.error_box = box
         box.open()  # window-modal, does not block the event loop
         self.failed.emit(message)

@@ -668,27 +668,58 @@ def test_the_command_without_qt_and_its_desktop_entry(tmp_path, monkeypatch, cap
     assert "usage: emsync-kdenlive-panel" in capsys.readouterr().out
 
 
+def test_paths_under_home_are_shown_from_home(qtbot, panel, tmp_path, monkeypatch):
+    from kdenlive_bridge.jobs import shown_path
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    film = tmp_path / "My film"
+    film.mkdir()
+    project = film / "sample.kdenlive"
+    project.write_bytes(SAMPLE.read_bytes())
+    assert shown_path(project) == "~/My film/sample.kdenlive" and shown_path("/elsewhere/a.kdenlive") == "/elsewhere/a.kdenlive"
+    _load(qtbot, panel, project)
+    assert panel.path_edit.text() == "~/My film/sample.kdenlive"
+    _load(qtbot, panel, panel.path_edit.text())  # typed back (Enter), it is the same project
+    assert panel._project == project
+
+
 @pytest.mark.skipif(os.environ.get("EMSYNC_SCREENSHOTS") != "1", reason="set EMSYNC_SCREENSHOTS=1 to write docs/panel/*.png")
-def test_screenshots_of_the_panels_states(qtbot, panel, project, monkeypatch):
+def test_screenshots_of_the_panels_states(qtbot, panel, tmp_path, monkeypatch):
+    """The panel's states on the bundled sample, as an editor has it: ``~/My film/sample.kdenlive``,
+    the project Kdenlive has open; the real analysis and score (baseline engine)."""
     out = Path(__file__).resolve().parents[1] / "docs" / "panel"
     out.mkdir(parents=True, exist_ok=True)
-    panel.resize(1100, 700)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / ".config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / ".local" / "share"))
+    film = tmp_path / "My film"
+    film.mkdir()
+    for name in ("sample.kdenlive", "sample.mp4"):
+        (film / name).write_bytes((SAMPLE.parent / name).read_bytes())
+    project = film / "sample.kdenlive"
+    (tmp_path / ".config").mkdir()
+    (tmp_path / ".config" / "kdenliverc").write_text(f"[RecentFiles]\nFile1=file://{project}\n", encoding="utf-8")
+    panel.fill_recent()
+    panel.resize(1100, 760)
 
     def shot(name):
         qtbot.wait(50)
         assert panel.grab().save(str(out / f"{name}.png"))
 
     shot("empty")
-    monkeypatch.setattr(pipeline, "estimate_moods", FastMoods())
     _load(qtbot, panel, project)
+    panel.engine_combo.setCurrentText("baseline")
     shot("loaded")
-    _analyze(qtbot, panel)
+    _analyze(qtbot, panel, timeout=120_000)
     shot("analyzed")
-    monkeypatch.setattr(pipeline, "score", FastScore())
-    _generate(qtbot, panel)
+    _preview(qtbot, panel, timeout=120_000)
     shot("generated")
-    monkeypatch.setattr(pipeline, "score", FastScore(TimelineError("is only 0.40 s long", path=project,
-                                                                   hint="a score needs a timeline of at least 1 s")))
+    _add(qtbot, panel, timeout=120_000)
+    shot("added")
+    from emsync_plugin.errors import MediaError
+
+    missing = MediaError("media file is missing (scene 4 uses it)", path="~/My film/rushes/harbour.mp4", hint="relink the media")
+    monkeypatch.setattr(pipeline, "score", FastScore(missing))
     with qtbot.waitSignal(panel.failed, timeout=10_000):
         panel.generate()
     assert panel.error_box.grab().save(str(out / "error-dialog.png"))
