@@ -57,6 +57,54 @@ def test_fcpxml_connected_title(fixtures):
     assert overlays(t) == [("titles", 60, 150, "Lower third", "title")]
 
 
+def test_fcpxml_connected_generators_and_transforms(fixtures):
+    # title_over_v1.fcpxml plus, connected to the clip IMG_0233 at 110 s: a "Shapes" generator
+    # 111-113 s (no cut), a "Custom" solid 114-115 s (cuts), an asset-clip at scale 0.3 moved to
+    # 40 20 116-117 s (no cut), one at scale 1.1 centred 118-119 s (cuts). 30 fps.
+    t = read_cuts(fixtures / "overlays" / "generator_over_v1.fcpxml")
+    plain = read_cuts(fixtures / "overlays" / "title_over_v1.fcpxml")
+    assert frames(t, t.cuts) == sorted([3420, 3450, 3540, 3570, *frames(plain, plain.cuts)])
+    assert overlays(t) == [("titles", 60, 150, "Lower third", "title"), ("1", 3330, 3390, "Shapes", "generator"),
+                           ("2", 3480, 3510, "Picture in picture", "transform")]
+
+
+def test_fcpxml_generator_in_the_primary_storyline(fixtures, tmp_path):
+    """A generator in the storyline itself is picture (over black): it reads as a shot, not a gap."""
+    text = (fixtures / "overlays" / "generator_over_v1.fcpxml").read_text()
+    gap = '<gap name="Gap" offset="70s" duration="10s" start="3600s"/>'
+    assert gap in text
+    path = tmp_path / "spine.fcpxml"
+    path.write_text(text.replace(gap, '<video ref="r14" name="Shapes" offset="70s" duration="10s" start="3600s"/>', 1))
+    t = read_cuts(path)
+    assert [o.name for o in t.overlays] == ["Lower third", "Shapes", "Picture in picture"]
+
+
+@pytest.mark.parametrize(("xml", "reason"), [
+    ('<clip><adjust-transform position="10 0" scale="1 1"/></clip>', "transform"),
+    ('<clip><adjust-transform position="0.2 -0.3" scale="0.5 0.5"/></clip>', ""),
+    ('<clip><video ref="r2"><adjust-transform scale="0.4 1"/></video></clip>', "transform"),
+    ('<clip><adjust-crop mode="trim"><trim-rect left="20"/></adjust-crop></clip>', "transform"),
+    ('<clip><adjust-crop mode="crop"><crop-rect left="20"/></adjust-crop></clip>', ""),
+    ('<clip><adjust-transform position="nan x" scale=""/></clip>', ""),
+])
+def test_fcpxml_transform_rule(xml, reason):
+    import xml.etree.ElementTree as ET
+
+    from emsync_plugin.timeline import overlay
+
+    assert overlay.fcpx_transform_reason(ET.fromstring(xml)) == reason
+
+
+def test_fcpxml_generator_kinds():
+    from emsync_plugin.timeline import overlay
+
+    apple = ".../Generators.localized/{}.localized/{}.localized/{}.motn"
+    assert overlay.fcpx_generator_reason(apple.format("Solids", "Custom", "Custom"), "Custom") == ""
+    assert overlay.fcpx_generator_reason(apple.format("Backgrounds", "Blobs", "Blobs"), "Blobs") == ""
+    assert overlay.fcpx_generator_reason(apple.format("Elements", "Shapes", "Shapes"), "Shapes") == "generator"
+    assert overlay.fcpx_generator_reason("FxPlug:1234", "Timecode") == "generator"
+
+
 def test_kdenlive_title_clips(fixtures):
     # kdenlive_mixes_markers.kdenlive plus a "Titles" track: title 2-5 s over picture (no cut),
     # title 32-34 s over the black gap 31.04-37.12 s (a title card: cuts), full-frame clip

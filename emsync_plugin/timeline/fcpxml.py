@@ -21,7 +21,7 @@ from typing import Any
 import opentimelineio as otio
 
 from .. import fileio
-from . import limits
+from . import limits, overlay
 from .model import Shot
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,43 @@ def _classes() -> tuple[type, type]:
     adapter = otio.adapters.from_name("fcpx_xml").module()
 
     class RoundingReader(adapter.FcpxXml):  # type: ignore[name-defined]
+        def __init__(self, xml_string):
+            super().__init__(xml_string)
+            self._effects = {e.get("id"): e for e in self.fcpx_xml.iterfind("./resources/effect")}
+
+        def _effect(self, element):
+            """The ``<effect>`` resource a ``<video>`` generator refers to, else None."""
+            if element is None or element.tag != "video":
+                return None
+            return self._effects.get(element.get("ref"))
+
+        def _timing_clip(self, clip):  # a generator is timed by its own <video>, not by its parent clip
+            return clip if self._effect(clip) is not None else super()._timing_clip(clip)
+
+        def _format_id_for_clip(self, clip, default_format):  # an effect has no format
+            return default_format if self._effect(clip) is not None else super()._format_id_for_clip(clip, default_format)
+
+        def _build_composable(self, element, default_format):
+            """The adapter's clip, a generator given a reference naming its effect, and overlays
+            (generators, shrunk or moved clips) marked in the clip's ``fcpx`` metadata."""
+            effect = self._effect(element)
+            if effect is not None:
+                clip = otio.schema.Clip(
+                    name=element.get("name") or effect.get("name") or "",
+                    media_reference=otio.schema.MissingReference(  # what the writer takes for no media
+                        name=effect.get("name") or "", metadata={"fcpx": {"effect": dict(effect.attrib)}}),
+                    source_range=self._time_range(element, default_format))
+                for marker in element.findall("marker"):
+                    clip.markers.append(self._marker(marker, default_format))
+                why = overlay.fcpx_generator_reason(effect.get("uid") or "", clip.name)
+            else:
+                clip = super()._build_composable(element, default_format)
+                why = ""
+            why = why or overlay.fcpx_transform_reason(self._timing_clip(element))
+            if why and isinstance(clip, otio.schema.Clip):
+                clip.metadata["fcpx"] = {"overlay": why}
+            return clip
+
         def _format_frame_rate(self, format_id):  # the adapter's int() made 29.97 fps 29 fps
             total, rate = self._format_frame_duration(format_id)
             return float(Fraction(rate) / Fraction(total))

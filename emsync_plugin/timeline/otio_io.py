@@ -314,8 +314,12 @@ def _track_shots(track: otio.schema.Track, offset: float, path: Path, depth: int
 
 def _overlay_reason(clip: otio.schema.Clip, frame: tuple[float, float] | None) -> str:
     """Why a clip does not cover the frame ("" if it does): a generator other than a solid or
-    colour matte (OTIO ``GeneratorReference``, FCP 7 generator items), or an FCP 7 transform."""
+    colour matte (OTIO ``GeneratorReference``, FCP 7 generator items), an FCP 7 transform, or what
+    :mod:`.fcpxml`'s reader found (FCPXML generators and transforms)."""
     ref = clip.media_reference
+    fcpx = clip.metadata.get("fcpx")
+    if isinstance(fcpx, Mapping) and fcpx.get("overlay"):  # worked out by fcpxml's reader
+        return str(fcpx["overlay"])
     fcp = clip.metadata.get("fcp_xml")
     if isinstance(ref, otio.schema.GeneratorReference):
         ref_fcp = ref.metadata.get("fcp_xml")

@@ -26,6 +26,8 @@ _PIP = 2.0
 #: Kdenlive producers that are titles, and clip filters that can move or shrink the picture
 KDENLIVE_TITLES = {"kdenlivetitle", "qtext", "pango", "pangotext"}
 KDENLIVE_GENERATORS = {"glaxnimate"}
+#: FCPXML generator categories (a folder of the effect's uid) that fill the frame
+_FCPX_FULL_FRAME = {"solids", "backgrounds", "textures"}
 _KDENLIVE_TRANSFORMS = {"qtblend", "affine", "composite", "frei0r.transform", "pillar_echo"}
 
 
@@ -72,6 +74,43 @@ def _moved_or_small(params: Mapping, size: tuple[float, float] | None, frame: tu
         return True
     scale = _number(params.get("scale"), 100.0) / 100 * _PIP
     return bool(frame and size and (size[0] * scale < frame[0] - 1 or size[1] * scale < frame[1] - 1))
+
+
+def fcpx_generator_reason(uid: str, name: str) -> str:
+    """Why an FCPXML generator (a ``<video>`` whose resource is an ``<effect>``) is an overlay, from
+    the effect's ``uid`` (Apple's are paths: ".../Generators.localized/Solids.localized/...") and
+    name: Solids, Backgrounds and Textures fill the frame, other kinds go through the generator rule."""
+    folders = {part.split(".")[0].strip().lower() for part in uid.replace("\\", "/").split("/")}
+    if folders & _FCPX_FULL_FRAME:
+        return ""
+    return generator_reason(uid, name)
+
+
+def fcpx_transform_reason(item: Any) -> str:
+    """"transform" when an FCPXML clip element (or a ``<video>`` in it) has an ``adjust-transform``
+    that moves the centre or scales the picture under half the frame (FCP 7's thresholds: positions
+    are in % of the frame height, 0.5 is FCP 7's 0.01 of the half frame) or an ``adjust-crop`` in
+    trim mode that trims an edge (a crop/pan crop fills the frame again); "" otherwise."""
+    for holder in (item, *item.findall("video")):
+        for adjust in holder.findall("adjust-transform"):
+            position = _numbers(adjust.get("position"))
+            scale = _numbers(adjust.get("scale"))
+            if any(abs(v) > 0.5 for v in position) or any(abs(v) * _PIP < 1 for v in scale):
+                return "transform"
+        for crop in holder.findall("adjust-crop"):
+            trim = crop.find("trim-rect")
+            if crop.get("mode", "").lower() == "trim" and trim is not None and any(
+                    _number(trim.get(k)) > 0.5 for k in ("left", "right", "top", "bottom")):
+                return "transform"
+    return ""
+
+
+def _numbers(text: str | None) -> list[float]:
+    """The numbers of an FCPXML vector attribute ("40 20"); [] when absent or not numbers."""
+    try:
+        return [float(v) for v in (text or "").split()]
+    except ValueError:
+        return []
 
 
 def fcp7_frame(timeline_md: Mapping) -> tuple[float, float] | None:
