@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -20,6 +20,7 @@ from ..errors import TimelineError
 from . import overlay
 from .kdenlive_audio import audio_shots
 from .kdenlive_markers import clip_markers, guides
+from .kdenlive_segments import Segment, resolve_overlaps, to_shots
 from .kdenlive_xml import (
     BLACK,
     DOC_VERSION,
@@ -33,7 +34,7 @@ from .kdenlive_xml import (
     prop,
     to_seconds,
 )
-from .model import Edit, Shot, VideoTrack, is_score_name
+from .model import Edit, VideoTrack, is_score_name
 
 logger = logging.getLogger(__name__)
 
@@ -71,23 +72,6 @@ class Track:
     def ours(self) -> bool:
         """One of emsync's score tracks (by name or by the property emsync stores on it)."""
         return self.audio and (is_score_name(self.name) or has_prop(self.element, SCORE_PROPERTY))
-
-
-@dataclass
-class _Seg:
-    """A piece of picture in frames; ``step`` is media seconds per timeline frame."""
-
-    start: int
-    end: int
-    media: str | None = None
-    src: Fraction | None = None
-    step: Fraction | None = None
-    name: str = ""
-    overlay: str = ""  # why it does not cover the frame (:mod:`.overlay`), "" if it does
-
-    def cut(self, start: int, end: int) -> _Seg:
-        src = None if self.src is None or self.step is None else self.src + (start - self.start) * self.step
-        return replace(self, start=start, end=end, src=src)
 
 
 class Project:
@@ -326,48 +310,48 @@ class Project:
 
     # -- shots -----------------------------------------------------------------------------
 
-    def segments(self, track: Track, depth: int = 0) -> list[_Seg]:
+    def segments(self, track: Track, depth: int = 0) -> list[Segment]:
         """The track's picture as segments in frames: gaps filled, mixes cut at their midpoint."""
-        result: list[_Seg] = []
+        result: list[Segment] = []
         pos = 0
-        for place in _resolve_overlaps(track.places, track.mixes):
+        for place in resolve_overlaps(track.places, track.mixes):
             if place.start > pos:
-                result.append(_Seg(pos, place.start))
+                result.append(Segment(pos, place.start))
             result.extend(self._place_segments(place, depth))
             pos = place.end
         return result
 
-    def _place_segments(self, place: Place, depth: int) -> list[_Seg]:
+    def _place_segments(self, place: Place, depth: int) -> list[Segment]:
         element = place.element
         name = self.clip_name(element, place.kid)
         if element.tag == "tractor":  # a nested sequence: its visible picture
             if depth >= _MAX_NESTING:
-                return [_Seg(place.start, place.end, name=name)]
+                return [Segment(place.start, place.end, name=name)]
             inner = self.flatten(element, depth + 1)
             lo, hi = place.src_in, place.src_in + place.end - place.start
             offset = place.start - place.src_in
-            out: list[_Seg] = []
+            out: list[Segment] = []
             pos = lo
             for seg in inner:
                 a, b = max(seg.start, lo), min(seg.end, hi)
                 if a >= b:
                     continue
                 if a > pos:
-                    out.append(_Seg(pos + offset, a + offset, name=name))
+                    out.append(Segment(pos + offset, a + offset, name=name))
                 piece = seg.cut(a, b)
                 out.append(replace(piece, start=a + offset, end=b + offset, name=piece.name or name))
                 pos = b
             if pos < hi:
-                out.append(_Seg(pos + offset, hi + offset, name=name))
+                out.append(Segment(pos + offset, hi + offset, name=name))
             return out
         media, speed = self.media(element)
         why = self.overlay(place)
         if media is None:
-            return [_Seg(place.start, place.end, name=name, overlay=why)]
+            return [Segment(place.start, place.end, name=name, overlay=why)]
         if speed is None or speed <= 0:
-            return [_Seg(place.start, place.end, media, name=name, overlay=why)]
+            return [Segment(place.start, place.end, media, name=name, overlay=why)]
         step = speed / self.rate
-        return [_Seg(place.start, place.end, media, place.src_in * step, step, name, why)]
+        return [Segment(place.start, place.end, media, place.src_in * step, step, name, why)]
 
     def overlay(self, place: Place) -> str:
         """Why a clip does not cover the frame: a title producer, or a transform filter on it."""
@@ -378,12 +362,12 @@ class Project:
             if profile is not None else (1920, 1080)
         return overlay.kdenlive_reason(prop(place.element, "mlt_service"), filters, frame)
 
-    def flatten(self, tractor: ET.Element, depth: int) -> list[_Seg]:
+    def flatten(self, tractor: ET.Element, depth: int) -> list[Segment]:
         """The visible picture of a (nested) timeline: topmost clip of its enabled video tracks."""
         layers = [self.segments(t, depth) for t in self.tracks(tractor) if not t.audio and t.enabled]
         bounds = sorted({b for layer in layers for s in layer for b in (s.start, s.end)})
-        result: list[_Seg] = []
-        sources: list[_Seg | None] = []
+        result: list[Segment] = []
+        sources: list[Segment | None] = []
         for a, b in zip(bounds, bounds[1:]):
             top = None
             for layer in reversed(layers):
@@ -393,7 +377,7 @@ class Project:
             if result and sources[-1] is top and result[-1].end == a:
                 result[-1] = replace(result[-1], end=b)
                 continue
-            result.append(top.cut(a, b) if top is not None else _Seg(a, b))
+            result.append(top.cut(a, b) if top is not None else Segment(a, b))
             sources.append(top)
         return result
 
@@ -449,51 +433,6 @@ class Project:
         return ""
 
 
-def _resolve_overlaps(places: Sequence[Place], mixes: Sequence[tuple[int, int]]) -> list[Place]:
-    """Places of both playlists of a track in order, overlaps (mixes) cut at their midpoint.
-
-    The midpoint is that of the mix transition covering the overlap (``(in + out) // 2``), or
-    of the overlap itself when there is no transition; the earlier clip ends and the later one
-    starts there.
-    """
-    result: list[Place] = []
-    for place in sorted(places, key=lambda p: (p.start, p.end)):
-        place = replace(place)
-        if result and place.start < result[-1].end:
-            prev = result[-1]
-            lo, hi = place.start, min(prev.end, place.end)
-            mid = next(((a + b) // 2 for a, b in mixes if a < hi and b > lo), lo + (hi - lo) // 2)
-            mid = max(lo, min(hi, mid))
-            tail = None
-            if prev.end > place.end:  # the later clip lies inside the earlier one
-                tail = replace(prev, start=place.end, src_in=prev.src_in + place.end - prev.start)
-            result[-1] = replace(prev, end=mid)
-            if result[-1].end <= result[-1].start:
-                result.pop()
-            place = replace(place, start=mid, src_in=place.src_in + mid - place.start)
-            if place.end > place.start:
-                result.append(place)
-            if tail is not None:
-                result.append(tail)
-        else:
-            result.append(place)
-    return result
-
-
-def _shots(segments: Iterable[_Seg], rate: Fraction) -> tuple[Shot, ...]:
-    shots = []
-    for s in segments:
-        if s.end <= s.start:
-            continue
-        src0 = src1 = None
-        if s.media is not None and s.src is not None and s.step is not None:
-            src0 = round(float(s.src), 9)
-            src1 = round(float(s.src + (s.end - s.start) * s.step), 9)
-        shots.append(Shot(to_seconds(s.start, rate), to_seconds(s.end, rate), s.media, src0, src1,
-                          s.name if s.media is not None or s.name else "", not s.overlay, s.overlay))
-    return tuple(shots)
-
-
 def read(path: str | Path, *, sequence: str | None = None) -> Edit:
     """Read the video tracks, guides and clip markers of a Kdenlive project.
 
@@ -515,7 +454,7 @@ def read(path: str | Path, *, sequence: str | None = None) -> Edit:
     rate = project.rate
     video_tracks = []
     for number, track in enumerate(video, start=1):
-        shots = _shots(project.segments(track), rate)
+        shots = to_shots(project.segments(track), rate)
         video_tracks.append(VideoTrack(track.name or f"V{number}", shots, track.enabled))
     end = max((p.end for t in tracks if not t.ours for p in t.places), default=0)  # an old score may outlive the picture
     markers = guides(project, tractor) + clip_markers(project, (t for t in video if t.enabled))
