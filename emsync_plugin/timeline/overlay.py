@@ -91,18 +91,25 @@ def fcpx_transform_reason(item: Any) -> str:
     that moves the centre or scales the picture under half the frame (FCP 7's thresholds: positions
     are in % of the frame height, 0.5 is FCP 7's 0.01 of the half frame) or an ``adjust-crop`` in
     trim mode that trims an edge (a crop/pan crop fills the frame again); "" otherwise."""
-    for holder in (item, *item.findall("video")):
-        for adjust in holder.findall("adjust-transform"):
-            position = _numbers(adjust.get("position"))
-            scale = _numbers(adjust.get("scale"))
-            if any(abs(v) > 0.5 for v in position) or any(abs(v) * _PIP < 1 for v in scale):
-                return "transform"
-        for crop in holder.findall("adjust-crop"):
-            trim = crop.find("trim-rect")
-            if crop.get("mode", "").lower() == "trim" and trim is not None and any(
-                    _number(trim.get(k)) > 0.5 for k in ("left", "right", "top", "bottom")):
-                return "transform"
+    holders = (item, *item.findall("video"))
+    if any(_fcpx_moves(a) for h in holders for a in h.findall("adjust-transform")):
+        return "transform"
+    if any(_fcpx_trims(c) for h in holders for c in h.findall("adjust-crop")):
+        return "transform"
     return ""
+
+
+def _fcpx_moves(adjust: Any) -> bool:
+    """An ``adjust-transform`` moving the centre or scaling under half the frame."""
+    position, scale = _numbers(adjust.get("position")), _numbers(adjust.get("scale"))
+    return any(abs(v) > 0.5 for v in position) or any(abs(v) * _PIP < 1 for v in scale)
+
+
+def _fcpx_trims(crop: Any) -> bool:
+    """An ``adjust-crop`` in trim mode trimming an edge."""
+    trim = crop.find("trim-rect")
+    return crop.get("mode", "").lower() == "trim" and trim is not None and any(
+        _number(trim.get(k)) > 0.5 for k in ("left", "right", "top", "bottom"))
 
 
 def _numbers(text: str | None) -> list[float]:
