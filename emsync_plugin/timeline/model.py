@@ -247,30 +247,8 @@ def build_timeline(
     shots = [s for track in tracks for s in track if s.end - s.start > 0]
     end = max((s.end for s in shots), default=0.0)
     duration = snap(duration if duration is not None else end, rate)
-
-    points: list[float] = []
-    for shot in shots:
-        for t in (shot.start, shot.end):
-            t = snap(t, rate)
-            if half < t < duration - half:
-                points.append(t)
-    points.sort()
-    cuts: list[float] = []
-    for t in points:
-        if not cuts or t - cuts[-1] > half:
-            cuts.append(t)
-
-    bounds = [0.0, *cuts, duration]
-    scenes = []
-    finder = _ShotFinder(tracks)
-    for i, (a, b) in enumerate(zip(bounds, bounds[1:]), start=1):
-        seen = finder.visible((a + b) / 2)
-        if seen is None or seen.media is None:  # black, or a clip whose media the file does not name
-            scenes.append(Scene(i, a, b))
-            continue
-        src0 = None if seen.source_start is None else round(seen.source_start + (a - seen.start), 6) + 0.0
-        src1 = None if seen.source_start is None else round(seen.source_start + (b - seen.start), 6) + 0.0
-        scenes.append(Scene(i, a, b, seen.media, src0, src1))
+    cuts = _cuts(shots, rate, duration)
+    scenes = _scenes(tracks, cuts, duration)
     return Timeline(
         name=name,
         rate=rate,
@@ -285,6 +263,34 @@ def build_timeline(
         drop_frame=bool(drop_frame) and timecode.drop_frames(rate) > 0,  # DF exists only at 29.97/59.94
         overlays=overlays,
     )
+
+
+def _cuts(shots: Sequence[Shot], rate: float, duration: float) -> list[float]:
+    """Every shot edge snapped to the frame grid, inside the timeline, edges within half a frame as one."""
+    half = _SAME_FRAME / rate
+    points = sorted(t for shot in shots for t in (snap(shot.start, rate), snap(shot.end, rate))
+                    if half < t < duration - half)
+    cuts: list[float] = []
+    for t in points:
+        if not cuts or t - cuts[-1] > half:
+            cuts.append(t)
+    return cuts
+
+
+def _scenes(tracks: Sequence[Sequence[Shot]], cuts: Sequence[float], duration: float) -> list[Scene]:
+    """The picture between consecutive cuts: the visible shot's media and source range."""
+    bounds = [0.0, *cuts, duration]
+    scenes = []
+    finder = _ShotFinder(tracks)
+    for i, (a, b) in enumerate(zip(bounds, bounds[1:]), start=1):
+        seen = finder.visible((a + b) / 2)
+        if seen is None or seen.media is None:  # black, or a clip whose media the file does not name
+            scenes.append(Scene(i, a, b))
+            continue
+        src0 = None if seen.source_start is None else round(seen.source_start + (a - seen.start), 6) + 0.0
+        src1 = None if seen.source_start is None else round(seen.source_start + (b - seen.start), 6) + 0.0
+        scenes.append(Scene(i, a, b, seen.media, src0, src1))
+    return scenes
 
 
 def hide_overlays(

@@ -365,17 +365,21 @@ def _stack_shots(stack: otio.schema.Stack, a: float, b: float, path: Path, depth
     video = [t for t in stack if isinstance(t, otio.schema.Track) and t.kind == otio.schema.TrackKind.Video]
     if not video:
         return [Shot(a, b, None, name=stack.name or "")]
-    # flatten: the top track wins where tracks overlap (same rule as the timeline's own tracks)
     layers = [_track_shots(t, a - inner_start, path, depth) for t in video]
+    return _flatten(layers, a, b, stack.name or "")
+
+
+def _flatten(layers: list[list[Shot]], a: float, b: float, name: str) -> list[Shot]:
+    """One track of the picture seen: the top track wins where tracks overlap (the timeline's own
+    rule); an overlay inside a compound clip shows only over black there (its pieces over a clip
+    are that clip's, joined again as through edits)."""
     cuts = sorted({a, b, *(t for layer in layers for s in layer for t in (s.start, s.end) if a < t < b)})
     out = []
     for s0, s1 in zip(cuts, cuts[1:]):
         mid = (s0 + s1) / 2
         seen = [s for layer in reversed(layers) for s in layer if not s.is_gap and s.start <= mid < s.end]
-        # an overlay inside the compound clip shows only over black there (its pieces over a clip
-        # are that clip's, joined again as through edits)
         top = next((s for s in seen if s.covers_frame), seen[0] if seen else None)
-        out.append(_retime(top, s0, s1) if top else Shot(s0, s1, None, name=stack.name or ""))
+        out.append(_retime(top, s0, s1) if top else Shot(s0, s1, None, name=name))
     return out
 
 
