@@ -1,4 +1,4 @@
-"""The ``emsync`` command: ``cuts``, ``score``, ``analyze`` and ``demo``.
+"""The ``emsync`` command: ``cuts``, ``score``, ``batch``, ``analyze`` and ``demo``.
 
 Errors a user can cause print one line naming the file and the fix, and exit with status 2
 (a traceback only with ``--debug``).
@@ -72,6 +72,16 @@ def _parser() -> argparse.ArgumentParser:
     an.add_argument("--json", action="store_true", help="print one JSON object (for scripts and the editor bridges)")
     an.add_argument("--report", type=Path, metavar="PNG", help="also draw the scenes, thumbnails and moods to this picture")
     an.set_defaults(func=_cmd_analyze)
+
+    b = sub.add_parser("batch", parents=[common], help="score many timelines at once (a process pool or a Dask cluster)")
+    b.add_argument("timelines", nargs="+", type=Path, metavar="TIMELINE", help="timeline files, each scored as `emsync score` would")
+    b.add_argument("--track", help="take cuts from one video track (number like 2 / V2, or its name); default: all enabled")
+    b.add_argument("--rate", type=float, help="frame rate of EDLs (EDLs do not store it; default: inferred)")
+    b.add_argument("--jobs", type=int, metavar="N", help="timelines scored at once on this machine (default: one per CPU)")
+    b.add_argument("--scheduler", metavar="ADDRESS",
+                   help="score on a Dask distributed cluster, e.g. tcp://HOST:8786 (needs emsync[cluster])")
+    _score_args(b)
+    b.set_defaults(func=_cmd_batch)
 
     d = sub.add_parser("demo", parents=[common], help="score the bundled sample in every write-back format")
     d.add_argument("folder", nargs="?", type=Path, default=Path("emsync-demo"), help="where to write (default ./emsync-demo)")
@@ -191,22 +201,43 @@ def format_table(timeline) -> str:
     return "\n".join(lines)
 
 
-def _cmd_score(args) -> int:
-    from .pipeline import ScoreOptions, score
+def _score_options(args):
+    """The ScoreOptions of ``emsync score`` / ``emsync batch`` (batch has no re-score options)."""
+    from .pipeline import ScoreOptions
 
-    options = ScoreOptions(
+    rescore = {name: getattr(args, name) for name in ("previous", "fresh", "regenerate", "lock", "takes", "take",
+                                                      "stems", "duck") if hasattr(args, name)}
+    return ScoreOptions(
         output=args.output, engine=args.engine, precision=args.precision, temperature=args.temperature,
         top_p=args.top_p, guidance=args.guidance, mode_steering=args.mode_steering,
         valence=args.valence, arousal=args.arousal, emotion=tuple(args.emotion),
         track=args.track, rate=args.rate, in_place=args.in_place, seed=args.seed,
         loudness=args.loudness, fade=args.fade, write_timeline=not args.no_timeline, report_png=args.report,
-        previous=args.previous, fresh=args.fresh, regenerate=args.regenerate, lock=args.lock,
-        takes=args.takes, take=args.take, stems=args.stems, duck=args.duck,
-        range_in=args.range_in, range_out=args.range_out,
+        range_in=args.range_in, range_out=args.range_out, **rescore,
     )
+
+
+def _cmd_score(args) -> int:
+    from .pipeline import score
+
+    options = _score_options(args)
     result = _run_with_bar(lambda cb: score(args.timeline, options, cb))
     _print_result(result)
     return 0
+
+
+def _cmd_batch(args) -> int:
+    from .batch import format_summary, score_many
+
+    options = _score_options(args)
+    with progress.bar(total=len(args.timelines), desc="timelines", unit="timeline") as bar:
+        results = score_many(args.timelines, options, jobs=args.jobs, scheduler=args.scheduler,
+                             progress=lambda _result: bar.update(1))
+    print(format_summary(results))
+    failed = [r for r in results if not r.ok]
+    for r in failed:
+        print(f"emsync: error: {r.error}", file=sys.stderr)
+    return 2 if failed else 0
 
 
 def _cmd_analyze(args) -> int:
