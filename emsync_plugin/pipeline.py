@@ -327,8 +327,10 @@ def _prepare_outputs(outputs: _Outputs, snapshot: fileio.Snapshot | None, stems:
         fileio.remove_stale_temps(target)
     if snapshot is not None:
         snapshot.check()  # before anything is written
+    ours = _written_before(outputs.sidecar) if any(f.exists() for f in files) else set()
     for target in files:
-        _keep_foreign(target, outputs.sidecar)
+        if target.exists() and str(target.resolve()) not in ours:
+            fileio.backup(target)  # the editor's own file of that name
 
 
 def _settings(path: Path, timeline: Timeline, moods: Sequence[SceneMood], decisions: Sequence[rescore.Decision],
@@ -372,17 +374,12 @@ def _write_back(timeline: Timeline, out: Path, tracks: Sequence[ScoreTrack], sna
         return write_timeline(timeline, out, tracks[0] if len(tracks) == 1 else tracks)
 
 
-def _keep_foreign(target: Path, sidecar_path: Path) -> None:
-    """Back up an existing file emsync is about to replace unless an earlier run wrote it
-    (its sidecar names it)."""
-    if not target.exists():
-        return
+def _written_before(sidecar_path: Path) -> set[str]:
+    """The files an earlier run names in its sidecar (resolved paths); none if it cannot be read."""
     try:
-        ours = {str(Path(v).resolve()) for k, v in sidecar.read_sidecar(sidecar_path).items() if k in ("wav", "midi", "sidecar")}
+        return {str(Path(p).resolve()) for p in sidecar.written_files(sidecar.read_sidecar(sidecar_path))}
     except (TimelineError, OSError, ValueError):
-        ours = set()
-    if str(target.resolve()) not in ours:
-        fileio.backup(target)
+        return set()
 
 
 def missing_media(timeline: Timeline) -> list[str]:

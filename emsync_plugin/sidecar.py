@@ -109,6 +109,18 @@ def record(run: dict, timeline: Timeline, moods: Sequence[SceneMood], decisions:
     }
 
 
+def written_files(data: dict) -> list[str]:
+    """Every file a run's sidecar says it wrote: the mix, MIDI and sidecar, each take's, each stem."""
+    files = [data[k] for k in ("wav", "midi", "sidecar") if isinstance(data.get(k), str)]
+    stems = data.get("stems")
+    if isinstance(stems, dict):
+        files += [p for p in stems.values() if isinstance(p, str)]
+    for take in data.get("takes") or ():
+        if isinstance(take, dict):
+            files += [take[k] for k in ("wav", "midi") if isinstance(take.get(k), str)]
+    return files
+
+
 def take_record(number: int, seed: int, wav: Path, midi_path: Path, midi: pretty_midi.PrettyMIDI,
                 timeline: Timeline) -> dict:
     """One take of a run with ``--takes``: its seed, files, and notes per scene (as ``record``)."""
