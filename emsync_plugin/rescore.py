@@ -8,6 +8,7 @@ records each scene's identity and notes so that the next run can do the same.
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import os
@@ -336,8 +337,6 @@ def notes_by_scene(midi: pretty_midi.PrettyMIDI, timeline: Timeline) -> tuple[li
 
 
 def _scene_index(starts: Sequence[float], t: float) -> int:
-    import bisect
-
     return max(0, bisect.bisect_right(starts, t + 1e-9) - 1)
 
 
