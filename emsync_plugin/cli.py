@@ -1,4 +1,4 @@
-"""The ``emsync`` command: ``cuts``, ``score``, ``batch``, ``analyze`` and ``demo``.
+"""The ``emsync`` command: ``cuts``, ``score``, ``batch``, ``analyze``, ``styles`` and ``demo``.
 
 Errors a user can cause print one line naming the file and the fix, and exit with status 2
 (a traceback only with ``--debug``).
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import __version__, progress
 from .errors import EmsyncError
+from .music.styles import DEFAULT_STYLE, STYLES
 from .options import DUCK_DB
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     _score_args(b)
     b.set_defaults(func=_cmd_batch)
 
+    st = sub.add_parser("styles", parents=[common], help="list the orchestration styles (--style)")
+    st.set_defaults(func=_cmd_styles)
+
     d = sub.add_parser("demo", parents=[common], help="score the bundled sample in every write-back format")
     d.add_argument("folder", nargs="?", type=Path, default=Path("emsync-demo"), help="where to write (default ./emsync-demo)")
     d.set_defaults(func=_cmd_demo)
@@ -119,6 +123,10 @@ def _score_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--fade", type=float, default=3.0, help="fade-out at the end in seconds (default 3)")
     s.add_argument("--no-timeline", action="store_true", help="write only the WAV, MIDI and JSON sidecar")
     s.add_argument("--report", type=Path, metavar="PNG", help="also draw the cuts, moods and piano roll to this picture")
+    s.add_argument("--style", default=DEFAULT_STYLE, choices=tuple(STYLES),
+                   help=f"orchestration: {', '.join(STYLES)} (default {DEFAULT_STYLE}; emsync styles describes them)")
+    s.add_argument("--soundfont", type=Path, metavar="SF2",
+                   help="General MIDI SoundFont to render with (default: FluidR3_GM when installed, else TimGM6mb)")
 
 
 def _rescore_args(s: argparse.ArgumentParser) -> None:
@@ -213,7 +221,7 @@ def _score_options(args):
         valence=args.valence, arousal=args.arousal, emotion=tuple(args.emotion),
         track=args.track, rate=args.rate, in_place=args.in_place, seed=args.seed,
         loudness=args.loudness, fade=args.fade, write_timeline=not args.no_timeline, report_png=args.report,
-        range_in=args.range_in, range_out=args.range_out, **rescore,
+        range_in=args.range_in, range_out=args.range_out, style=args.style, soundfont=args.soundfont, **rescore,
     )
 
 
@@ -238,6 +246,14 @@ def _cmd_batch(args) -> int:
     for r in failed:
         print(f"emsync: error: {r.error}", file=sys.stderr)
     return 2 if failed else 0
+
+
+def _cmd_styles(args) -> int:
+    width = max(map(len, STYLES))
+    for name, style in STYLES.items():
+        mark = " (default)" if name == DEFAULT_STYLE else ""
+        print(f"{name:<{width}}  {style.description}{mark}")
+    return 0
 
 
 def _cmd_analyze(args) -> int:

@@ -24,6 +24,7 @@ from .mood import SceneMood
 from .music.baseline import BaselineOptions, arrange
 from .music.generator import MODEL_FILES
 from .music.render import RenderOptions, RenderResult, instrument_group, render_midi, write_midi
+from .music.styles import apply_style
 from .options import ENGINES, ScoreOptions
 from .timeline import ScoreTrack, Timeline, read_cuts, span, write_timeline
 from .timeline import io as timeline_io
@@ -148,7 +149,8 @@ class _Take:
 
     number: int
     seed: int
-    midi: pretty_midi.PrettyMIDI
+    midi: pretty_midi.PrettyMIDI  # the generated notes (what a re-score keeps)
+    arranged: pretty_midi.PrettyMIDI  # the notes in the chosen style (what is written and heard)
     rendered: RenderResult
 
 
@@ -178,11 +180,14 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
     step("generating music", 0.3)
     kept = rescore.kept_spans(timeline, decisions, previous)
     midis = [generate(timeline, moods, replace(options, seed=options.seed + k), kept) for k in range(options.takes)]
-    stems = sorted({instrument_group(i) for i in midis[0].instruments}) if options.stems else []
+    arranged = [apply_style(m, options.style, timeline.cuts, timeline.duration, moods, seed=options.seed + k)
+                for k, m in enumerate(midis)]
+    stems = sorted({instrument_group(i) for i in arranged[0].instruments}) if options.stems else []
     _prepare_outputs(outputs, snapshot, stems)
 
     step("rendering audio", 0.5)
-    takes = [_render(k + 1, midi, timeline, options, outputs, stems if k == 0 else [], speech) for k, midi in enumerate(midis)]
+    takes = [_render(k + 1, midi, played, timeline, options, outputs, stems if k == 0 else [], speech)
+             for k, (midi, played) in enumerate(zip(midis, arranged))]
     settings = _settings(path, timeline, moods, decisions, previous, takes, options, outputs, speech)
     fileio.write_text(outputs.sidecar, json.dumps(settings, indent=2) + "\n")
 
@@ -196,7 +201,7 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
     if options.report_png is not None:
         from .report import draw_report
 
-        picture = draw_report(timeline, moods, midis[0], options.report_png, decisions=decisions if previous else None)
+        picture = draw_report(timeline, moods, arranged[0], options.report_png, decisions=decisions if previous else None)
     step("done", 1.0)
     return ScoreResult(timeline, written, outputs.wav, outputs.midi, outputs.sidecar, takes[0].rendered.lufs, moods,
                        picture, decisions, tuple(takes[0].rendered.stems.values()), tuple(speech))
@@ -216,18 +221,19 @@ def _scored_range(timeline: Timeline, options: ScoreOptions) -> Timeline:
     return part
 
 
-def _render(number: int, midi: pretty_midi.PrettyMIDI, timeline: Timeline, options: ScoreOptions, outputs: _Outputs,
-            stems: Sequence[str], speech: Sequence[tuple[float, float]]) -> _Take:
-    """Write one take's MIDI and render its WAV (and the stems, for the first take)."""
-    write_midi(midi, outputs.take_midi(number))
-    render_options = RenderOptions(loudness=options.loudness, fade=options.fade, duck=options.duck)
+def _render(number: int, midi: pretty_midi.PrettyMIDI, arranged: pretty_midi.PrettyMIDI, timeline: Timeline,
+            options: ScoreOptions, outputs: _Outputs, stems: Sequence[str], speech: Sequence[tuple[float, float]]) -> _Take:
+    """Write one take's arranged MIDI and render its WAV (and the stems, for the first take)."""
+    write_midi(arranged, outputs.take_midi(number))
+    render_options = RenderOptions(loudness=options.loudness, fade=options.fade, duck=options.duck,
+                                   soundfont=options.soundfont)
     extra: dict = {}
     if stems:
         extra["stems"] = {g: outputs.stem(g) for g in stems}
     if options.duck is not None:
         extra["speech"] = tuple(speech)
-    rendered = render_midi(midi, outputs.take_wav(number), timeline.duration, render_options, **extra)
-    return _Take(number, options.seed + number - 1, midi, rendered)
+    rendered = render_midi(arranged, outputs.take_wav(number), timeline.duration, render_options, **extra)
+    return _Take(number, options.seed + number - 1, midi, arranged, rendered)
 
 
 def _find_speech(timeline: Timeline, options: ScoreOptions) -> list[tuple[float, float]]:
@@ -352,6 +358,8 @@ def _settings(path: Path, timeline: Timeline, moods: Sequence[SceneMood], decisi
         "loudness": options.loudness,
         "lufs": None if not math.isfinite(lufs) else round(lufs, 2),
         "fade": options.fade,
+        "style": options.style,
+        "soundfont": str(RenderOptions(soundfont=options.soundfont).resolved_soundfont()),
     }
     if takes[0].rendered.stems:
         run["stems"] = {g: str(p) for g, p in takes[0].rendered.stems.items()}
