@@ -11,9 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
-from . import __version__, progress
+from . import __version__
 from .errors import EmsyncError
-from .music.styles import DEFAULT_STYLE, STYLES
 from .options import DUCK_DB
 
 logger = logging.getLogger(__name__)
@@ -123,8 +122,8 @@ def _score_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--fade", type=float, default=3.0, help="fade-out at the end in seconds (default 3)")
     s.add_argument("--no-timeline", action="store_true", help="write only the WAV, MIDI and JSON sidecar")
     s.add_argument("--report", type=Path, metavar="PNG", help="also draw the cuts, moods and piano roll to this picture")
-    s.add_argument("--style", default=DEFAULT_STYLE, choices=tuple(STYLES),
-                   help=f"orchestration: {', '.join(STYLES)} (default {DEFAULT_STYLE}; emsync styles describes them)")
+    s.add_argument("--style", choices=_StyleNames(), metavar="NAME",
+                   help="orchestration: %(choices)s (emsync styles describes them and names the default)")
     s.add_argument("--soundfont", type=Path, metavar="SF2",
                    help="General MIDI SoundFont to render with (default: FluidR3_GM when installed, else TimGM6mb)")
 
@@ -144,6 +143,23 @@ def _rescore_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--stems", action="store_true", help="also one WAV and (muted) track per instrument group")
     s.add_argument("--duck", type=float, nargs="?", const=DUCK_DB, metavar="DB",
                    help=f"lower the score under dialogue found in the timeline's sound (default {DUCK_DB:g} dB)")
+
+
+class _StyleNames:
+    """The names ``--style`` takes, read from :mod:`.music.styles` only when argparse checks or
+    lists them (it imports pretty_midi, which most commands do not need)."""
+
+    @staticmethod
+    def _names() -> tuple[str, ...]:
+        from .music.styles import STYLES
+
+        return tuple(STYLES)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
 
 
 def _scene_list(text: str) -> tuple[int, ...]:
@@ -221,7 +237,7 @@ def _score_options(args):
         valence=args.valence, arousal=args.arousal, emotion=tuple(args.emotion),
         track=args.track, rate=args.rate, in_place=args.in_place, seed=args.seed,
         loudness=args.loudness, fade=args.fade, write_timeline=not args.no_timeline, report_png=args.report,
-        range_in=args.range_in, range_out=args.range_out, style=args.style, soundfont=args.soundfont, **rescore,
+        range_in=args.range_in, range_out=args.range_out, style=args.style or "", soundfont=args.soundfont, **rescore,
     )
 
 
@@ -235,6 +251,7 @@ def _cmd_score(args) -> int:
 
 
 def _cmd_batch(args) -> int:
+    from . import progress
     from .batch import format_summary, score_many
 
     options = _score_options(args)
@@ -249,6 +266,8 @@ def _cmd_batch(args) -> int:
 
 
 def _cmd_styles(args) -> int:
+    from .music.styles import DEFAULT_STYLE, STYLES
+
     width = max(map(len, STYLES))
     for name, style in STYLES.items():
         mark = " (default)" if name == DEFAULT_STYLE else ""
@@ -290,6 +309,8 @@ def format_moods(timeline, moods) -> str:
 
 
 def _run_with_bar(job):
+    from . import progress
+
     with progress.bar(total=100, desc="emsync", unit="%") as bar:
         def cb(stage: str, fraction: float) -> None:
             bar.set_description(stage)

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import OptionsError
-from .music.styles import DEFAULT_STYLE, check_style
 
 ENGINES = ("auto", "emsync", "baseline")  # auto: the learned model when installed, else baseline
 MAX_TAKES = 8
@@ -46,7 +45,7 @@ class ScoreOptions:
     #: score only this range: seconds from the timeline's start, or timeline timecode text ("01:00:10:00")
     range_in: float | str | None = None
     range_out: float | str | None = None
-    style: str = DEFAULT_STYLE  # orchestration applied after generation (emsync styles lists them)
+    style: str = ""  # orchestration applied after generation ("": the default; emsync styles lists them)
     soundfont: Path | None = None  # General MIDI .sf2 to render with; None: FluidR3_GM when installed, else TimGM6mb
 
     def __post_init__(self):
@@ -71,7 +70,7 @@ class ScoreOptions:
         self.sampling()  # temperature, top-p and guidance are checked now, not after the analysis
         self._check_rescore()
         self._check_takes()
-        check_style(self.style)
+        self._check_style()
         self._check_soundfont()
         for name in ("output", "report_png", "previous"):
             if getattr(self, name) is not None:
@@ -103,6 +102,13 @@ class ScoreOptions:
             raise OptionsError(f"--take {self.take} is not a take number", hint=f"use 1 to {MAX_TAKES}")
         if self.duck is not None and not (-60.0 <= self.duck < 0.0 and math.isfinite(self.duck)):
             raise OptionsError(f"--duck {self.duck} dB is out of range", hint="use a negative level down to -60 dB (default -12)")
+
+    def _check_style(self) -> None:
+        from .music.styles import DEFAULT_STYLE, check_style  # imported here: `emsync cuts` needs no MIDI
+
+        if not self.style:
+            object.__setattr__(self, "style", DEFAULT_STYLE)
+        check_style(self.style)
 
     def _check_soundfont(self) -> None:
         if self.soundfont is None:

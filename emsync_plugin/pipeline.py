@@ -7,40 +7,41 @@ Each stage is a plain function of the previous one's result, so any of them can 
 """
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-
-import pretty_midi
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, fileio, rescore, sidecar
 from . import progress as bars
 from .errors import OptionsError, TimelineError
 from .mood import SceneMood
-from .music.baseline import BaselineOptions, arrange
-from .music.generator import MODEL_FILES
-from .music.render import RenderOptions, RenderResult, instrument_group, render_midi, write_midi
-from .music.styles import apply_style
 from .options import ENGINES, ScoreOptions
 from .timeline import ScoreTrack, Timeline, read_cuts, span, write_timeline
 from .timeline import io as timeline_io
 from .timeline.io import MIN_DURATION
 from .timeline.model import SCORE_NAME
 
+if TYPE_CHECKING:  # imported where used: the renderer alone takes ~1 s to import (scipy.signal)
+    import pretty_midi
+
+    from .emotion.analyze import Moods
+    from .music.render import RenderResult
+
 __all__ = [
     "ENGINES", "Analysis", "ScoreOptions", "ScoreResult", "analyze", "estimate_moods", "generate", "missing_media",
-    "model_sha256", "resolve_engine", "score",
+    "model_sha256", "mood_sequence", "resolve_engine", "score",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: The longest timeline scored in one run: the rendered audio is held in memory (about 2.7 GB
-#: of samples for 2 hours); longer programmes are scored reel by reel.
-MAX_SCORE_SECONDS = 2 * 3600.0
 Progress = Callable[[str, float], None]
 
 
@@ -159,27 +160,31 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
     step = progress or _quiet
     path = Path(path)
     options = replace(options, engine=resolve_engine(options.engine))  # decided once per run
+    warm = _warm_up(options)  # the model session and the renderer load while the cuts are read and analysed
     fileio.remove_stale_temps(path)  # puts back a bundle an interrupted --in-place run set aside
     # what the project is now: with --in-place it is only replaced if nobody saved it meanwhile
     snapshot = timeline_io.snapshot(path) if options.in_place and options.write_timeline and timeline_io.is_project(path) else None
     whole = _read(path, options, step, min_duration=MIN_DURATION)
     timeline = _scored_range(whole, options)
     logger.info("%s: %d cuts, %.2f s at %.3f fps", path.name, len(timeline.cuts), timeline.duration, timeline.rate)
-    _check_length(path, timeline)
     out = timeline_io.output_path(path, timeline, options.output, options.in_place)
     outputs = _Outputs.for_run(out, options.in_place, options.takes)
     previous = _previous_score(path, outputs, options)
 
     step("estimating moods", 0.15)
-    moods = tuple(estimate_moods(timeline, options))
-    decisions = tuple(rescore.plan(timeline, moods, previous, regenerate=options.regenerate, lock=options.lock,
-                                   model_sha256=model_sha256(options)))
-    _log_decisions(path, decisions, previous)
-    speech = _find_speech(timeline, options)
+    with mood_sequence(timeline, options) as analysing:  # scenes are analysed while the music is generated
+        # a re-score compares every scene's mood with the previous one's first (plan reads them all)
+        decisions = tuple(rescore.plan(timeline, analysing, previous, regenerate=options.regenerate, lock=options.lock,
+                                       model_sha256=model_sha256(options)))
+        _log_decisions(path, decisions, previous)
+        speech = _find_speech(timeline, options)
+        step("generating music", 0.3)
+        kept = rescore.kept_spans(timeline, decisions, previous)
+        midis = _generate_takes(timeline, analysing, options, kept, warm)
+        moods = tuple(analysing)
+    from .music.render import instrument_group
+    from .music.styles import apply_style
 
-    step("generating music", 0.3)
-    kept = rescore.kept_spans(timeline, decisions, previous)
-    midis = [generate(timeline, moods, replace(options, seed=options.seed + k), kept) for k in range(options.takes)]
     arranged = [apply_style(m, options.style, timeline.cuts, timeline.duration, moods, seed=options.seed + k)
                 for k, m in enumerate(midis)]
     stems = sorted({instrument_group(i) for i in arranged[0].instruments}) if options.stems else []
@@ -207,6 +212,37 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
                        picture, decisions, tuple(takes[0].rendered.stems.values()), tuple(speech))
 
 
+def _warm_up(options: ScoreOptions) -> Future:
+    """Load, in a thread, what the run needs later: the learned generator (its ONNX session is
+    created once per process) and the renderer's modules. The future's result is the generator
+    (None for the baseline arranger); waiting on it re-raises a load error where it is needed."""
+    ready: Future = Future()
+
+    def load() -> None:
+        try:
+            generator = None
+            if options.engine == "emsync":
+                from .music.generator import Generator
+
+                generator = Generator.load(precision=options.precision)
+            importlib.import_module(".music.render", __package__)
+        except BaseException as exc:  # noqa: BLE001 - handed to the thread that needs it
+            ready.set_exception(exc)
+        else:
+            ready.set_result(generator)
+
+    threading.Thread(target=load, name="emsync-warm-up", daemon=True).start()
+    return ready
+
+
+def _generate_takes(timeline: Timeline, moods: Sequence[SceneMood], options: ScoreOptions,
+                    kept: Sequence[rescore.KeptSpan], warm: Future) -> list[pretty_midi.PrettyMIDI]:
+    """One MIDI score per take (seeds ``seed``, ``seed + 1``, ...)."""
+    generator = warm.result()
+    return [generate(timeline, moods, replace(options, seed=options.seed + k), kept, generator=generator)
+            for k in range(options.takes)]
+
+
 def _scored_range(timeline: Timeline, options: ScoreOptions) -> Timeline:
     """The part of the timeline to score (``--in``/``--out``), or all of it."""
     if options.range_in is None and options.range_out is None:
@@ -224,6 +260,8 @@ def _scored_range(timeline: Timeline, options: ScoreOptions) -> Timeline:
 def _render(number: int, midi: pretty_midi.PrettyMIDI, arranged: pretty_midi.PrettyMIDI, timeline: Timeline,
             options: ScoreOptions, outputs: _Outputs, stems: Sequence[str], speech: Sequence[tuple[float, float]]) -> _Take:
     """Write one take's arranged MIDI and render its WAV (and the stems, for the first take)."""
+    from .music.render import RenderOptions, render_midi, write_midi
+
     write_midi(arranged, outputs.take_midi(number))
     render_options = RenderOptions(loudness=options.loudness, fade=options.fade, duck=options.duck,
                                    soundfont=options.soundfont)
@@ -312,18 +350,10 @@ def model_sha256(options: ScoreOptions) -> str | None:
     if resolve_engine(options.engine) != "emsync":
         return None
     from .models import manifest
+    from .music.generator import MODEL_FILES
 
     entry = manifest()["files"].get(MODEL_FILES[options.precision])
     return entry["sha256"] if entry else None
-
-
-def _check_length(path: Path, timeline: Timeline) -> None:
-    if timeline.duration > MAX_SCORE_SECONDS:
-        raise OptionsError(
-            f"{path.name} is {timeline.duration / 3600:.1f} hours long; emsync scores at most "
-            f"{MAX_SCORE_SECONDS / 3600:g} hours in one run",
-            hint="score the programme reel by reel (one sequence or --track at a time)",
-        )
 
 
 def _prepare_outputs(outputs: _Outputs, snapshot: fileio.Snapshot | None, stems: Sequence[str] = ()) -> None:
@@ -343,6 +373,8 @@ def _settings(path: Path, timeline: Timeline, moods: Sequence[SceneMood], decisi
               previous: rescore.Previous | None, takes: Sequence[_Take], options: ScoreOptions,
               outputs: _Outputs, speech: Sequence[tuple[float, float]]) -> dict:
     """What the sidecar records (and the written timeline carries in its metadata)."""
+    from .music.render import RenderOptions
+
     learned = {"sampling": asdict(options.sampling()), "precision": options.precision} if options.engine == "emsync" else {}
     lufs = takes[0].rendered.lufs
     run: dict = {
@@ -409,6 +441,15 @@ def estimate_moods(timeline: Timeline, options: ScoreOptions) -> list[SceneMood]
     return estimate(timeline, emotion=options.emotion, valence=options.valence, arousal=options.arousal)
 
 
+def mood_sequence(timeline: Timeline, options: ScoreOptions) -> Moods:
+    """The moods of :func:`estimate_moods`, decided as they are asked for: the analysis runs in
+    its threads meanwhile, and ``moods[i]`` waits only for the scenes that decide scene ``i``
+    (:class:`~emsync_plugin.emotion.analyze.Moods`; use it as a context manager)."""
+    from .emotion.analyze import Moods
+
+    return Moods(timeline, emotion=options.emotion, valence=options.valence, arousal=options.arousal)
+
+
 def resolve_engine(engine: str) -> str:
     """"auto" becomes "emsync" when the shipped generator is installed, else "baseline"."""
     if engine != "auto":
@@ -422,17 +463,21 @@ def resolve_engine(engine: str) -> str:
 
 
 def generate(timeline: Timeline, moods: Sequence[SceneMood], options: ScoreOptions,
-             kept: Sequence[rescore.KeptSpan] = ()) -> pretty_midi.PrettyMIDI:
+             kept: Sequence[rescore.KeptSpan] = (), generator: Any = None) -> pretty_midi.PrettyMIDI:
     """MIDI for the timeline's cuts and moods with the chosen engine; ``kept`` music (from a
     previous score) goes in note for note where it belongs (the learned engine also continues
-    from it: the music after a kept scene is primed with it)."""
+    from it: the music after a kept scene is primed with it). ``generator``: the learned
+    engine, loaded already (else it is loaded here)."""
     engine = resolve_engine(options.engine)
     if engine == "emsync":
-        from .music.generator import Generator
+        if generator is None:
+            from .music.generator import Generator
 
-        generator = Generator.load(precision=options.precision)
+            generator = Generator.load(precision=options.precision)
         midi = generator.generate(timeline.cuts, timeline.duration, moods, options.sampling(), kept=kept).midi
     elif engine == "baseline":
+        from .music.baseline import BaselineOptions, arrange
+
         midi = arrange(timeline.cuts, timeline.duration, moods, BaselineOptions(seed=options.seed))
     else:
         raise OptionsError(f"unknown engine {options.engine!r}")  # unreachable: validated in ScoreOptions

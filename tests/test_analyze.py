@@ -360,7 +360,7 @@ def test_progress_bar_over_scenes(monkeypatch):
     real = schedule.progress.bar
 
     def bar(iterable=None, **kw):
-        seen.append((len(iterable), kw.get("desc"), kw.get("unit")))
+        seen.append((kw.get("total"), kw.get("desc"), kw.get("unit")))
         return real(iterable, **kw)
 
     monkeypatch.setattr(schedule.progress, "bar", bar)

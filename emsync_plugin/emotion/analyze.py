@@ -9,8 +9,10 @@ Missing media is an error naming the file and the fix, unless the editor's value
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 from ..errors import MediaError
 from ..mood import SOURCES, SceneMood
@@ -20,7 +22,7 @@ from .sampling import AnalysisOptions
 from .scene_analysis import SceneAnalysis
 from .thumbnails import scene_thumbnails
 
-__all__ = ["AnalysisOptions", "DEFAULT_AROUSAL", "DEFAULT_VALENCE", "estimate", "scene_thumbnails"]
+__all__ = ["AnalysisOptions", "DEFAULT_AROUSAL", "DEFAULT_VALENCE", "Moods", "estimate", "scene_thumbnails"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,33 +71,118 @@ def estimate(
     options: AnalysisOptions = AnalysisOptions(),
 ) -> list[SceneMood]:
     """The mood of every scene of ``timeline`` (precedence in the module docstring)."""
-    whole = _Whole(valence, arousal)
-    cli = overrides.cli_overrides(emotion, timeline)
-    marks = overrides.marker_overrides(timeline)
-    missing, analysed = _analyse_rest(timeline, {*cli, *marks}, whole, options)
-    drafts = [_first_draft(s, cli.get(s.index) or marks.get(s.index), whole, s.media and s in missing, analysed)
-              for s in timeline.scenes]
-    _smooth(drafts, [s.duration for s in timeline.scenes], whole)
-    if all(d.va is None for d in drafts) and not whole.any:
-        raise MediaError(
-            "names no media files, so the mood of its scenes cannot be analysed",
-            path=timeline.path,
-            hint="give --valence and --arousal for the whole timeline, --emotion N=... per scene, "
-                 "or put 'emsync: MOOD' markers on the timeline",
-        )
-    _fill_gaps(drafts, whole)
-    sources = [d.source for d in drafts]
-    counts = {k: sources.count(k) for k in SOURCES if k in sources}
-    logger.info("scene moods: %s", ", ".join(f"{c} from {k}" for k, c in counts.items()))
-    return [_mood(s, d) for s, d in zip(timeline.scenes, drafts)]
+    with Moods(timeline, emotion=emotion, valence=valence, arousal=arousal, options=options) as moods:
+        return list(moods)
 
 
-def _analyse_rest(timeline, overridden: set[int], whole: _Whole, options: AnalysisOptions
-                  ) -> tuple[list, dict[int, SceneAnalysis]]:
-    """Analyse the scenes with media that nothing overrides: ``(scenes whose media is missing, analyses)``."""
-    needs = [s for s in timeline.scenes if s.index not in overridden and not whole.both and s.media]
-    missing = _missing_media(timeline, needs, whole)
-    return missing, schedule.analyze_scenes([s for s in needs if s not in missing], options)
+class Moods(Sequence[SceneMood]):
+    """The moods of a timeline's scenes, each decided when it is first asked for.
+
+    Building it checks the overrides and the media and starts the analysis of every scene that
+    needs one (in a thread pool, in scene order); ``moods[i]`` waits only for the scenes that
+    decide scene ``i``: itself and its neighbours (smoothing), and for a first scene without
+    picture the next one with a mood. So the music of scene 1 need not wait for the analysis of
+    scene 40, and the moods are the same as if all were decided at once. An analysis that
+    failed raises its error where its scene is asked for. Use it as a context manager (leaving
+    stops the analysis).
+    """
+
+    def __init__(self, timeline, *, emotion: Iterable[str] = (), valence: float | None = None,
+                 arousal: float | None = None, options: AnalysisOptions = AnalysisOptions()):
+        self._scenes = list(timeline.scenes)
+        self._whole = _Whole(valence, arousal)
+        cli = overrides.cli_overrides(emotion, timeline)
+        self._overrides = {**overrides.marker_overrides(timeline), **cli}  # --emotion wins over markers
+        needs = [s for s in self._scenes if s.index not in self._overrides and not self._whole.both and s.media]
+        self._missing = {s.index for s in _missing_media(timeline, needs, self._whole)}
+        if not self._whole.any and not any(s.index in self._overrides or s.media for s in self._scenes):
+            raise MediaError(
+                "names no media files, so the mood of its scenes cannot be analysed",
+                path=timeline.path,
+                hint="give --valence and --arousal for the whole timeline, --emotion N=... per scene, "
+                     "or put 'emsync: MOOD' markers on the timeline",
+            )
+        self._running = schedule.Running([s for s in needs if s.index not in self._missing], options)
+        self._analysed = set(self._running.order)
+        self._raw: list[_Draft] = []  # first drafts, in scene order
+        self._va: list[tuple[float, float]] = []  # decided values (before clipping), in scene order
+        self._moods: list[SceneMood] = []
+        self._lock = threading.RLock()
+
+    def __len__(self) -> int:
+        return len(self._scenes)
+
+    @overload
+    def __getitem__(self, i: int) -> SceneMood: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[SceneMood]: ...
+
+    def __getitem__(self, i: int | slice) -> SceneMood | list[SceneMood]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        k = i + len(self) if i < 0 else i
+        if not 0 <= k < len(self):
+            raise IndexError(f"scene position {i} out of range")
+        with self._lock:
+            while len(self._moods) <= k:
+                self._decide_next()
+        return self._moods[k]
+
+    def __iter__(self) -> Iterator[SceneMood]:
+        return (self[k] for k in range(len(self)))
+
+    def close(self) -> None:
+        """Stop the analysis of scenes nobody asked for yet."""
+        self._running.close()
+
+    def __enter__(self) -> Moods:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------------------
+    def _first_draft(self, k: int) -> _Draft:
+        """Scene ``k``'s draft before smoothing (analysing it if it needs it)."""
+        while len(self._raw) <= k:
+            s = self._scenes[len(self._raw)]
+            found = self._running.result(s.index) if s.index in self._analysed else None
+            self._raw.append(_first_draft(self._overrides.get(s.index), self._whole, s.index in self._missing, found))
+        return self._raw[k]
+
+    def _smoothed(self, k: int) -> _Draft:
+        """Scene ``k``'s draft, smoothed with its neighbours' when it was analysed (:func:`.mapping.smooth`);
+        one whole-timeline value then replaces its axis."""
+        d = self._first_draft(k)
+        if d.source not in ANALYSED:
+            return d
+        window = range(max(0, k - 1), min(len(self._scenes), k + 2))
+        near = [self._first_draft(j) for j in window]
+        va = mapping.smooth([n.va if n.va is not None else (0.0, 0.0) for n in near],
+                            [self._scenes[j].duration for j in window], [n.source not in ANALYSED for n in near])
+        mine = va[k - window.start]
+        if self._whole.any:
+            return _Draft(self._whole.apply(mine), "cli", d.label, d.probs)
+        return _Draft(mine, d.source, d.label, d.probs)
+
+    def _decide_next(self) -> None:
+        """Decide the next scene's mood: a scene without picture carries on the mood before it
+        (the first one: the next scene's that has a mood)."""
+        k = len(self._moods)
+        d = self._smoothed(k)
+        if d.va is None:
+            after = (self._smoothed(j).va for j in range(k + 1, len(self._scenes)))
+            va = self._va[-1] if self._va else next((v for v in after if v is not None), (DEFAULT_VALENCE, DEFAULT_AROUSAL))
+            d = _Draft(self._whole.apply(va), "cli" if self._whole.any else "default")
+        assert d.va is not None  # decided by now
+        self._va.append(d.va)
+        self._moods.append(_mood(self._scenes[k], d))
+        if len(self._moods) == len(self._scenes):
+            self._running.close()
+            sources = [m.source for m in self._moods]
+            counts = {key: sources.count(key) for key in SOURCES if key in sources}
+            logger.info("scene moods: %s", ", ".join(f"{c} from {key}" for key, c in counts.items()))
 
 
 def _missing_media(timeline, needs: Sequence, whole: _Whole) -> list:
@@ -111,49 +198,16 @@ def _missing_media(timeline, needs: Sequence, whole: _Whole) -> list:
     return missing
 
 
-def _first_draft(scene, override: Override | None, whole: _Whole, missing: bool,
-                 analysed: dict[int, SceneAnalysis]) -> _Draft:
+def _first_draft(override: Override | None, whole: _Whole, missing: bool, found: SceneAnalysis | None) -> _Draft:
     """The editor's override, else the whole-timeline values (both given, or the media missing),
     else the analysis; nothing for a scene without picture."""
     if override is not None:
         return _Draft((override.valence, override.arousal), override.source, override.label)
     if whole.both or missing:
         return _Draft(whole.apply((DEFAULT_VALENCE, DEFAULT_AROUSAL)), "cli")
-    found = analysed.get(scene.index)
     if found is not None:
         return _Draft(found.va, found.source, probs=dict(found.probs))
     return _Draft()
-
-
-def _smooth(drafts: list[_Draft], durations: list[float], whole: _Whole) -> None:
-    """Smooth the analysed moods across neighbours (the others hold still); one whole-timeline
-    value then replaces its axis of them."""
-    smoothed = mapping.smooth(
-        [d.va if d.va is not None else (0.0, 0.0) for d in drafts],
-        durations,
-        [d.source not in ANALYSED for d in drafts],
-    )
-    for d, va in zip(drafts, smoothed):
-        if d.source in ANALYSED:
-            d.va = va
-            if whole.any:
-                d.va = whole.apply(va)
-                d.source = "cli"
-
-
-def _fill_gaps(drafts: list[_Draft], whole: _Whole) -> None:
-    """A scene without picture carries on the mood before it (or the next analysed or set one)."""
-    n = len(drafts)
-    for i, d in enumerate(drafts):
-        if d.va is not None:
-            continue
-        before = next((drafts[j].va for j in range(i - 1, -1, -1) if drafts[j].va is not None), None)
-        after = next((drafts[j].va for j in range(i + 1, n) if drafts[j].va is not None and drafts[j].source != "default"), None)
-        d.va = before or after or (DEFAULT_VALENCE, DEFAULT_AROUSAL)
-        d.source = "default"
-        if whole.any:
-            d.va = whole.apply(d.va)
-            d.source = "cli"
 
 
 def _mood(scene, draft: _Draft) -> SceneMood:

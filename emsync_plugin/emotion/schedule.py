@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -102,43 +102,78 @@ class _Workers:
 
 
 def analyze_scenes(scenes: Sequence, options: AnalysisOptions = AnalysisOptions()) -> dict[int, SceneAnalysis]:
-    """Analyse scenes (all with existing media) → ``{scene.index: SceneAnalysis}``, with a progress bar.
+    """Analyse scenes (all with existing media) → ``{scene.index: SceneAnalysis}``, with a progress bar
+    (:class:`Running`, collected at once)."""
+    with Running(scenes, options) as running:
+        return {index: running.result(index) for index in running.order}
+
+
+class Running:
+    """The analysis of some scenes, under way in a thread pool; results are taken in scene order.
 
     Scenes not in the cache are analysed by up to one thread per core (at most
-    :data:`MAX_WORKERS`), each keeping its own open reader per media file; results, errors and
-    the progress bar follow the scenes' order."""
-    faces = scene_analysis.face_model() if options.faces else None
-    scenes = list(scenes)
-    jobs: dict[tuple, tuple[float, float, str]] = {}  # cache key → range, media (each range once)
-    keys = []
-    for scene in scenes:
-        start, end = source_range(scene)
-        key = cache_key(scene.media, start, end, options, faces)
-        keys.append(key)
-        if key not in _CACHE and key not in jobs:
-            jobs[key] = (start, end, scene.media)
-    cpus = _cpus()
-    workers = max(1, min(cpus, MAX_WORKERS, len(jobs)))
-    threads = 0 if workers == 1 else max(1, cpus // workers)  # decoder threads per reader (0: auto)
-    crew = _Workers(options, faces, threads)
-    out: dict[int, SceneAnalysis] = {}
-    footage = 0.0
-    clock = time.perf_counter()
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="emsync-analysis") if jobs else None
-    try:
-        futures = {key: pool.submit(crew.job, *args) for key, args in jobs.items()} if pool is not None else {}
-        for scene, key in progress.bar(list(zip(scenes, keys)), desc="analysing scenes", unit="scene"):
-            out[scene.index], seconds = _collect(scene, key, futures, jobs)
-            footage += seconds
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        crew.close()
-    if footage:
-        took = time.perf_counter() - clock
-        logger.info("analysed %.1f s of footage in %.1f s (%.0fx real time, %d thread%s)", footage, took,
-                    footage / max(took, 1e-9), workers, "" if workers == 1 else "s")
-    return out
+    :data:`MAX_WORKERS`), each keeping its own open reader per media file; all are submitted at
+    once, so while the caller waits for (or works on) one scene the next ones are decoded.
+    :meth:`result` of a scene collects every scene before it too, so results, errors and the
+    progress bar follow the scenes' order. Use it as a context manager: leaving stops the pool.
+    """
+
+    def __init__(self, scenes: Sequence, options: AnalysisOptions = AnalysisOptions()):
+        faces = scene_analysis.face_model() if options.faces else None
+        scenes = list(scenes)
+        self.order = [s.index for s in scenes]
+        self._jobs: dict[tuple, tuple[float, float, str]] = {}  # cache key → range, media (each range once)
+        self._todo: deque[tuple[Any, tuple]] = deque()  # (scene, key) not yet collected, in order
+        for scene in scenes:
+            start, end = source_range(scene)
+            key = cache_key(scene.media, start, end, options, faces)
+            self._todo.append((scene, key))
+            if key not in _CACHE and key not in self._jobs:
+                self._jobs[key] = (start, end, scene.media)
+        cpus = _cpus()
+        self.workers = max(1, min(cpus, MAX_WORKERS, len(self._jobs)))
+        threads = 0 if self.workers == 1 else max(1, cpus // self.workers)  # decoder threads per reader (0: auto)
+        self._crew = _Workers(options, faces, threads)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="emsync-analysis") if self._jobs else None
+        self._futures = {key: self._pool.submit(self._crew.job, *args) for key, args in self._jobs.items()} \
+            if self._pool is not None else {}
+        self._done: dict[int, SceneAnalysis] = {}
+        self._bar = progress.bar(total=len(scenes), desc="analysing scenes", unit="scene")
+        self._footage = 0.0
+        self._clock = time.perf_counter()
+
+    def result(self, index: int) -> SceneAnalysis:
+        """Scene ``index``'s analysis (waiting for it, and collecting the scenes before it);
+        the analysis's own error if it failed."""
+        while index not in self._done and self._todo:
+            scene, key = self._todo.popleft()
+            self._done[scene.index], seconds = _collect(scene, key, self._futures, self._jobs)
+            self._footage += seconds
+            self._bar.update(1)
+            if not self._todo:
+                self._finished()
+        return self._done[index]
+
+    def _finished(self) -> None:
+        self._bar.close()
+        if self._footage:
+            took = time.perf_counter() - self._clock
+            logger.info("analysed %.1f s of footage in %.1f s (%.0fx real time, %d thread%s)", self._footage, took,
+                        self._footage / max(took, 1e-9), self.workers, "" if self.workers == 1 else "s")
+
+    def close(self) -> None:
+        """Stop the pool (scenes not started are cancelled) and close the open files."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._crew.close()
+        self._bar.close()
+
+    def __enter__(self) -> Running:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _collect(scene: Any, key: tuple, futures: dict[tuple, Future], jobs: dict[tuple, tuple[float, float, str]]
