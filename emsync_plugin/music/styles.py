@@ -70,8 +70,8 @@ STYLES: dict[str, Style] = {s.name: s for s in (
         Part("piano", 0, _ALL),
     ), velocity=(34.0, 108.0), thin_below=-0.3, reverb=40),
     Style("ambient", "pads, slow, no drums", (
-        Part("pad", 89, CHORD_GROUPS, legato=True, min_gap=1.0),
-        Part("bass", 89, ("bass",), legato=True, min_gap=1.0, velocity=-4),
+        Part("pad", 94, CHORD_GROUPS, legato=True, min_gap=1.0),
+        Part("bass", 49, ("bass",), legato=True, min_gap=1.0, velocity=-4),
         Part("lead", 92, ("guitar",), legato=True, min_gap=0.6, velocity=-8),
     ), velocity=(34.0, 100.0), thin_below=0.0, reverb=100),
     Style("acoustic", "guitar, bass, light percussion", (
@@ -188,7 +188,7 @@ def _play(part: Part, style: Style, scene: _Scene, cut_at_start: bool, cut_at_en
             end = max(n.end, until) if until is not None else n.end
             if pitch <= 127 and end > start:
                 played.append(pretty_midi.Note(int(min(127, max(1, round(base + accent)))), pitch, start, end))
-    return _unique(played)
+    return _held(played) if part.swell else _unique(played)
 
 
 def _chords(notes: Sequence[pretty_midi.Note], min_gap: float, keep: float | None) -> list[list[pretty_midi.Note]]:
@@ -206,6 +206,18 @@ def _chords(notes: Sequence[pretty_midi.Note], min_gap: float, keep: float | Non
         chords.append([n])
         last = n.start
     return [sorted(c, key=lambda n: n.pitch) for c in chords]
+
+
+def _held(notes: list[pretty_midi.Note]) -> list[pretty_midi.Note]:
+    """A pitch held while it sounds: notes of one pitch that touch or overlap become one."""
+    merged: list[pretty_midi.Note] = []
+    for n in sorted(notes, key=lambda n: (n.pitch, n.start)):
+        last = merged[-1] if merged else None
+        if last is not None and last.pitch == n.pitch and n.start <= last.end + 1e-6:
+            last.end = max(last.end, n.end)
+        else:
+            merged.append(pretty_midi.Note(n.velocity, n.pitch, n.start, n.end))
+    return sorted(merged, key=lambda n: (n.start, n.pitch))
 
 
 def _unique(notes: list[pretty_midi.Note]) -> list[pretty_midi.Note]:
