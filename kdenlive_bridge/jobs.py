@@ -60,6 +60,16 @@ def available_engines() -> tuple[str, ...]:
         return ("baseline",)
 
 
+def available_styles() -> tuple[tuple[tuple[str, str], ...], str]:
+    """The orchestration styles the core offers as (name, description), and the default one."""
+    try:
+        from emsync_plugin.music import styles
+    except ImportError:
+        logger.warning("emsync_plugin.music.styles is not importable", exc_info=True)
+        return (), ""
+    return tuple((s.name, s.description) for s in styles.STYLES.values()), styles.DEFAULT_STYLE
+
+
 def missing_scenes(timeline, overridden: Iterable[int] = (), both: bool = False) -> list[int]:
     """The scenes the scoring step finds without media and without a mood (as ``emotion.analyze``
     decides: not overridden in the panel nor by an ``emsync:`` marker; none when valence and

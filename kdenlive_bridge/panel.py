@@ -51,6 +51,7 @@ from .jobs import (
     added_text,
     analyze_scenes,
     available_engines,
+    available_styles,
     heard_as_is,
     load_timeline,
     missing_media_advice,
@@ -183,10 +184,11 @@ class EmsyncPanel(JobRunner, FollowKdenlive, SceneTable, QWidget):
         return self.table
 
     def _build_settings(self) -> SettingsBox:
-        box = self.settings_box = SettingsBox(available_engines())
+        box = self.settings_box = SettingsBox(available_engines(), *available_styles())
         self.valence_check, self.valence_slider, self.arousal_check, self.arousal_slider = (  # as the panel's own
             box.valence_check, box.valence_slider, box.arousal_check, box.arousal_slider)
         self.engine_combo, self.seed_spin, self.in_place_check = box.engine_combo, box.seed_spin, box.in_place_check
+        self.style_combo = box.style_combo
         return box
 
     def _build_run(self) -> QHBoxLayout:

@@ -1,5 +1,5 @@
 """The panel's "Score settings" box: the range to score, whole-timeline valence/arousal overrides,
-engine, seed, in place, what a re-score does with the music already there (regenerate, lock,
+engine, style, seed, in place, what a re-score does with the music already there (regenerate, lock,
 fresh), takes, stems, ducking.
 
 Its :meth:`SettingsBox.values` are ``ScoreOptions`` keyword arguments; the per-scene moods come
@@ -101,9 +101,11 @@ def slider_row(tip: str) -> tuple[QCheckBox, QSlider, QLabel, QWidget]:
 
 
 class SettingsBox(QGroupBox):
-    """The score settings; ``engines`` fill the engine list."""
+    """The score settings; ``engines`` fill the engine list, ``styles`` ((name, description), ...)
+    the style list, ``default_style`` chosen in it."""
 
-    def __init__(self, engines: tuple[str, ...], parent: QWidget | None = None):
+    def __init__(self, engines: tuple[str, ...], styles: tuple[tuple[str, str], ...] = (), default_style: str = "",
+                 parent: QWidget | None = None):
         super().__init__("Score settings", parent)
         columns = QHBoxLayout(self)  # the music's settings on the left, what a run writes on the right
         form, more = QFormLayout(), QFormLayout()
@@ -118,6 +120,14 @@ class SettingsBox(QGroupBox):
         self.engine_combo = QComboBox()
         self.engine_combo.addItems(list(engines))
         form.addRow("Engine", self.engine_combo)
+        self.style_combo = QComboBox()
+        for name, description in styles:
+            self.style_combo.addItem(name)
+            self.style_combo.setItemData(self.style_combo.count() - 1, description, Qt.ItemDataRole.ToolTipRole)
+        if default_style:
+            self.style_combo.setCurrentText(default_style)
+        self.style_combo.setToolTip("How the music is orchestrated: instruments, drums, dynamics (emsync styles).")
+        form.addRow("Style", self.style_combo)
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.seed_spin.setToolTip("Same project, settings and seed give the same music.")
@@ -197,6 +207,7 @@ class SettingsBox(QGroupBox):
         fresh = self.fresh_check.isChecked()
         return {
             "engine": self.engine_combo.currentText(),
+            **({"style": self.style_combo.currentText()} if self.style_combo.count() else {}),
             "valence": self.valence_slider.value() / 100 if self.valence_check.isChecked() else None,
             "arousal": self.arousal_slider.value() / 100 if self.arousal_check.isChecked() else None,
             "seed": self.seed_spin.value(),

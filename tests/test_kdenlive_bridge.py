@@ -144,6 +144,24 @@ def test_generate_runs_in_a_worker_and_shows_the_result(qtbot, panel, project, m
     assert opened == [result.output]
 
 
+def test_the_style_is_offered_and_passed_to_the_score(qtbot, panel, project, monkeypatch):
+    from emsync_plugin.music.styles import DEFAULT_STYLE, STYLES
+
+    fake = FastScore()
+    monkeypatch.setattr(pipeline, "score", fake)
+    _load(qtbot, panel, project)
+    combo = panel.style_combo
+    assert [combo.itemText(k) for k in range(combo.count())] == list(STYLES)
+    assert combo.currentText() == DEFAULT_STYLE
+    assert combo.itemData(combo.findText("piano"), Qt.ItemDataRole.ToolTipRole) == STYLES["piano"].description
+    combo.setCurrentText("electronic")
+    with qtbot.waitSignal(panel.previewed, timeout=10_000):
+        qtbot.mouseClick(panel.generate_button, Qt.LeftButton)
+    with qtbot.waitSignal(panel.scored, timeout=10_000):
+        qtbot.mouseClick(panel.add_button, Qt.LeftButton)
+    assert [options.style for _, options in fake.calls] == ["electronic", "electronic"]
+
+
 def test_a_scoring_error_shows_its_message(qtbot, panel, project, monkeypatch):
     error = TimelineError("is only 0.40 s long", path=project, hint="a score needs a timeline of at least 1 s")
     monkeypatch.setattr(pipeline, "score", FastScore(error))
