@@ -20,6 +20,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
+from collections.abc import Generator as Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +31,8 @@ import pretty_midi
 from .. import models, progress
 from ..errors import ModelError, OptionsError
 from ..mood import SceneMood
+from . import batching
+from .batching import Entry
 from .decoding import (
     NEG,
     Clock,
@@ -110,21 +113,13 @@ class Generator:
         return cls(models.find(MODEL_FILES[precision], directory), threads)
 
     # ------------------------------------------------------------------------------------
-    def _run(self, ids, val, aro, off, past, guided: bool):
-        """One model call on ``ids`` with their conditioning; with ``guided`` a second row runs
-        the same tokens and offsets on the neutral mood (batch of 2, one call)."""
-        rows = 2 if guided else 1
-        zeros = [0.0] * len(ids)
-        return self.session.run(
-            ["logits", "present_key_values"],
-            {"input_ids": np.asarray([ids] * rows, np.int64),
-             "valence": np.asarray([val, zeros][:rows], np.float32),
-             "arousal": np.asarray([aro, zeros][:rows], np.float32),
-             "offset": np.asarray([off] * rows, np.float32),
-             "past_key_values": past},
-        )
+    def _run(self, ids: np.ndarray, val: np.ndarray, aro: np.ndarray, off: np.ndarray,
+             past: np.ndarray) -> list[np.ndarray]:
+        """One model call: the logits and the new cache."""
+        return self.session.run(["logits", "present_key_values"], {
+            "input_ids": ids, "valence": val, "arousal": aro, "offset": off, "past_key_values": past})
 
-    def _empty_past(self, rows: int = 1):
+    def _empty_past(self, rows: int = 1) -> np.ndarray:
         return np.zeros((self.n_layer, 2, rows, self.n_head, 0, self.head_dim), np.float32)
 
     def _guide(self, logits: np.ndarray, g: float) -> np.ndarray:
@@ -145,21 +140,58 @@ class Generator:
     def generate(self, cuts: Sequence[float], duration: float, moods: Sequence[SceneMood],
                  options: SamplingOptions = SamplingOptions(), kept: Sequence[KeptSpan] = ()) -> GenerationResult:
         """Music for ``duration`` seconds with a chord on every cut; each token follows the mood
-        of the scene it falls in (a mood takes effect at its ``start``). Inside the ``kept``
-        spans the kept notes are fed instead of sampled (the returned MIDI holds them as far as
-        the vocabulary plays them; the pipeline splices the exact ones in)."""
+        of the scene it falls in (a mood takes effect at its ``start``; ``moods[i]`` is read
+        when the music reaches scene ``i``, so it may be filled while the music is generated).
+        Inside the ``kept`` spans the kept notes are fed instead of sampled (the returned MIDI
+        holds them as far as the vocabulary plays them; the pipeline splices the exact ones in)."""
+        return self.generate_many(cuts, duration, moods, [options], kept)[0]
+
+    def generate_many(self, cuts: Sequence[float], duration: float, moods: Sequence[SceneMood],
+                      options_list: Sequence[SamplingOptions],
+                      kept: Sequence[KeptSpan] = ()) -> list[GenerationResult]:
+        """One :meth:`generate` per options (the takes: each its own seed, clock and random
+        stream), decoded together: their rows share each model call while they keep step, and
+        each take's tokens are those :meth:`generate` gives it alone. ``seconds`` is the time
+        of the whole call, shared by its takes."""
         forced = forced_spans(kept, self.vocab, duration)
-        clock, bounds = self._clock(cuts, duration, options, forced)
-        cond = _conditioning(moods, bounds, self.vocab.shift_seconds, self.cap, options.use_offsets)
+        takes, clocks = [], []
+        for options in options_list:
+            clock, bounds = self._clock(cuts, duration, options, forced)
+            cond = _conditioning(moods, bounds, self.vocab.shift_seconds, self.cap, options.use_offsets)
+            clocks.append(clock)
+            takes.append(batching.Take(self._decode(clock, cond, duration, options, forced),
+                                       rows=2 if options.guidance > 0.0 else 1))
         t0 = time.perf_counter()
-        tokens, steps = self._decode(clock, cond, duration, options, forced)
+        self._drive(takes, clocks, duration)
         seconds = time.perf_counter() - t0
-        # hold the final chord (and whatever sounds) to the end
-        notes = [n for n in self.vocab.decode(tokens, end=duration) if n.start < duration]
-        midi = to_midi(notes, self.vocab, moods)
-        logger.info("generated %d tokens (%d notes) for %.1f s of music in %.2f s (%.0fx real time)",
-                    len(tokens), len(notes), duration, seconds, duration / max(seconds, 1e-9))
-        return GenerationResult(midi, tokens, notes, seconds, steps)
+        results = []
+        for take in takes:
+            tokens, steps = take.result
+            # hold the final chord (and whatever sounds) to the end
+            notes = [n for n in self.vocab.decode(tokens, end=duration) if n.start < duration]
+            results.append(GenerationResult(to_midi(notes, self.vocab, moods), tokens, notes, seconds, steps))
+        logger.info("generated %d take(s), %d tokens (%d notes) for %.1f s of music in %.2f s (%.0fx real time)",
+                    len(results), sum(len(r.tokens) for r in results), sum(len(r.notes) for r in results),
+                    duration, seconds, duration / max(seconds, 1e-9))
+        return results
+
+    def _drive(self, takes: list[batching.Take], clocks: list[Clock], duration: float) -> None:
+        """The takes decoded to their ends, a progress bar following their clocks."""
+        unit = self.vocab.shift_seconds
+        bar = progress.bar(total=round(duration * len(takes), 1), desc="generating", unit="s")
+        shown = 0
+
+        def moved() -> None:
+            nonlocal shown
+            now = sum(c.now for c in clocks)
+            if now != shown:
+                bar.update(round((now - shown) * unit, 2))
+                shown = now
+
+        try:
+            batching.drive(takes, self._run, self._empty_past, moved)
+        finally:
+            bar.close()
 
     def _clock(self, cuts: Sequence[float], duration: float, options: SamplingOptions,
                forced: Sequence[Forced] = ()) -> tuple[Clock, np.ndarray]:
@@ -186,26 +218,23 @@ class Generator:
                 fresh_chord_at_cuts(options.fresh_chords)]
 
     def _decode(self, clock: Clock, cond: Conditioning, duration: float, options: SamplingOptions,
-                forced: Sequence[Forced] = ()) -> tuple[list[int], int]:
+                forced: Sequence[Forced] = ()) -> Coroutine[batching.Request, np.ndarray, tuple[list[int], int]]:
         """Sample tokens until the clock is finished, feeding the kept music where it starts:
-        the tokens and the number of model calls."""
+        a coroutine of model calls (:mod:`.batching`) returning the tokens and the number of calls."""
         v = self.vocab
         rng = np.random.default_rng(options.seed)
         rules = self._rules(options)
-        guided = options.guidance > 0.0
-        history: list[tuple[int, float, float, float]] = []  # token and its conditioning
-        past = self._empty_past(2 if guided else 1)
+        history: list[Entry] = []  # token and its conditioning
+        cached = 0  # entries in the model's cache
         tok = v.bos
         steps = 0
         out_tokens: list[int] = []
         pending = list(forced)
-        bar = progress.bar(total=round(duration, 1), desc="generating", unit="s")
         while not clock.finished and clock.now <= clock.end:
-            before = clock.now
             if pending and pending[0].start <= clock.now:
                 kept = self._forced_tokens(pending.pop(0), clock)
                 if kept:
-                    tok, past, calls = self._force(kept, tok, clock, cond, history, past, guided)
+                    tok, cached, calls = yield from self._force(kept, tok, clock, cond, history, cached)
                     steps += calls
                     out_tokens.extend(kept)
                     clock.resume()
@@ -213,17 +242,14 @@ class Generator:
                 c = cond(clock.now)
                 clock.valence = c[0]
                 history.append((tok, *c))
-                logits, past = self._step(history, past, guided)
+                logits, cached = yield from self._step(history, cached)
                 steps += 1
                 tok = self._choose(logits, clock, rules, options, rng)
                 clock.advance(tok)
                 out_tokens.append(tok)
-            if clock.now != before:
-                bar.update(round((clock.now - before) * v.shift_seconds, 2))
             if steps > 200 * max(1.0, duration) + 2000:  # a safety valve: a model that never advances time
                 logger.warning("generation stopped after %d steps without reaching the end", steps)
                 break
-        bar.close()
         return out_tokens, steps
 
     def _forced_tokens(self, span: Forced, clock: Clock) -> list[int]:
@@ -244,46 +270,47 @@ class Generator:
         moved = sum(v.shift_units(t) for t in tokens if v.kind(t) == "shift")
         return [v.note_off(*k) for k in sorted(clock.sounding)] + tokens + v.shifts(length - moved)
 
-    def _force(self, kept: list[int], tok: int, clock: Clock, cond: Conditioning,
-               history: list[tuple[int, float, float, float]], past: np.ndarray, guided: bool):
+    def _force(self, kept: list[int], tok: int, clock: Clock, cond: Conditioning, history: list[Entry],
+               cached: int) -> Coroutine[batching.Request, np.ndarray, tuple[int, int, int]]:
         """Teacher forcing: ``tok`` and the ``kept`` tokens but the last go through the model
         (each with the conditioning a sampled token gets there) and the clock; the last is
-        returned to be fed by the next step, with the cache and the number of model calls."""
+        returned to be fed by the next step, with the cache length and the number of model calls."""
         fed = [(tok, *cond(clock.now))]
         for t in kept[:-1]:
             clock.advance(t)
             fed.append((t, *cond(clock.now)))
         clock.advance(kept[-1])
         history.extend(fed)
-        past, calls = self._feed(history, len(fed), past, guided)
-        return kept[-1], past, calls
+        cached, calls = yield from self._feed(history, len(fed), cached)
+        return kept[-1], cached, calls
 
-    def _feed(self, history: list[tuple[int, float, float, float]], count: int, past: np.ndarray,
-              guided: bool) -> tuple[np.ndarray, int]:
-        """The cache after the newest ``count`` entries of ``history``: as many at once as the
+    def _feed(self, history: list[Entry], count: int,
+              cached: int) -> Coroutine[batching.Request, np.ndarray, tuple[int, int]]:
+        """The newest ``count`` entries of ``history`` into the cache: as many at once as the
         context holds; when it is full, a new window as in :meth:`_step`."""
         calls = 0
         done = len(history) - count
         while done < len(history):
-            if past.shape[4] >= self.block_size - 1:
-                _, past = self._step(history[:done + 1], past, guided)
+            if cached >= self.block_size - 1:
+                _, cached = yield from self._step(history[:done + 1], cached)
                 done += 1
             else:
-                k = min(len(history) - done, self.block_size - 1 - past.shape[4])
-                ids, va, ar, of = zip(*history[done:done + k])
-                _, past = self._run(list(ids), list(va), list(ar), list(of), past, guided)
+                k = min(len(history) - done, self.block_size - 1 - cached)
+                yield batching.Request(history[done:done + k])
+                cached += k
                 done += k
             calls += 1
-        return past, calls
+        return cached, calls
 
-    def _step(self, history: list[tuple[int, float, float, float]], past: np.ndarray, guided: bool):
-        """The model on the newest token; when the cache is full, on the last half of the
-        history again from position 0 (a new window)."""
-        if past.shape[4] >= self.block_size - 1:
-            ids, va, ar, of = zip(*history[-(self.block_size // 2):])
-            return self._run(list(ids), list(va), list(ar), list(of), self._empty_past(2 if guided else 1), guided)
-        tok, val, aro, off = history[-1]
-        return self._run([tok], [val], [aro], [off], past, guided)
+    def _step(self, history: list[Entry], cached: int) -> Coroutine[batching.Request, np.ndarray, tuple[np.ndarray, int]]:
+        """The model on the newest entry; when the cache is full, on the last half of the
+        history again from position 0 (a new window): the logits and the new cache length."""
+        if cached >= self.block_size - 1:
+            window = history[-(self.block_size // 2):]
+            logits = yield batching.Request(window, fresh=True)
+            return logits, len(window)
+        logits = yield batching.Request(history[-1:])
+        return logits, cached + 1
 
     def _choose(self, logits: np.ndarray, clock: Clock, rules: list[Rule], options: SamplingOptions,
                 rng: np.random.Generator) -> int:
@@ -330,21 +357,41 @@ def _outside_kept(targets: list[int], forced: Sequence[Forced]) -> list[int]:
     return sorted({t for t in targets[:-1] + [final] if not any(f.start <= t < f.end for f in forced)})
 
 
-def _scene_at(starts: np.ndarray, t: float) -> int:
-    """The index of the scene playing at ``t`` seconds (scenes ordered by their ``starts``)."""
-    return max(0, int(np.searchsorted(starts, t + 1e-9, side="right")) - 1)
+class _Scenes:
+    """The mood of the scene playing at a time, for times that never go back: ``moods[i]`` is
+    first read when the time reaches scene ``i`` (the end of scene ``i - 1``), so a sequence
+    filled while the music is generated (the pipeline analyses scenes meanwhile) is waited on
+    scene by scene, never all at once. Scenes are in time order; a scene takes effect at its
+    ``start`` (and the first one before it)."""
+
+    def __init__(self, moods: Sequence[SceneMood]):
+        self.moods, self.count, self.index = moods, len(moods), 0
+        self.mood: SceneMood | None = None
+        self.next: SceneMood | None = None
+
+    def at(self, t: float) -> SceneMood | None:
+        if self.count and self.mood is None:
+            self.mood = self.moods[0]
+        while self.mood is not None and self.index + 1 < self.count and self.mood.end <= t + 1e-9:
+            if self.next is None:
+                self.next = self.moods[self.index + 1]
+            if self.next.start > t + 1e-9:
+                break
+            self.index, self.mood, self.next = self.index + 1, self.next, None
+        return self.mood
 
 
 def _conditioning(moods: Sequence[SceneMood], bounds: np.ndarray, unit: float, cap: float,
                   use_offsets: bool) -> Conditioning:
-    """``cond(t_units) -> (valence, arousal, offset)``: the mood of the scene at that time and the
-    seconds to the next boundary, capped at ``cap`` (always ``cap`` without ``use_offsets``)."""
-    starts = np.array([m.start for m in moods]) if moods else np.zeros(1)
+    """``cond(t_units) -> (valence, arousal, offset)`` for times that never go back: the mood of
+    the scene at that time (read when the time reaches it) and the seconds to the next boundary,
+    capped at ``cap`` (always ``cap`` without ``use_offsets``)."""
+    scenes = _Scenes(moods)
 
     def cond(t_units: int) -> tuple[float, float, float]:
         t = t_units * unit
-        i = _scene_at(starts, t) if moods else 0
-        val, aro = (moods[i].valence, moods[i].arousal) if moods else (0.0, 0.0)
+        mood = scenes.at(t)
+        val, aro = (mood.valence, mood.arousal) if mood is not None else (0.0, 0.0)
         if use_offsets:
             j = np.searchsorted(bounds, t - 1e-9)
             off = min(cap, bounds[j] - t) if j < len(bounds) else cap
@@ -361,13 +408,18 @@ def velocity(arousal: float) -> int:
 
 
 def to_midi(notes: Sequence[Note], vocab: Vocab, moods: Sequence[SceneMood]) -> pretty_midi.PrettyMIDI:
-    """A MIDI file with one General MIDI instrument per group (programs from the model)."""
+    """A MIDI file with one General MIDI instrument per group (programs from the model); a
+    note's velocity follows the arousal of the scene it starts in (scenes read in time order,
+    only as far as the notes go)."""
     pm = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=120.0)
     insts = [pretty_midi.Instrument(program=prog, name=f"EMSYNC {name}") for name, prog in zip(vocab.groups, vocab.programs)]
-    starts = np.array([m.start for m in moods]) if moods else np.zeros(1)
-    for n in notes:
-        i = _scene_at(starts, n.start) if moods else 0
-        vel = velocity(moods[i].arousal if moods else 0.0)
+    scenes = _Scenes(moods)
+    played = []
+    for k in sorted(range(len(notes)), key=lambda k: notes[k].start):
+        mood = scenes.at(notes[k].start)
+        played.append((k, velocity(mood.arousal if mood is not None else 0.0)))
+    for k, vel in sorted(played):
+        n = notes[k]
         insts[n.group].notes.append(pretty_midi.Note(velocity=vel, pitch=int(n.pitch), start=float(n.start), end=float(n.end)))
     pm.instruments.extend(i for i in insts if i.notes)
     return pm

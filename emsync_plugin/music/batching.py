@@ -1,0 +1,126 @@
+"""Model calls shared by takes decoded together: their rows in one batch, their caches side by side.
+
+Each take is a coroutine (a Python generator) that yields a :class:`Request` — the tokens the
+model must see next with their conditioning, and whether they start a new window (position 0,
+the take's cache dropped) — and is sent back the logits of its own rows. :func:`drive` runs the
+takes in rounds: takes whose requests have the same shape (new window or not, as many tokens,
+as long a cache) go through one model call, their caches one tensor along the batch axis, which
+stays as it is from call to call while the same takes keep step; a take that finishes drops
+out. No row attends to another, so a take's logits do not depend on its batch mates.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Entry = tuple[int, float, float, float]  # a token and its conditioning: valence, arousal, offset
+Run = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], Sequence[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Request:
+    """The next model call a take needs: ``entries`` after its cache, or from position 0 (``fresh``)."""
+
+    entries: Sequence[Entry]
+    fresh: bool = False
+
+
+@dataclass
+class Take:
+    """A take's coroutine and its rows in a batch: 2 with guidance (a neutral-mood row), else 1."""
+
+    coroutine: Generator[Request, np.ndarray, Any]
+    rows: int
+    request: Request | None = None
+    result: Any = None
+
+    def start(self) -> None:
+        self._resume(None)
+
+    def send(self, logits: np.ndarray) -> None:
+        self._resume(logits)
+
+    def _resume(self, logits: np.ndarray | None) -> None:
+        try:
+            self.request = self.coroutine.send(logits)  # type: ignore[arg-type]  # None primes it
+        except StopIteration as done:
+            self.request, self.result = None, done.value
+
+
+@dataclass
+class _Group:
+    """Takes whose caches are one tensor, rows in the order of ``takes``."""
+
+    takes: list[Take]
+    past: np.ndarray
+
+
+def drive(takes: Sequence[Take], run: Run, empty: Callable[[int], np.ndarray],
+          after_round: Callable[[], None] | None = None) -> None:
+    """Run every take to its end (its ``result``): ``run(ids, valence, arousal, offset, past)``
+    is one model call (logits, present cache); ``empty(rows)`` an empty cache."""
+    for take in takes:
+        take.start()
+    live = [t for t in takes if t.request is not None]
+    groups = [_Group(live, empty(sum(t.rows for t in live)))] if live else []
+    while groups:
+        buckets: dict[tuple[bool, int, int], list[tuple[_Group, int, Take]]] = {}
+        for group in groups:
+            row = 0
+            for take in group.takes:
+                req = take.request
+                assert req is not None
+                key = (req.fresh, len(req.entries), 0 if req.fresh else group.past.shape[4])
+                buckets.setdefault(key, []).append((group, row, take))
+                row += take.rows
+        groups = []
+        for (fresh, _, _), members in buckets.items():
+            past = empty(sum(t.rows for _, _, t in members)) if fresh else _gathered(members)
+            logits, present = run(*_inputs([t for _, _, t in members]), past)
+            going = _answer([t for _, _, t in members], logits, present)
+            if going is not None:
+                groups.append(going)
+        if after_round is not None:
+            after_round()
+
+
+def _gathered(members: list[tuple[_Group, int, Take]]) -> np.ndarray:
+    """The members' caches as one tensor: a group's own when the members are that group, in
+    order (no copy), else their rows side by side."""
+    group = members[0][0]
+    if len(members) == len(group.takes) and all(g is group and t is u for (g, _, t), u in zip(members, group.takes)):
+        return group.past
+    return np.ascontiguousarray(np.concatenate([g.past[:, :, r:r + t.rows] for g, r, t in members], axis=2))
+
+
+def _inputs(takes: list[Take]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The model inputs of one call: each take's tokens on its rows; a guidance row has the
+    same tokens and offsets with a neutral mood."""
+    ids, val, aro, off = [], [], [], []
+    for take in takes:
+        assert take.request is not None
+        t, v, a, o = zip(*take.request.entries)
+        zeros = [0.0] * len(t)
+        ids += [t] * take.rows
+        val += [v, zeros][:take.rows]
+        aro += [a, zeros][:take.rows]
+        off += [o] * take.rows
+    return (np.asarray(ids, np.int64), np.asarray(val, np.float32), np.asarray(aro, np.float32),
+            np.asarray(off, np.float32))
+
+
+def _answer(takes: list[Take], logits: np.ndarray, present: np.ndarray) -> _Group | None:
+    """Each take gets its rows' logits; those still going keep their rows of the new cache."""
+    row, keep, going = 0, np.zeros(0, np.intp), []
+    for take in takes:
+        take.send(logits[row:row + take.rows])
+        if take.request is not None:
+            keep = np.r_[keep, row:row + take.rows]
+            going.append(take)
+        row += take.rows
+    if not going:
+        return None
+    return _Group(going, present if len(keep) == present.shape[2] else np.ascontiguousarray(present[:, :, keep]))
