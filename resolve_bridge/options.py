@@ -23,6 +23,21 @@ MEDIA_ADVICE = (
 )
 
 
+#: emsync's orchestration styles and its default (``emsync_plugin.music.styles``), for when the
+#: script runs in a Python that cannot import emsync (a test keeps them equal).
+STYLE_NAMES = ("cinematic", "piano", "ambient", "acoustic", "electronic")
+DEFAULT_STYLE = "cinematic"
+
+
+def style_names() -> tuple[tuple[str, ...], str]:
+    """The styles emsync offers and its default (the copy above when emsync is not importable)."""
+    try:
+        from emsync_plugin.music import styles
+    except ImportError:
+        return STYLE_NAMES, DEFAULT_STYLE
+    return tuple(styles.STYLES), styles.DEFAULT_STYLE
+
+
 ONE_RUN = ("regenerate", "lock", "fresh", "range_in", "range_out")  # options a run does not hand on to the next one
 #: What happened to a scene's music, in the editor's words (``rescore.Decision.action``).
 MUSIC_WORDS = {"kept": "kept", "moved": "moved", "regenerated": "regenerated", "new": "new music"}
@@ -72,6 +87,7 @@ class BridgeOptions:
     """The editor's choices; they become ``pipeline.ScoreOptions`` (plus write_timeline=False)."""
 
     engine: str = "baseline"
+    style: str = DEFAULT_STYLE  # orchestration (emsync styles)
     valence: float | None = None
     arousal: float | None = None
     seed: int = 0
@@ -114,6 +130,8 @@ def _stored(name: str, value: Any) -> Any:
     if name == "emotion":
         ok = isinstance(value, (list, tuple)) and all(isinstance(e, str) for e in value)
         return tuple(value) if ok else None
+    if name == "style":  # a style this emsync does not have: its default
+        return value if value in style_names()[0] else None
     return value if isinstance(value, (int, float, str)) else None
 
 

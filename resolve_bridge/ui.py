@@ -25,6 +25,7 @@ from .options import (
     format_scenes,
     parse_scenes,
     split_emotion,
+    style_names,
 )
 
 logger = logging.getLogger(__name__)
@@ -73,8 +74,9 @@ class ConsoleUI:
         would check its Scene moods; the Console shows the moods the score was made with instead.
         """
         self.say(
-            "settings: engine={e}, valence={v}, arousal={a}, seed={s}, scene moods: {m} (previous run's or defaults)".format(
-                e=defaults.engine, v=_auto(defaults.valence), a=_auto(defaults.arousal), s=defaults.seed,
+            "settings: engine={e}, style={st}, valence={v}, arousal={a}, seed={s}, scene moods: {m} "
+            "(previous run's or defaults)".format(
+                e=defaults.engine, st=defaults.style, v=_auto(defaults.valence), a=_auto(defaults.arousal), s=defaults.seed,
                 m=format_emotion(defaults.emotion) or "auto",
             )
         )
@@ -224,6 +226,10 @@ def _settings_layout(ui, defaults: BridgeOptions, range_text: str = "") -> Any:
     return ui.VGroup([
         ui.Label({"Text": "Music whose chords land on the cuts of the current timeline.", "WordWrap": True, "Weight": 0}),
         ui.HGroup({"Weight": 0}, [ui.Label({"Text": "Engine", "Weight": 0.35}), ui.ComboBox({"ID": "Engine"})]),
+        ui.HGroup({"Weight": 0}, [
+            ui.Label({"Text": "Style", "Weight": 0.35}),
+            ui.ComboBox({"ID": "Style", "ToolTip": "orchestration: instruments, drums, dynamics (emsync styles)"}),
+        ]),
         mood_row("Valence", "Valence (sad - happy)", defaults.valence),
         mood_row("Arousal", "Arousal (calm - intense)", defaults.arousal),
         ui.HGroup({"Weight": 0}, [
@@ -286,6 +292,9 @@ class _SettingsDialog:
         self.items["Engine"].AddItems(engines)
         if defaults.engine in engines:
             self.items["Engine"].CurrentIndex = engines.index(defaults.engine)
+        styles, default = style_names()
+        self.items["Style"].AddItems(list(styles))
+        self.items["Style"].CurrentIndex = styles.index(defaults.style if defaults.style in styles else default)
         self.timer = self._timer()
 
     def _timer(self) -> Any:
@@ -314,6 +323,7 @@ class _SettingsDialog:
         """The dialog's choices; BridgeError for bad scene moods."""
         items = self.items
         values: dict[str, Any] = {"engine": str(items["Engine"].CurrentText or self.defaults.engine),
+                                  "style": str(items["Style"].CurrentText or self.defaults.style),
                                   "seed": int(items["Seed"].Value)}
         for key in ("Valence", "Arousal"):
             on = bool(items[key + "On"].Checked)

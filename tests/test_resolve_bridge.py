@@ -676,6 +676,39 @@ def test_the_dialog_shows_scene_moods_and_takes_overrides(resolve, fake_score):
     assert len(fake_score.calls) == 1  # cancelled
 
 
+def test_the_dialog_offers_the_style_and_the_next_run_keeps_it(resolve, fake_score):
+    from emsync_plugin.music import styles
+    from resolve_bridge import options as bridge_options
+
+    assert (tuple(styles.STYLES), styles.DEFAULT_STYLE) == (bridge_options.STYLE_NAMES, bridge_options.DEFAULT_STYLE)
+    seen = {}
+
+    def user(win, disp):
+        combo = win.GetItems()["Style"]
+        seen["first"] = combo.CurrentText
+        seen["offered"] = []
+        for k in range(len(styles.STYLES)):
+            combo.CurrentIndex = k
+            seen["offered"].append(combo.CurrentText)
+        combo.CurrentIndex = list(styles.STYLES).index("ambient")
+        win.click("Generate")
+
+    ui, _ = _fusion_ui({"EmsyncWin": [user, None, _close()]})
+    assert script.main(resolve, ui) == 0
+    assert seen["first"] == styles.DEFAULT_STYLE and seen["offered"] == list(styles.STYLES)
+    (_, options), = fake_score.calls
+    assert options.style == "ambient"
+
+    def again(win, disp):  # the stored style is chosen
+        seen["again"] = win.GetItems()["Style"].CurrentText
+        win.click("Cancel")
+
+    ui, _ = _fusion_ui({"EmsyncWin": again})
+    assert script.main(resolve, ui) == 0
+    assert seen["again"] == "ambient"
+    assert BridgeOptions.from_settings({"style": "polka"}).style == styles.DEFAULT_STYLE  # not a style: the default
+
+
 def test_the_dialog_asks_what_to_regenerate_and_lock_and_shows_the_music(resolve, fake_score):
     seen = {}
 
