@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -192,3 +193,96 @@ def test_guidance_chooses_notes_and_leaves_timing_to_the_model(gen):
     np.testing.assert_array_equal(gen._guide(logits, 0.0), cond)  # g = 0: the model alone
     same = gen._guide(np.stack([logits[0], logits[0]]), 3.0)
     np.testing.assert_allclose(same, lc, atol=1e-9)  # no difference to amplify
+
+
+def dense_kept_span(start: float, end: float):
+    """Kept music dense enough to fill the context while it is fed (three notes every 0.1 s)."""
+    import pretty_midi
+
+    from emsync_plugin.rescore import KeptSpan
+
+    pitches = [48, 55, 60, 64, 67]
+    count = int((end - start) / 0.1) - 3
+    notes = tuple((0, False, "piano", pretty_midi.Note(80, p + (k % 3), start + 0.1 * k, start + 0.1 * k + 0.25))
+                  for k in range(count) for p in pitches[k % 2:k % 2 + 3])
+    return KeptSpan(start, end, notes)
+
+
+def test_takes_decoded_together_are_the_takes_decoded_alone(gen, monkeypatch):
+    """generate_many: each take's tokens are generate()'s for its options, with and without
+    guidance, across new windows and kept music (the takes reach it at different steps, so their
+    caches part ways), and takes in step share each model call."""
+    dur, cuts = 24.0, [3.0, 9.0, 16.0, 20.0]
+    moods = [SceneMood(0, 0, 9.0, 0.6, -0.4), SceneMood(1, 9.0, dur, -0.5, 0.7)]
+    options = [SamplingOptions(seed=1), SamplingOptions(seed=2), SamplingOptions(seed=3, guidance=0.0)]
+    kept = [dense_kept_span(4.0, 15.0)]
+    alone = [gen.generate(cuts, dur, moods, o, kept=kept) for o in options]
+    rows: list[int] = []
+    real = gen._run
+    monkeypatch.setattr(gen, "_run", lambda ids, *rest: rows.append(len(ids)) or real(ids, *rest))
+    together = gen.generate_many(cuts, dur, moods, options, kept=kept)
+    assert [r.tokens for r in together] == [r.tokens for r in alone]
+    assert [r.steps for r in together] == [r.steps for r in alone]
+    assert max(r.steps for r in alone) > 3 and len(alone[0].tokens) > 2 * gen.block_size  # windows renewed
+    assert max(rows) == 5  # the three takes' rows (2 + 2 + 1) in one call
+    assert len(rows) < sum(r.steps for r in alone)
+    assert_chords_on_cuts(together[2], [3.0, 16.0, 20.0], dur, gen.vocab.shift_seconds)
+
+
+def test_takes_in_step_share_every_call_until_they_finish(gen, monkeypatch):
+    dur = 10.0
+    moods = [SceneMood(0, 0, dur, 0.2, 0.3)]
+    rows: list[int] = []
+    real = gen._run
+    monkeypatch.setattr(gen, "_run", lambda ids, *rest: rows.append(len(ids)) or real(ids, *rest))
+    out = gen.generate_many([5.0], dur, moods, [SamplingOptions(seed=s) for s in range(3)])
+    steps = sorted(r.steps for r in out)
+    assert len(rows) == steps[-1]  # one call a step for all takes together
+    assert rows[:steps[0]] == [6] * steps[0] and rows[-1] == 2  # a finished take drops out
+    assert gen.generate_many([5.0], dur, moods, []) == []
+
+
+class RecordedMoods(Sequence):
+    """Moods filled while the music is generated: records which scene is read, and how far the
+    music had got by then."""
+
+    def __init__(self, moods, clocks):
+        self.moods, self.clocks, self.reads = moods, clocks, []
+
+    def __len__(self):
+        return len(self.moods)
+
+    def __getitem__(self, i):
+        self.reads.append((i, max(self.clocks, default=0)))
+        return self.moods[i]
+
+
+@pytest.mark.parametrize("takes", [1, 2])
+def test_moods_are_read_when_the_music_reaches_their_scene(gen, monkeypatch, takes):
+    """A scene's mood is first read when some take's clock reaches the scene, in scene order,
+    not all before the music starts (the pipeline analyses scenes meanwhile)."""
+    from emsync_plugin.music import decoding
+
+    bounds = [0.0, 3.0, 6.0, 9.5, 12.0]
+    plain = [SceneMood(i, a, b, (-1) ** i * 0.5, 0.2 * i) for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+    unit = gen.vocab.shift_seconds
+    times: list[float] = []
+    advance = decoding.Clock.advance
+
+    def advance_and_log(clock, token):
+        advance(clock, token)
+        times.append(clock.now * unit)
+
+    monkeypatch.setattr(decoding.Clock, "advance", advance_and_log)
+    moods = RecordedMoods(plain, times)
+    options = [SamplingOptions(seed=s) for s in range(takes)]
+    got = gen.generate_many(bounds[1:-1], bounds[-1], moods, options)
+    first = {}
+    for i, reached in moods.reads:
+        first.setdefault(i, reached)
+    assert list(first) == [0, 1, 2, 3]
+    for i, reached in first.items():
+        assert reached >= plain[i].start - 1e-9, f"scene {i} read at {reached} s, before it starts"
+    assert first[3] >= 9.5 and first[1] < 6.0  # read as the music got there
+    monkeypatch.setattr(decoding.Clock, "advance", advance)
+    assert [r.tokens for r in got] == [r.tokens for r in gen.generate_many(bounds[1:-1], bounds[-1], plain, options)]
