@@ -2,14 +2,16 @@
 
 Models live in the ``onnx_models`` package (installed with emsync; nothing is downloaded).
 ``onnx_models/manifest.json`` lists each file's sha256 and size; a file that does not match is
-refused before ONNX Runtime reads a byte of it. ONNX Runtime uses CUDA when the
-``onnxruntime-gpu`` build and a GPU are present, else the CPU.
+refused before ONNX Runtime reads a byte of it. Sessions run on CUDA when the
+``onnxruntime-gpu`` build (the ``gpu`` extra) offers it, else on the CPU (:func:`providers`),
+and are created once per process and model file.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -69,25 +71,38 @@ def find(name: str, directory: Path | None = None) -> Path:
     return path
 
 
-def providers() -> list[str]:
-    import onnxruntime as ort
+#: The execution providers used when the ONNX Runtime build offers them, best first. Not used:
+#: TensorRT (it builds an engine per input shape, and the decoder's cache grows every step),
+#: remote (Azure) and the rest.
+PREFERRED = ("CUDAExecutionProvider", "ROCMExecutionProvider", "CPUExecutionProvider")
 
-    available = ort.get_available_providers()
-    chosen = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-    return chosen or available
+
+def providers(available: Sequence[str] | None = None) -> list[str]:
+    """The providers to ask for, best first, among ``available`` (by default the installed
+    ONNX Runtime's): a GPU's when there is one, and the CPU to fall back on."""
+    if available is None:
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+    chosen = [p for p in PREFERRED if p in available]
+    return chosen or list(available)
 
 
 @lru_cache(maxsize=4)
 def session(path: Path, threads: int = 0):
-    """An ONNX Runtime session for a verified model file (cached per path)."""
+    """An ONNX Runtime session for a verified model file, created once per path and thread
+    count. ``threads`` 0 is ONNX Runtime's choice (one per core); idle threads sleep instead of
+    spinning, since the pipeline keeps the other core busy meanwhile."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
+    chosen = providers()
     try:
-        sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers())
+        sess = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
     except Exception as exc:  # corrupt protobuf etc.
         raise ModelError(f"ONNX Runtime cannot load it ({exc})", path=path, hint="reinstall emsync") from exc
     logger.debug("loaded %s on %s", path.name, sess.get_providers())
