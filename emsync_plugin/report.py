@@ -4,7 +4,8 @@ Top: a small picture of each scene on the time axis (from the emotion analysis' 
 Then the timeline's scenes as blocks on the time axis (coloured by mood), the cuts as lines,
 valence and arousal as step curves; scenes whose mood the editor set are hatched and labelled
 with where it came from ("marker", "cli"), the others with "faces", "cues" or "default".
-Bottom: the score's piano roll, one colour per instrument, the cuts drawn across it and a tick
+Bottom: the score's piano roll, one colour per instrument group (the drums' strokes in a row
+below the notes), the cuts drawn across it and a tick
 where each cut's chord landed (three or more note onsets within 50 ms of the cut) or a red
 cross where none did. Without a score (``emsync analyze --report``) the piano roll is left out.
 """
@@ -20,6 +21,7 @@ import pretty_midi
 from . import fileio
 from .mood import SceneMood
 from .music.chords import CHORD_WINDOW, cut_hits
+from .music.groups import instrument_group, score_groups
 from .rescore import Decision
 from .timeline import Timeline
 from .timeline.timecode import format_timecode
@@ -108,28 +110,40 @@ def _draw_cuts(ax, cuts: Sequence[float]) -> None:
 
 
 def _draw_roll(ax_roll, ax_mood, timeline: Timeline, midi: pretty_midi.PrettyMIDI) -> None:
-    """The piano roll, one colour per instrument, with a tick on each cut whose chord landed."""
+    """The piano roll, one colour per instrument group, the drums as strokes in a row below it,
+    with a tick on each cut whose chord landed."""
     import matplotlib.pyplot as plt
 
     colours = plt.get_cmap("tab10")
-    for k, inst in enumerate(midi.instruments):
+    groups = score_groups(midi)
+    pitched = [n.pitch for i in midi.instruments if instrument_group(i) != "drums" for n in i.notes]
+    low, top = min(pitched, default=36) - 2, max(pitched, default=96) + 3
+    for inst in midi.instruments:
         if not inst.notes:
             continue
-        pitch = np.array([n.pitch for n in inst.notes])
+        group = instrument_group(inst)
+        colour = colours(groups.index(group) % 10)
         start = np.array([n.start for n in inst.notes])
+        if group == "drums":  # strokes (kit and timpani) in one row: where the groove, fills and accents are
+            ax_roll.scatter(start, np.full(len(start), low - 3), marker="|", s=60, color=colour, lw=1,
+                            alpha=[0.25 + 0.75 * n.velocity / 127 for n in inst.notes])
+            continue
+        pitch = np.array([n.pitch for n in inst.notes])
         length = np.array([n.end - n.start for n in inst.notes])
-        label = "drums" if inst.is_drum else (inst.name or f"program {inst.program}")
-        ax_roll.barh(pitch, length, left=start, height=0.8, color=colours(k % 10), alpha=0.8, label=label, lw=0)
+        ax_roll.barh(pitch, length, left=start, height=0.8, color=colour, alpha=0.8, lw=0)
+    for group in groups:  # one legend entry per group
+        ax_roll.plot([], [], color=colours(groups.index(group) % 10), lw=4 if group != "drums" else 1,
+                     marker="|" if group == "drums" else None, ms=10, label=group)
     hits = cut_hits(timeline.cuts, midi)
     for ax in (ax_mood, ax_roll):
         _draw_cuts(ax, timeline.cuts)
-    top = max((n.pitch for i in midi.instruments for n in i.notes), default=96) + 3
     for c, hit in zip(timeline.cuts, hits):
         ax_roll.plot([c], [top], marker="v" if hit else "x", color="tab:green" if hit else "tab:red", ms=8)
+    ax_roll.set_ylim(low - (6 if "drums" in groups else 0), top + 9)  # room for the legend above the notes
     ax_roll.set_ylabel("MIDI pitch")
     ax_roll.set_xlabel("seconds from the timeline's start")
     ax_roll.set_xlim(0, timeline.duration)
-    ax_roll.legend(loc="lower right", fontsize=8, ncol=4)
+    ax_roll.legend(loc="upper right", fontsize=8, ncol=len(groups) or 1)
     ax_roll.set_title(f"score: chord on {sum(hits)}/{len(hits)} cuts (±{CHORD_WINDOW * 1000:.0f} ms)", fontsize=10)
 
 
