@@ -114,13 +114,13 @@ def _inputs(takes: list[Take]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
 
 def _answer(takes: list[Take], logits: np.ndarray, present: np.ndarray) -> _Group | None:
     """Each take gets its rows' logits; those still going keep their rows of the new cache."""
-    row, keep, going = 0, np.zeros(0, np.intp), []
+    row, keep, going = 0, list[int](), list[Take]()
     for take in takes:
         take.send(logits[row:row + take.rows])
         if take.request is not None:
-            keep = np.r_[keep, row:row + take.rows]
+            keep.extend(range(row, row + take.rows))
             going.append(take)
         row += take.rows
     if not going:
         return None
-    return _Group(going, present if len(keep) == present.shape[2] else np.ascontiguousarray(present[:, :, keep]))
+    return _Group(going, present if len(keep) == present.shape[2] else np.take(present, keep, axis=2))

@@ -74,14 +74,19 @@ class Clock:
     pc_recent: np.ndarray = field(default_factory=lambda: np.zeros(12))  # note-ons per pitch class, fading (RECENT_DECAY an onset)
     before_cut: frozenset = frozenset()  # pitch classes sounding when time reached the current cut
     stops: list[int] = field(default_factory=list)  # kept music starts here (units, ascending): time stops on them
+    _keys: dict = field(default_factory=dict, repr=False)  # (onsets, major) -> key: read once per onset
 
     def key(self, major: bool) -> int:
         """The best Krumhansl-Kessler key of the recent onsets among the major (0-11: tonic C..B)
         or the minor ones (12-23); -1 before ``TONIC_ONSETS`` onsets."""
         if self.onsets < TONIC_ONSETS:
             return -1
-        r = key_correlations(self.pc_recent)
-        return int(np.argmax(r[:12])) if major else 12 + int(np.argmax(r[12:]))
+        found = self._keys.get((self.onsets, major))
+        if found is None:
+            r = key_correlations(self.pc_recent)
+            found = int(np.argmax(r[:12])) if major else 12 + int(np.argmax(r[12:]))
+            self._keys = {(self.onsets, major): found}
+        return found
 
     @property
     def striking_cut_chord(self) -> bool:
@@ -251,6 +256,8 @@ def steer_mode(strength: float):
         profiles[12 + t, (t + 10) % 12] = -1.0
         profiles[12 + t, (t + 11) % 12] = 0.5
 
+    tiled: dict[Vocab, np.ndarray] = {}  # per vocabulary: each key's profile on its note-ons
+
     def rule(logits: np.ndarray, clock: Clock) -> None:
         if strength <= 0.0 or clock.valence == 0.0:
             return
@@ -260,8 +267,10 @@ def steer_mode(strength: float):
         if key < 0:
             return
         v = clock.vocab
-        pcs = (np.arange(v.n_pitches) + v.pitch_min) % 12
-        bias = np.tile(strength * abs(clock.valence) * profiles[key][pcs], len(v.groups))
+        if v not in tiled:
+            pcs = (np.arange(v.n_pitches) + v.pitch_min) % 12
+            tiled[v] = np.tile(profiles[:, pcs], len(v.groups))
+        bias = strength * abs(clock.valence) * tiled[v][key]
         on = logits[v.on_base:v.off_base]
         allowed = on > NEG / 2
         if not allowed.any():
