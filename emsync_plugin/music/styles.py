@@ -62,6 +62,7 @@ _ALL = ("bass", "guitar", "piano", "strings")
 STYLES: dict[str, Style] = {s.name: s for s in (
     Style("cinematic", "strings carry the chords over octave-doubled bass, horns swell into cuts, timpani", (
         Part("strings", 48, ("guitar",) + CHORD_GROUPS, velocity=4),
+        Part("strings", 48, ("guitar",), transpose=12, velocity=-8, from_arousal=0.55),  # violins an octave up: tutti
         Part("bass", 43, ("bass",), low=28),
         Part("bass", 42, ("bass",), transpose=12, velocity=-6),
         Part("brass", 60, CHORD_GROUPS, velocity=6, from_arousal=-0.5, swell=2.0, low=41),
