@@ -113,6 +113,10 @@ def test_a_kept_scene_keeps_its_drums_wherever_it_moves(generated):
     assert scene(after, 0.0, 9.0) != scene(before, 0.0, 8.0)  # new music around it, new drums
 
 
+def test_no_music_no_drums():
+    assert apply_style(pretty_midi.PrettyMIDI(), "electronic", [2.0], 4.0, []).instruments == []
+
+
 def test_drums_are_their_own_group(generated):
     arranged = apply_style(generated, "cinematic", CUTS, DURATION, MOODS, seed=3)
     drums = [i for i in arranged.instruments if i.name == DRUMS_NAME]

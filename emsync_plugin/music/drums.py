@@ -100,9 +100,13 @@ def level(arousal: float, kit: Kit) -> int:
 def scene_drums(start: float, end: float, arousal: float, notes: Sequence[pretty_midi.Note], kit: Kit, seed: int,
                 cut_at_start: bool, cut_at_end: bool) -> list[Hit]:
     """The strokes of one scene ``start`` .. ``end``: its groove, the fill into the cut that ends it
-    (``cut_at_end``) and the accent on the cut that starts it (``cut_at_start``)."""
+    (``cut_at_end``) and the accent on the cut that starts it (``cut_at_start``); none for a scene
+    without notes. Too few onsets for a pulse: a 0.6 s beat from the first one."""
+    if not notes:  # nothing to play along with
+        return []
     rng = np.random.default_rng(_key(seed, end - start, arousal))
-    pulse = estimate_pulse([n.start for n in notes]) or Pulse(0.6, start, 0.0)
+    first = min(n.start for n in notes)
+    pulse = estimate_pulse([n.start for n in notes]) or Pulse(0.6, first, 0.0, (first,))
     lev = level(arousal, kit)
     base = kit.velocity[0] + (kit.velocity[1] - kit.velocity[0]) * (arousal + 1.0) / 2.0
     hits: list[Hit] = []
