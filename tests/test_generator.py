@@ -286,3 +286,24 @@ def test_moods_are_read_when_the_music_reaches_their_scene(gen, monkeypatch, tak
     assert first[3] >= 9.5 and first[1] < 6.0  # read as the music got there
     monkeypatch.setattr(decoding.Clock, "advance", advance)
     assert [r.tokens for r in got] == [r.tokens for r in gen.generate_many(bounds[1:-1], bounds[-1], plain, options)]
+
+
+def test_a_shorter_context_renews_windows_sooner_and_changes_nothing_before(gen, monkeypatch):
+    """``context``: the window holds at most that many tokens; a new one keeps the last half.
+    Before the first renewal the music is the whole-context decoder's."""
+    g = golden()
+    moods = moods_of(g)
+    whole = gen.generate(g["cuts"], g["duration"], moods, SamplingOptions(**g["options"]))
+    assert gen.generate(g["cuts"], g["duration"], moods,
+                        SamplingOptions(**{**g["options"], "context": len(whole.tokens) + 1})).tokens == whole.tokens
+    fresh: list[tuple[int, int]] = []
+    real = gen._run
+    monkeypatch.setattr(gen, "_run", lambda ids, val, aro, off, past: fresh.append((ids.shape[1], past.shape[4]))
+                        or real(ids, val, aro, off, past))
+    short = gen.generate(g["cuts"], g["duration"], moods, SamplingOptions(**{**g["options"], "context": 64}))
+    assert short.tokens[:63] == whole.tokens[:63] and short.tokens != whole.tokens
+    assert max(p for _, p in fresh) == 62  # at most 63 entries seen at once
+    assert fresh.count((32, 0)) >= len(short.tokens) // 32 - 2  # renewed every 31 tokens from the last 32
+    assert_chords_on_cuts(short, g["cuts"], g["duration"], gen.vocab.shift_seconds)
+    with pytest.raises(OptionsError, match="context"):
+        SamplingOptions(context=8)

@@ -39,6 +39,8 @@ class SamplingOptions:
     guidance: float = 1.0  # emotion guidance on the note-ons: 0 is the model alone
     mode_steering: float = 2.0  # nats a step moves the mode towards the valence (0: off)
     fresh_chords: float = 2.0  # nats a cut's chord loses per pitch class held over from before the cut
+    context: int = 0  # tokens the decoder's window holds at most (0: the model's whole context); a new window keeps half
+
 
     def __post_init__(self):
         if not (0.05 <= self.temperature <= 5.0):
@@ -51,6 +53,9 @@ class SamplingOptions:
             raise OptionsError(f"fresh chords {self.fresh_chords} is out of range", hint="use 0 (off) to 20")
         if not (0.0 <= self.mode_steering <= 10.0):
             raise OptionsError(f"mode steering {self.mode_steering} is out of range", hint="use 0 (off) to 10")
+        if self.context != 0 and not 32 <= self.context <= 65536:
+            raise OptionsError(f"context {self.context} tokens is out of range",
+                               hint="use 0 (the model's whole context) or at least 32 tokens")
         if not (0.0 <= self.final_hold <= 10.0):
             raise OptionsError(f"final hold {self.final_hold} s is out of range", hint="use 0 to 10 s")
 

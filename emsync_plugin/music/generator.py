@@ -224,6 +224,7 @@ class Generator:
         v = self.vocab
         rng = np.random.default_rng(options.seed)
         rules = self._rules(options)
+        window = min(options.context or self.block_size, self.block_size)
         history: list[Entry] = []  # token and its conditioning
         cached = 0  # entries in the model's cache
         tok = v.bos
@@ -234,7 +235,7 @@ class Generator:
             if pending and pending[0].start <= clock.now:
                 kept = self._forced_tokens(pending.pop(0), clock)
                 if kept:
-                    tok, cached, calls = yield from self._force(kept, tok, clock, cond, history, cached)
+                    tok, cached, calls = yield from self._force(kept, tok, clock, cond, history, cached, window)
                     steps += calls
                     out_tokens.extend(kept)
                     clock.resume()
@@ -242,7 +243,7 @@ class Generator:
                 c = cond(clock.now)
                 clock.valence = c[0]
                 history.append((tok, *c))
-                logits, cached = yield from self._step(history, cached)
+                logits, cached = yield from self._step(history, cached, window)
                 steps += 1
                 tok = self._choose(logits, clock, rules, options, rng)
                 clock.advance(tok)
@@ -271,7 +272,7 @@ class Generator:
         return [v.note_off(*k) for k in sorted(clock.sounding)] + tokens + v.shifts(length - moved)
 
     def _force(self, kept: list[int], tok: int, clock: Clock, cond: Conditioning, history: list[Entry],
-               cached: int) -> Coroutine[batching.Request, np.ndarray, tuple[int, int, int]]:
+               cached: int, window: int) -> Coroutine[batching.Request, np.ndarray, tuple[int, int, int]]:
         """Teacher forcing: ``tok`` and the ``kept`` tokens but the last go through the model
         (each with the conditioning a sampled token gets there) and the clock; the last is
         returned to be fed by the next step, with the cache length and the number of model calls."""
@@ -281,34 +282,36 @@ class Generator:
             fed.append((t, *cond(clock.now)))
         clock.advance(kept[-1])
         history.extend(fed)
-        cached, calls = yield from self._feed(history, len(fed), cached)
+        cached, calls = yield from self._feed(history, len(fed), cached, window)
         return kept[-1], cached, calls
 
-    def _feed(self, history: list[Entry], count: int,
-              cached: int) -> Coroutine[batching.Request, np.ndarray, tuple[int, int]]:
+    def _feed(self, history: list[Entry], count: int, cached: int,
+              window: int) -> Coroutine[batching.Request, np.ndarray, tuple[int, int]]:
         """The newest ``count`` entries of ``history`` into the cache: as many at once as the
-        context holds; when it is full, a new window as in :meth:`_step`."""
+        ``window`` holds; when it is full, a new window as in :meth:`_step`."""
         calls = 0
         done = len(history) - count
         while done < len(history):
-            if cached >= self.block_size - 1:
-                _, cached = yield from self._step(history[:done + 1], cached)
+            if cached >= window - 1:
+                _, cached = yield from self._step(history[:done + 1], cached, window)
                 done += 1
             else:
-                k = min(len(history) - done, self.block_size - 1 - cached)
+                k = min(len(history) - done, window - 1 - cached)
                 yield batching.Request(history[done:done + k])
                 cached += k
                 done += k
             calls += 1
         return cached, calls
 
-    def _step(self, history: list[Entry], cached: int) -> Coroutine[batching.Request, np.ndarray, tuple[np.ndarray, int]]:
-        """The model on the newest entry; when the cache is full, on the last half of the
-        history again from position 0 (a new window): the logits and the new cache length."""
-        if cached >= self.block_size - 1:
-            window = history[-(self.block_size // 2):]
-            logits = yield batching.Request(window, fresh=True)
-            return logits, len(window)
+    def _step(self, history: list[Entry], cached: int,
+              window: int) -> Coroutine[batching.Request, np.ndarray, tuple[np.ndarray, int]]:
+        """The model on the newest entry; when the cache holds ``window - 1`` entries, on the
+        last half of the history again from position 0 (a new window; the positions are learned
+        absolute ones, so no cache carries over): the logits and the new cache length."""
+        if cached >= window - 1:
+            kept = history[-(window // 2):]
+            logits = yield batching.Request(kept, fresh=True)
+            return logits, len(kept)
         logits = yield batching.Request(history[-1:])
         return logits, cached + 1
 
