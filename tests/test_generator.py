@@ -307,3 +307,18 @@ def test_a_shorter_context_renews_windows_sooner_and_changes_nothing_before(gen,
     assert_chords_on_cuts(short, g["cuts"], g["duration"], gen.vocab.shift_seconds)
     with pytest.raises(OptionsError, match="context"):
         SamplingOptions(context=8)
+
+
+def test_int8_takes_are_decoded_one_after_the_other_as_alone(monkeypatch):
+    """The int8 build quantises a call's activations over all its rows (takes batched together
+    would part ways within tens of tokens), so its takes do not share calls: each is generate()'s."""
+    gen8 = Generator.load(threads=1, precision="int8")
+    assert not gen8.takes_share_calls and Generator.load(threads=1).takes_share_calls
+    dur, moods = 8.0, [SceneMood(0, 0, 8.0, -0.3, 0.6)]
+    options = [SamplingOptions(seed=1), SamplingOptions(seed=2, guidance=0.0)]
+    alone = [gen8.generate([4.0], dur, moods, o).tokens for o in options]
+    rows: list[int] = []
+    real = gen8._run
+    monkeypatch.setattr(gen8, "_run", lambda ids, *rest: rows.append(len(ids)) or real(ids, *rest))
+    assert [r.tokens for r in gen8.generate_many([4.0], dur, moods, options)] == alone
+    assert sorted(set(rows)) == [1, 2]

@@ -96,6 +96,9 @@ class Generator:
             self.cap = float(self.config["offset_cap"])
             self.n_layer, self.n_head = int(self.config["n_layer"]), int(self.config["n_head"])
             self.head_dim = int(self.config["n_embd"]) // self.n_head
+            # int8 builds quantise each call's activations with one scale for all its rows, so a
+            # take batched with others would not be the take decoded alone: only fp32 shares calls
+            self.takes_share_calls = meta.get("emsync.precision", "fp32") == "fp32"
             if min(self.block_size, self.n_layer, self.n_head, self.head_dim) <= 0 or not self.cap > 0:
                 raise ValueError(f"impossible sizes in its config {self.config}")
         except (KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError) as exc:
@@ -151,8 +154,9 @@ class Generator:
                       kept: Sequence[KeptSpan] = ()) -> list[GenerationResult]:
         """One :meth:`generate` per options (the takes: each its own seed, clock and random
         stream), decoded together: their rows share each model call while they keep step, and
-        each take's tokens are those :meth:`generate` gives it alone. ``seconds`` is the time
-        of the whole call, shared by its takes."""
+        each take's tokens are those :meth:`generate` gives it alone (an int8 build decodes the
+        takes one after the other: its rows are not independent). ``seconds`` is the time of the
+        whole call, shared by its takes."""
         forced = forced_spans(kept, self.vocab, duration)
         takes, clocks = [], []
         for options in options_list:
@@ -189,7 +193,8 @@ class Generator:
                 shown = now
 
         try:
-            batching.drive(takes, self._run, self._empty_past, moved)
+            for batch in [takes] if self.takes_share_calls else [[t] for t in takes]:
+                batching.drive(batch, self._run, self._empty_past, moved)
         finally:
             bar.close()
 
