@@ -2,15 +2,16 @@
 
 A style is data (:data:`STYLES`): the parts it plays the generated groups on (General MIDI
 program, octave doubling, voicing, legato, strum, which arousal a part needs, swells into cuts),
-a drum kit or none (:mod:`.drums`) and a velocity curve over arousal. :func:`apply_style`
-applies it after generation, scene by scene: what a scene gets depends only on its own notes,
+a drum kit or none (:mod:`.drums`), a velocity curve over arousal, and the texture of calm
+scenes (at most three voices a part, the accompaniment breathing between two-bar phrases).
+:func:`apply_style` applies it after generation, scene by scene: what a scene gets depends only on its own notes,
 mood and span and the seed, so a re-score that keeps a scene's notes keeps its orchestration and
 drums too. The generated notes are the learned part; everything here is rules.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import pretty_midi
@@ -18,6 +19,7 @@ import pretty_midi
 from ..errors import OptionsError
 from .drums import KITS, drum_instruments, scene_drums
 from .groups import PREFIX, instrument_group
+from .pulse import estimate_pulse
 
 if TYPE_CHECKING:
     from ..mood import SceneMood
@@ -54,7 +56,8 @@ class Style:
     parts: tuple[Part, ...] = ()
     kit: str | None = None  # a key of drums.KITS, or no drums
     velocity: tuple[float, float] = (40.0, 110.0)  # at arousal -1 and +1
-    thin_below: float = -1.0  # in scenes calmer than this, chords keep at most three voices
+    thin_below: float = -1.0  # in scenes calmer than this, a part sounds at most three notes at once
+    breathe_below: float = -1.0  # in scenes calmer than this, the accompaniment rests between phrases
     reverb: int = 40  # MIDI controller 91 of every part
 
 
@@ -66,10 +69,10 @@ STYLES: dict[str, Style] = {s.name: s for s in (
         Part("bass", 43, ("bass",), low=28),
         Part("bass", 42, ("bass",), transpose=12, velocity=-6),
         Part("brass", 60, CHORD_GROUPS, velocity=6, from_arousal=-0.5, swell=2.0, low=41),
-    ), kit="cinematic", velocity=(34.0, 112.0), thin_below=-0.3, reverb=70),
+    ), kit="cinematic", velocity=(34.0, 112.0), thin_below=-0.3, breathe_below=-0.2, reverb=70),
     Style("piano", "solo piano, no drums", (
         Part("piano", 0, _ALL),
-    ), velocity=(34.0, 108.0), thin_below=-0.3, reverb=40),
+    ), velocity=(34.0, 108.0), thin_below=-0.3, breathe_below=0.0, reverb=40),
     Style("ambient", "pads, slow, no drums", (
         Part("pad", 94, CHORD_GROUPS, legato=True, min_gap=1.0),
         Part("bass", 49, ("bass",), legato=True, min_gap=1.0, velocity=-4),
@@ -79,12 +82,12 @@ STYLES: dict[str, Style] = {s.name: s for s in (
         Part("guitar", 24, CHORD_GROUPS, strum=0.018),
         Part("guitar", 25, ("guitar",), velocity=6),
         Part("bass", 32, ("bass",), velocity=4),
-    ), kit="acoustic", velocity=(38.0, 108.0), thin_below=-0.3, reverb=40),
+    ), kit="acoustic", velocity=(38.0, 108.0), thin_below=-0.3, breathe_below=-0.2, reverb=40),
     Style("electronic", "synth bass, pads, drum kit", (
         Part("pad", 90, CHORD_GROUPS, velocity=-6),
         Part("lead", 80, ("guitar",), velocity=-14),
-        Part("bass", 38, ("bass",)),
-    ), kit="electronic", velocity=(40.0, 112.0), thin_below=-0.3, reverb=60),
+        Part("bass", 39, ("bass",)),  # Synth Bass 2 holds its notes (Synth Bass 1 decays 27 dB in a second)
+    ), kit="electronic", velocity=(40.0, 112.0), thin_below=-0.3, breathe_below=-0.3, reverb=60),
 )}
 DEFAULT_STYLE = "cinematic"
 
@@ -116,8 +119,9 @@ def apply_style(midi: pretty_midi.PrettyMIDI, style: str, cuts: Sequence[float],
     scenes = _scenes(midi, cuts, duration, moods)
     drums = []
     for k, scene in enumerate(scenes):
+        breathing = _breathe(scene) if scene.arousal < chosen.breathe_below else scene
         for part, inst in zip(chosen.parts, insts):
-            inst.notes += _play(part, chosen, scene, k > 0, k < len(scenes) - 1)
+            inst.notes += _play(part, chosen, breathing, k > 0, k < len(scenes) - 1)
         if chosen.kit is not None:
             everything = [n for group in scene.notes.values() for n in group]
             drums += scene_drums(scene.start, scene.end, scene.arousal, everything, KITS[chosen.kit], seed,
@@ -155,6 +159,29 @@ def _scenes(midi: pretty_midi.PrettyMIDI, cuts: Sequence[float], duration: float
     return scenes
 
 
+def _breathe(scene: _Scene) -> _Scene:
+    """``scene`` with its accompaniment resting for the second half of every second bar of its
+    pulse (the line and the bass play on: a breath between two-bar phrases), never in the last
+    half second."""
+    pulse = estimate_pulse([n.start for group in scene.notes.values() for n in group])
+    if pulse is None:
+        return scene
+    beats = pulse.beats(scene.start, scene.end)
+    rests = [(beats[b], beats[b + 2]) for b in range(6, len(beats) - 2, 8) if beats[b + 2] <= scene.end - 0.5]
+    if not rests:
+        return scene
+    notes = dict(scene.notes)
+    for group in CHORD_GROUPS:
+        kept = []
+        for n in notes.get(group, ()):
+            if any(a - 1e-6 <= n.start < b for a, b in rests):
+                continue
+            end = min([a for a, _ in rests if n.start < a < n.end] + [n.end])
+            kept.append(n if end == n.end else pretty_midi.Note(n.velocity, n.pitch, n.start, end))
+        notes[group] = kept
+    return replace(scene, notes=notes)
+
+
 def velocity(style: Style, arousal: float) -> float:
     """The style's velocity at ``arousal`` (before a part's offset)."""
     low, high = style.velocity
@@ -189,7 +216,9 @@ def _play(part: Part, style: Style, scene: _Scene, cut_at_start: bool, cut_at_en
             end = max(n.end, until) if until is not None else n.end
             if pitch <= 127 and end > start:
                 played.append(pretty_midi.Note(int(min(127, max(1, round(base + accent)))), pitch, start, end))
-    return _held(played) if part.swell else _unique(played)
+    if part.swell:
+        return _held(played)
+    return _capped(_unique(played), voices) if voices else _unique(played)
 
 
 def _chords(notes: Sequence[pretty_midi.Note], min_gap: float, keep: float | None) -> list[list[pretty_midi.Note]]:
@@ -219,6 +248,20 @@ def _held(notes: list[pretty_midi.Note]) -> list[pretty_midi.Note]:
         else:
             merged.append(pretty_midi.Note(n.velocity, n.pitch, n.start, n.end))
     return sorted(merged, key=lambda n: (n.start, n.pitch))
+
+
+def _capped(notes: list[pretty_midi.Note], voices: int) -> list[pretty_midi.Note]:
+    """At most ``voices`` notes sounding at once: a new onset ends the longest-held notes."""
+    sounding: list[pretty_midi.Note] = []
+    for n in notes:  # sorted by onset
+        sounding = [m for m in sounding if m.end > n.start + 1e-6]
+        chord = [m for m in sounding if abs(m.start - n.start) <= _CHORD]
+        held = sorted((m for m in sounding if m not in chord), key=lambda m: m.start)
+        for m in held[:max(0, len(sounding) + 1 - voices)]:
+            m.end = max(m.start + 0.05, n.start)
+            sounding.remove(m)
+        sounding.append(n)
+    return notes
 
 
 def _unique(notes: list[pretty_midi.Note]) -> list[pretty_midi.Note]:
