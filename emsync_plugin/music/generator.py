@@ -2,14 +2,18 @@
 
 ``Generator.load()`` verifies and opens ``onnx_models/generator.onnx`` and reads everything it
 needs from the model's own metadata (vocabulary, context length, offset cap, label statistics).
-``generate(cuts, duration, moods, options)`` returns a :class:`GenerationResult` (MIDI, tokens, notes):
+``generate(cuts, duration, moods, options)`` returns a :class:`GenerationResult` (MIDI, tokens,
+notes); ``generate_many(cuts, duration, moods, options_list)`` one per options (the takes), their
+rows sharing each model call (:mod:`.batching`), each take the same as alone:
 
 * every token is conditioned on the valence/arousal of the scene it falls in (a scene's mood
-  takes effect at its cut) and on the seconds to the next cut, capped as in training;
+  takes effect at its cut; ``moods[i]`` is read when the music reaches scene ``i``) and on the
+  seconds to the next cut, capped as in training;
 * the decoding rules of :mod:`.decoding` keep the stream well formed, land a chord on every
   cut (when ``guarantee_cuts``), end on a final chord and never pass the timeline's end;
-* longer timelines than the context are generated in windows: when the cache is full, the
-  last half of the tokens is fed again from position 0 and generation goes on;
+* longer timelines than the context (or ``options.context``) are generated in windows: when the
+  cache is full, the last half of the tokens is fed again from position 0 (in one call) and
+  generation goes on;
 * ``kept`` music (a re-score's kept scenes) is not sampled: inside each kept span its notes are
   fed through the model as tokens (teacher forcing, same conditioning), so the music after the
   span continues from them; the cuts inside kept spans are the kept music's.
