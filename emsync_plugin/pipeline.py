@@ -237,10 +237,14 @@ def _warm_up(options: ScoreOptions) -> Future:
 
 def _generate_takes(timeline: Timeline, moods: Sequence[SceneMood], options: ScoreOptions,
                     kept: Sequence[rescore.KeptSpan], warm: Future) -> list[pretty_midi.PrettyMIDI]:
-    """One MIDI score per take (seeds ``seed``, ``seed + 1``, ...)."""
+    """One MIDI score per take (seeds ``seed``, ``seed + 1``, ...): the learned engine decodes the
+    takes together (their rows share each model call), the baseline arranger one by one."""
     generator = warm.result()
-    return [generate(timeline, moods, replace(options, seed=options.seed + k), kept, generator=generator)
-            for k in range(options.takes)]
+    if generator is None:
+        return [generate(timeline, moods, replace(options, seed=options.seed + k), kept) for k in range(options.takes)]
+    samplings = [replace(options, seed=options.seed + k).sampling() for k in range(options.takes)]
+    found = generator.generate_many(timeline.cuts, timeline.duration, moods, samplings, kept=kept)
+    return [rescore.splice(r.midi, kept, timeline.duration) for r in found]
 
 
 def _scored_range(timeline: Timeline, options: ScoreOptions) -> Timeline:
