@@ -55,6 +55,24 @@ def test_an_unknown_style_names_the_styles():
         check_style("polka")
 
 
+def test_the_style_tables_are_consistent():
+    from emsync_plugin.music.drums import KEYS, KITS
+
+    for style in STYLES.values():
+        assert style.kit is None or style.kit in KITS
+        assert 1 <= style.velocity[0] < style.velocity[1] <= 127
+        for part in style.parts:
+            assert 0 <= part.program <= 127 and part.plays and set(part.plays) <= {"bass", "guitar", "piano", "strings"}
+            assert part.group == part.group.lower() and " " not in part.group and part.group != "drums"
+    for kit in KITS.values():
+        for level_grooves in kit.grooves.values():
+            for groove in level_grooves:
+                assert all(len(steps) == 16 and set(steps) <= set(".123456789") for steps in groove.values())
+        parts = {p for g in kit.grooves.values() for groove in g for p in groove} | set(kit.accent)
+        parts |= {p for fill in kit.fills.values() for p in fill}
+        assert parts <= set(KEYS) | {"timpani"}
+
+
 def test_each_style_plays_its_own_programs(rendered):
     played = {name: programs(midi) for name, (midi, _, _) in rendered.items()}
     for a, b in combinations(played, 2):
