@@ -49,6 +49,14 @@ def programs(midi: pretty_midi.PrettyMIDI) -> set[tuple[str, int, bool]]:
     return {(instrument_group(i), i.program, i.is_drum) for i in midi.instruments}
 
 
+def test_a_style_leaves_the_generated_notes_alone(generated):
+    """The sidecar records the generated notes after the style is applied: they must not change."""
+    before = [(i.name, n.pitch, n.velocity, n.start, n.end) for i in generated.instruments for n in i.notes]
+    for name in STYLES:
+        apply_style(generated, name, CUTS, DURATION, MOODS, seed=5)
+    assert [(i.name, n.pitch, n.velocity, n.start, n.end) for i in generated.instruments for n in i.notes] == before
+
+
 def test_an_unknown_style_names_the_styles():
     assert check_style(DEFAULT_STYLE) == DEFAULT_STYLE
     with pytest.raises(OptionsError, match="cinematic"):
