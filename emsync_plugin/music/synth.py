@@ -1,0 +1,329 @@
+"""SoundFont synthesis in blocks, so that memory does not grow with the programme.
+
+The score is cut into whole-second blocks. Each block is a small MIDI file holding the notes
+that start in it (shifted to start at 0), every instrument's program and the controller and
+pitch-bend state in force at its start, and the controller changes until its notes have
+sounded out, plus ``TAIL`` seconds for the release and reverb. The synth (the ``midirenderer``
+wheel, rustysynth inside, 48 kHz) is linear, so the blocks' audio overlap-added at their
+offsets is the one-shot render up to voice stealing. Blocks are synthesised by a pool of
+worker processes (the synth holds the GIL) and handed back in order, each finished only once
+no later block can add to it.
+
+The default SoundFont is FluidR3_GM (Debian ``fluid-soundfont-gm``, MIT) when it is installed,
+else ``TimGM6mb.sf2``, which ships inside the ``pretty_midi`` wheel.
+"""
+from __future__ import annotations
+
+import atexit
+import io
+import itertools
+import logging
+import math
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+
+from ..errors import RenderError
+
+logger = logging.getLogger(__name__)
+
+#: where Debian/Fedora/Arch install FluidR3_GM
+FLUIDR3_PATHS = (Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"), Path("/usr/share/soundfonts/FluidR3_GM.sf2"),
+                 Path("/usr/share/soundfonts/FluidR3_GM2-2.sf2"))
+#: the rate midirenderer synthesises at
+SYNTH_RATE = 48000
+#: seconds rendered after a block's last note-off for the release and reverb; the last
+#: TAIL_FADE of them fade out, so that what is cut off is not a click
+TAIL, TAIL_FADE = 3.0, 0.5
+#: blocks are a whole number of these seconds: rustysynth's chorus LFO (0.4 Hz, a table of
+#: 2.5 s) then starts every block in the phase it has there in a one-shot render
+BLOCK_UNIT = 5
+#: the block length bounds (seconds)
+MIN_BLOCK, MAX_BLOCK = 10, 60
+#: an unassigned controller (GM leaves 102-119 undefined) that marks where a block's render ends
+_END_MARK = 110
+#: worker processes (the machine's cores, at most 2: the render is one stage among several)
+WORKERS = max(1, min(2, os.cpu_count() or 1))
+
+_POOL: Executor | None = None
+_BROKEN = False
+
+
+def shipped_soundfont() -> Path:
+    """The General MIDI SoundFont shipped inside the pretty_midi wheel (TimGM6mb.sf2)."""
+    return Path(pretty_midi.__file__).resolve().parent / "TimGM6mb.sf2"
+
+
+def default_soundfont() -> Path:
+    """FluidR3_GM when the system has it (a far better sound), else :func:`shipped_soundfont`."""
+    for path in FLUIDR3_PATHS:
+        if path.is_file():
+            return path
+    return shipped_soundfont()
+
+
+def check_soundfont(path: Path) -> None:
+    """Raise :class:`RenderError` naming the fix when ``path`` is not a file."""
+    if not path.is_file():
+        if path == shipped_soundfont():
+            hint = ("Reinstall pretty_midi (pip install --force-reinstall pretty_midi), which ships it, "
+                    "or pass --soundfont FILE.sf2")
+        else:
+            hint = ("Pass an existing General MIDI .sf2 file, or leave the SoundFont unset to use FluidR3_GM "
+                    "or the one shipped with pretty_midi")
+        raise RenderError("SoundFont not found", path=path, hint=hint)
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block: its first frame and length at the output rate, and its MIDI file."""
+
+    start: int
+    frames: int
+    midi: bytes
+
+
+def block_seconds(duration: float, workers: int = WORKERS) -> int:
+    """Seconds per block: about two blocks per worker, a multiple of BLOCK_UNIT from MIN_BLOCK
+    to MAX_BLOCK."""
+    wanted = min(MAX_BLOCK, max(MIN_BLOCK, duration / (2 * workers)))
+    return int(BLOCK_UNIT * math.ceil(wanted / BLOCK_UNIT))
+
+
+class _Track:
+    """One instrument's events sorted by time, for cutting blocks by binary search."""
+
+    def __init__(self, inst: pretty_midi.Instrument):
+        self.inst = inst
+        self.notes = sorted(inst.notes, key=lambda n: n.start)
+        self.starts = np.array([n.start for n in self.notes])
+        self.events = {kind: sorted(getattr(inst, kind), key=lambda e: e.time)
+                       for kind in ("control_changes", "pitch_bends")}
+        self.times = {kind: np.array([e.time for e in events]) for kind, events in self.events.items()}
+
+    def notes_in(self, begin: float, end: float) -> list[pretty_midi.Note]:
+        lo, hi = np.searchsorted(self.starts, [begin, end], side="left")
+        return self.notes[lo:hi]
+
+    def events_for(self, kind: str, begin: float, stop: float, at: Callable[[float], float]) -> list:
+        """The state in force at ``begin`` (at time 0) and the changes in ``[begin, stop)`` at ``at(time)``."""
+        events, times = self.events[kind], self.times[kind]
+        lo, hi = np.searchsorted(times, [begin, stop], side="left")
+        last: dict[int, object] = {}
+        for event in events[:lo]:
+            last[getattr(event, "number", -1)] = event
+        return [_shifted(e, 0.0) for e in last.values()] + [_shifted(e, at(e.time)) for e in events[lo:hi]]
+
+
+class _Clock:
+    """Block-relative event times on the synth's 64-frame grid, 32 frames before each step.
+
+    rustysynth applies events at 64-frame steps, comparing event times with a float clock; an
+    event exactly on a step lands on either side of it depending on rounding, differently in
+    a block than in the whole. Each event is rounded to its step here and written half a step
+    early (at 1920 ticks a second, a tick is 25 frames), so every block applies it at the step
+    the whole programme would.
+    """
+
+    STEP = 64
+
+    def __init__(self, begin: float):
+        self.begin = round(begin * SYNTH_RATE)
+
+    def __call__(self, time: float) -> float:
+        step = math.floor(time * SYNTH_RATE / self.STEP + 0.5)
+        return max(0, step * self.STEP - self.STEP // 2 - self.begin) / SYNTH_RATE
+
+
+def _block_midi(tracks: Sequence[_Track], begin: float, end: float) -> bytes | None:
+    """The notes starting in ``[begin, end)`` as a MIDI file starting at ``begin`` (``None`` when
+    there are none), every instrument kept so that channels and programs match the whole score."""
+    out = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=120.0)
+    at = _Clock(begin)
+    stop = -math.inf
+    for track in tracks:
+        notes = track.notes_in(begin, end)
+        stop = max([stop, *(n.end for n in notes)])
+        new = pretty_midi.Instrument(track.inst.program, track.inst.is_drum, track.inst.name)
+        new.notes = [pretty_midi.Note(n.velocity, n.pitch, at(n.start), max(at(n.end), at(n.start) + 0.002))
+                     for n in notes]
+        out.instruments.append(new)
+    if stop == -math.inf:
+        return None
+    stop = max(stop, end) + TAIL
+    for track, new in zip(tracks, out.instruments):
+        new.control_changes = track.events_for("control_changes", begin, stop, at)
+        new.pitch_bends = track.events_for("pitch_bends", begin, stop, at)
+    out.instruments[0].control_changes.append(pretty_midi.ControlChange(_END_MARK, 0, stop - begin))
+    buffer = io.BytesIO()
+    out.write(buffer)
+    return buffer.getvalue()
+
+
+def _shifted(event: pretty_midi.ControlChange | pretty_midi.PitchBend, time: float
+             ) -> pretty_midi.ControlChange | pretty_midi.PitchBend:
+    if isinstance(event, pretty_midi.ControlChange):
+        return pretty_midi.ControlChange(event.number, event.value, time)
+    return pretty_midi.PitchBend(event.pitch, time)
+
+
+def plan(midi: pretty_midi.PrettyMIDI, rate: int, samples: int, seconds: int) -> Iterator[Block]:
+    """The blocks covering ``samples`` frames at ``rate``, ``seconds`` long each (none where
+    no note starts)."""
+    tracks = [_Track(inst) for inst in midi.instruments]
+    step = seconds * rate
+    for start in range(0, samples, step):
+        data = _block_midi(tracks, start / rate, (start + step) / rate)
+        if data is not None:
+            yield Block(start, min(step, samples - start), data)
+
+
+def synthesise_block(soundfont: str, midi: bytes, rate: int) -> np.ndarray:
+    """One MIDI file synthesised, stereo at ``rate``; runs in a worker process. At the synth's
+    own rate it is its 16-bit output as it is (half the bytes to send back), else float32."""
+    import midirenderer
+    import soundfile
+
+    try:
+        wav = midirenderer.render_wave_from(Path(soundfont).read_bytes(), midi)
+    except Exception as exc:  # ValueError/RuntimeError for bad input
+        raise RenderError(f"the synthesizer could not render the score with this SoundFont ({exc})",
+                          path=soundfont, hint="Use a valid SoundFont 2 (.sf2) file") from exc
+    except BaseException as exc:  # a Rust panic surfaces as pyo3's PanicException (a BaseException)
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise RenderError(f"the synthesizer crashed on this SoundFont or score ({exc})", path=soundfont,
+                          hint="Use a valid SoundFont 2 (.sf2) file, not SoundFont 3") from exc
+    info = soundfile.info(io.BytesIO(wav))
+    exact = info.samplerate == rate and info.subtype == "PCM_16"
+    audio, got = soundfile.read(io.BytesIO(wav), dtype="int16" if exact else "float32", always_2d=True)
+    audio = audio[:, :2] if audio.shape[1] >= 2 else np.repeat(audio, 2, axis=1)
+    return audio if exact else _resample(audio, int(got), rate)
+
+
+def _resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    if rate == target or len(audio) == 0:
+        return audio
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(target, rate)
+    return resample_poly(audio, ratio.numerator, ratio.denominator, axis=0).astype(np.float32)
+
+
+def _parallel() -> bool:
+    """Whether to use worker processes: not with one core, not inside a worker of another pool
+    (``emsync batch`` already keeps the cores busy), not after the pool failed to start."""
+    return WORKERS > 1 and not _BROKEN and multiprocessing.parent_process() is None
+
+
+def pool() -> Executor:
+    """The worker processes, started once per process (spawned: they import only the synth)."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn"))
+        atexit.register(shutdown)
+    return _POOL
+
+
+def shutdown() -> None:
+    """Stop the worker processes (the next render starts them again)."""
+    global _POOL
+    if _POOL is not None:
+        _POOL.shutdown(cancel_futures=True)
+        _POOL = None
+
+
+def warm_up() -> None:
+    """Start the worker processes now (each takes a fraction of a second to import numpy)."""
+    if _parallel():
+        for future in [pool().submit(math.sqrt, k) for k in range(WORKERS)]:
+            future.result()
+
+
+def synthesise(parts: dict[str, pretty_midi.PrettyMIDI], soundfont: Path, rate: int, samples: int,
+               seconds: int | None = None) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """Each part's audio in consecutive finished chunks: ``(first frame, {part: float32 stereo})``.
+
+    Chunks (BLOCK_UNIT seconds) tile ``[0, samples)`` in order; a block's audio past its end
+    (release, reverb) is added to the chunks after it. Blocks go to the worker pool, one more
+    than there are workers at a time.
+    """
+    seconds = seconds or block_seconds(samples / rate)
+    jobs = [(name, block) for name in parts for block in plan(parts[name], rate, samples, seconds)]
+    jobs.sort(key=lambda job: job[1].start)  # stable: the parts' order within a block
+    by_start: dict[int, list[str]] = {}
+    for name, block in jobs:
+        by_start.setdefault(block.start, []).append(name)
+    results = _run(jobs, str(soundfont), rate)
+    pending = {name: np.zeros((0, 2), np.float32) for name in parts}
+    step, piece = seconds * rate, BLOCK_UNIT * rate
+    for start in range(0, samples, step):
+        for name in by_start.get(start, []):
+            _add(pending, name, _faded(next(results), rate)[: samples - start])
+        stop = min(start + step, samples)
+        for first in range(start, stop, piece):  # small pieces: less memory downstream
+            frames = min(piece, stop - first)
+            chunk = {}
+            for name in parts:
+                head = pending[name][:frames]
+                chunk[name] = np.concatenate([head, np.zeros((frames - len(head), 2), np.float32)])
+                pending[name] = pending[name][frames:]
+            yield first, chunk
+
+
+def _faded(audio: np.ndarray, rate: int) -> np.ndarray:
+    """A block's audio as float32 with its last TAIL_FADE seconds faded out."""
+    if audio.dtype == np.int16:
+        audio = audio.astype(np.float32) / np.float32(32768.0)
+    fade = min(len(audio), int(TAIL_FADE * rate))
+    audio[len(audio) - fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)[:, None]
+    return audio
+
+
+def _add(pending: dict[str, np.ndarray], name: str, audio: np.ndarray) -> None:
+    """Overlap-add ``audio`` (starting at the pending buffer's first frame) into it."""
+    have = pending[name]
+    if len(audio) > len(have):
+        have = np.concatenate([have, np.zeros((len(audio) - len(have), 2), np.float32)])
+    have[: len(audio)] += audio
+    pending[name] = have
+
+
+def _run(jobs: list[tuple[str, Block]], soundfont: str, rate: int) -> Iterator[np.ndarray]:
+    """The jobs' audio in order: on the pool, a few ahead, else (one job, or no pool) here."""
+    global _BROKEN
+    if len(jobs) <= 1 or not _parallel():
+        for _, block in jobs:
+            yield synthesise_block(soundfont, block.midi, rate)
+        return
+    executor = pool()
+    waiting: deque[Future[np.ndarray]] = deque()
+    queue = iter(jobs)
+    done = 0
+    try:
+        for _, block in itertools.islice(queue, WORKERS + 1):
+            waiting.append(executor.submit(synthesise_block, soundfont, block.midi, rate))
+        while waiting:
+            audio = waiting.popleft().result()
+            for _, block in itertools.islice(queue, 1):
+                waiting.append(executor.submit(synthesise_block, soundfont, block.midi, rate))
+            done += 1
+            yield audio
+    except BrokenProcessPool:  # e.g. a host application whose sys.executable is not Python
+        logger.info("the render's worker processes could not start; rendering in this process")
+        _BROKEN = True
+        shutdown()
+        for _, block in jobs[done:]:
+            yield synthesise_block(soundfont, block.midi, rate)
+    finally:
+        for future in waiting:
+            future.cancel()
