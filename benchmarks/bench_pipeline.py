@@ -21,7 +21,7 @@ and cached (``--cache``, default ``~/.cache/emsync-bench``; never in git). Then,
 Also ``import emsync_plugin.cli`` and ``emsync cuts`` wall time (start-up of a command that
 makes no music). Prints one table; figures for the README are its ratios.
 
-    python benchmarks/bench_pipeline.py [--quick] [--baseline-commit dcfa9d3 | --no-baseline]
+    python benchmarks/bench_pipeline.py [--parts 3min,long] [--commit HEAD] [--baseline-commit dcfa9d3 | --no-baseline]
 """
 from __future__ import annotations
 
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline-commit", default="dcfa9d3")
     p.add_argument("--commit", help="measure this commit (git archive) instead of the working tree, e.g. HEAD")
     p.add_argument("--no-baseline", action="store_true", help="only this tree")
-    p.add_argument("--quick", action="store_true", help="3 minutes only (no long timelines, no memory rows)")
+    p.add_argument("--parts", default="3min,long", help="3min (the issue's timeline), long (10/60 min, memory rows)")
     p.add_argument("--long-media", choices=("absent", "footage"), default="absent", help="the 60-minute timeline's media")
     p.add_argument("--memory-engine", choices=("baseline", "emsync"), default="baseline",
                    help="engine of the 3-hour memory row")
@@ -217,15 +217,35 @@ def main(argv: list[str] | None = None) -> int:
         trees[f"before ({args.baseline_commit})"] = baseline_tree(args.baseline_commit, args.cache)
     work = Path(tempfile.mkdtemp(prefix="emsync-bench-"))
     fixed = {"valence": 0.2, "arousal": 0.3}
-    rows: list[tuple[str, dict[str, str]]] = []
+    cols = list(trees)
+    width = 52
+    print(f"{'':<{width}}  " + "  ".join(f"{c:>24}" for c in cols), flush=True)
+
+    class Rows(list):
+        def append(self, item: tuple[str, dict[str, str]]) -> None:  # printed as measured
+            label, values = item
+            print(f"{label:<{width}}  " + "  ".join(f"{values.get(c, ''):>24}" for c in cols), flush=True)
+
+    rows = Rows()
+    parts = set(args.parts.split(","))
 
     def timeline(minutes: float, absent: bool) -> tuple[Path, list[tuple[float, float]]]:
         cuts = shots(minutes, args.seed, source_seconds)
         name = f"t{minutes:g}min{'-absent' if absent else ''}.otio"
         return write_otio(work / name, str(work / "absent.mp4") if absent else str(media), cuts), cuts
 
-    # ---- 3 minutes, the issue's timeline
-    three, cuts3 = timeline(3, False)
+    if "3min" in parts:
+        three_minutes(rows, trees, timeline, media, work)
+    if "long" in parts:
+        long_rows(rows, trees, timeline, work, args, fixed)
+    print(f"\n{os.cpu_count()} CPUs; footage {media} ({source_seconds:.0f} s, 1080p H.264, GOP <= {GOP}); "
+          f"load average at the end {os.getloadavg()[0]:.1f}; work in {work}")
+    return 0
+
+
+def three_minutes(rows: list, trees: dict[str, Path], timeline, media: Path, work: Path) -> None:
+    """The issue's timeline: stages, total, ratio to a decode, start-up."""
+    three, _ = timeline(3, False)
     decode = decode_once(media)
     rows.append(("decode every frame of the footage once (PyAV)", {k: f"{decode:.2f} s" for k in trees}))
     results = {k: run_score(tree, three, {"output": str(work / f"{i}-3.otio")}) for i, (k, tree) in enumerate(trees.items())}
@@ -239,37 +259,31 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("import emsync_plugin.cli", {k: f"{s[0]:.3f} s" for k, s in starts.items()}))
     rows.append(("emsync cuts (3 min timeline), wall", {k: f"{s[1]:.3f} s" for k, s in starts.items()}))
 
-    if not args.quick:
-        def row(label: str, found: dict[str, dict], show) -> None:
-            rows.append((label, {k: show(r) if not r["error"] else r["error"][:24] for k, r in found.items()}))
 
-        def each(minutes: float, absent: bool, **opts) -> dict[str, dict]:
-            path, _ = timeline(minutes, absent)
-            return {k: run_score(tree, path, {"output": str(work / f"{i}-{minutes:g}.otio"), **opts}, refusal=True)
-                    for i, (k, tree) in enumerate(trees.items())}
+def long_rows(rows: list, trees: dict[str, Path], timeline, work: Path, args, fixed: dict) -> None:
+    """10 and 60 minutes (linear cost), peak memory at 30 minutes and 3 hours."""
+    def row(label: str, found: dict[str, dict], show) -> None:
+        rows.append((label, {k: show(r) if not r["error"] else r["error"][:24] for k, r in found.items()}))
 
-        r10 = each(10, False)
-        row("10 min: total (x real time)", r10, lambda r: f"{r['wall']:.1f} s ({600 / r['wall']:.0f}x)")
-        row("10 min: peak memory", r10, lambda r: f"{r['rss_mb']:.0f} MB")
-        absent = args.long_media == "absent"
-        r60 = each(60, absent, **(fixed if absent else {}))
-        label = "60 min" + (" (absent media, fixed mood)" if absent else "")
-        row(f"{label}: total (x real time)", r60, lambda r: f"{r['wall']:.1f} s ({3600 / r['wall']:.0f}x)")
-        row(f"{label}: peak memory", r60, lambda r: f"{r['rss_mb']:.0f} MB")
-        r30 = each(30, False)
-        row("30 min (footage): peak memory (target <= 1 GB)", r30, lambda r: f"{r['rss_mb']:.0f} MB")
-        row("30 min (footage): total", r30, lambda r: f"{r['wall']:.1f} s")
-        r180 = each(180, True, engine=args.memory_engine, **fixed)
-        row(f"3 h ({args.memory_engine}, absent media): peak memory (target <= 1 GB)", r180, lambda r: f"{r['rss_mb']:.0f} MB")
-        row(f"3 h ({args.memory_engine}, absent media): total", r180, lambda r: f"{r['wall']:.1f} s")
+    def each(minutes: float, absent: bool, **opts) -> dict[str, dict]:
+        path, _ = timeline(minutes, absent)
+        return {k: run_score(tree, path, {"output": str(work / f"{i}-{minutes:g}.otio"), **opts}, refusal=True)
+                for i, (k, tree) in enumerate(trees.items())}
 
-    width = max(len(r[0]) for r in rows)
-    cols = list(trees)
-    print(f"{'':<{width}}  " + "  ".join(f"{c:>24}" for c in cols))
-    for label, values in rows:
-        print(f"{label:<{width}}  " + "  ".join(f"{values.get(c, ''):>24}" for c in cols))
-    print(f"\n{os.cpu_count()} CPUs; footage {media} ({source_seconds:.0f} s, 1080p H.264, GOP {GOP}); work in {work}")
-    return 0
+    r10 = each(10, False)
+    row("10 min: total (x real time)", r10, lambda r: f"{r['wall']:.1f} s ({600 / r['wall']:.0f}x)")
+    row("10 min: peak memory", r10, lambda r: f"{r['rss_mb']:.0f} MB")
+    absent = args.long_media == "absent"
+    r60 = each(60, absent, **(fixed if absent else {}))
+    label = "60 min" + (" (absent media, fixed mood)" if absent else "")
+    row(f"{label}: total (x real time)", r60, lambda r: f"{r['wall']:.1f} s ({3600 / r['wall']:.0f}x)")
+    row(f"{label}: peak memory", r60, lambda r: f"{r['rss_mb']:.0f} MB")
+    r30 = each(30, False)
+    row("30 min (footage): peak memory (target <= 1 GB)", r30, lambda r: f"{r['rss_mb']:.0f} MB")
+    row("30 min (footage): total", r30, lambda r: f"{r['wall']:.1f} s")
+    r180 = each(180, True, engine=args.memory_engine, **fixed)
+    row(f"3 h ({args.memory_engine}, absent media): peak memory (target <= 1 GB)", r180, lambda r: f"{r['rss_mb']:.0f} MB")
+    row(f"3 h ({args.memory_engine}, absent media): total", r180, lambda r: f"{r['wall']:.1f} s")
 
 
 if __name__ == "__main__":
