@@ -6,7 +6,8 @@
 model file, its metadata, the conditioning or the decoder is caught. The int8 build's integer
 kernels differ by CPU (ONNX Runtime picks AVX2, AVX-VNNI or AVX-512 VNNI ones), so its digest
 is also kept per CPU class (``int8.by_cpu``); running this on a machine of another class adds
-that class's digest and keeps the others.
+that class's digest and keeps the others, as long as the int8 file is the same one
+(``int8.model_sha256``): a new build drops the other classes' digests, which were of the old one.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emsync_plugin.models import find
 from emsync_plugin.mood import SceneMood
 from emsync_plugin.music.decoding import SamplingOptions
 from emsync_plugin.music.generator import MODEL_FILES, Generator
@@ -61,9 +63,11 @@ def main() -> None:
         if precision == "fp32":
             data.update(tokens)
         else:
-            by_cpu = dict(old.get(precision, {}).get("by_cpu", {}))
+            sha = hashlib.sha256(find(MODEL_FILES[precision], HERE).read_bytes()).hexdigest()
+            prev = old.get(precision, {})
+            by_cpu = dict(prev.get("by_cpu", {})) if prev.get("model_sha256") == sha else {}
             by_cpu[cpu_class()] = {"n_tokens": len(r.tokens), "tokens_sha256": digest(r.tokens)}
-            tokens.update(cpu_class=cpu_class(), by_cpu=by_cpu)
+            tokens.update(cpu_class=cpu_class(), model_sha256=sha, by_cpu=by_cpu)
         data[precision] = tokens
     path.write_text(json.dumps(data, indent=1) + "\n")
     print(json.dumps({k: v for k, v in data.items() if k not in ("first_tokens", *MODEL_FILES)}))
