@@ -14,7 +14,7 @@ from emsync_plugin.errors import OptionsError, RenderError
 from emsync_plugin.mood import SceneMood
 from emsync_plugin.music.baseline import BaselineOptions, arrange
 from emsync_plugin.music.groups import instrument_group, score_groups
-from emsync_plugin.music.render import RenderOptions, default_soundfont, render_midi, speech_regions, write_midi
+from emsync_plugin.music.render import RenderOptions, default_soundfont, render_midi, shipped_soundfont, speech_regions, write_midi
 
 MOODS = [SceneMood(0, 0, 4, 0.6, -0.5), SceneMood(1, 4, 100, -0.4, 0.7)]
 
@@ -116,8 +116,9 @@ def test_invalid_soundfont_raises(tmp_path):
         render_midi(score(2.0), tmp_path / "x.wav", 2.0, RenderOptions(soundfont=bad))
 
 
-def test_default_soundfont_ships_with_pretty_midi():
-    assert default_soundfont().is_file()
+def test_shipped_soundfont_comes_with_pretty_midi():
+    assert shipped_soundfont().is_file() and shipped_soundfont().name == "TimGM6mb.sf2"
+    assert default_soundfont().is_file()  # FluidR3_GM where installed, else the shipped one
 
 
 def test_midi_file_round_trip_keeps_cuts_and_renders(tmp_path):

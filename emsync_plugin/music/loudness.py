@@ -31,7 +31,7 @@ class LoudnessMeter:
     def __init__(self, rate: int, channels: int = 2):
         self.rate = rate
         self.sos = k_weighting(rate)
-        self.state = np.zeros((len(self.sos), 2, channels))
+        self.state = np.zeros((len(self.sos), channels, 2))
         self.frames = 0
         self.steps: list[np.ndarray] = []  # per 100 ms step: the K-weighted energy sum per channel
         self.partial = np.zeros(channels)
@@ -43,8 +43,9 @@ class LoudnessMeter:
         """Measure the next ``audio`` frames (2-D, one column per channel)."""
         if not len(audio):
             return
-        weighted, self.state = sosfilt(self.sos, audio, axis=0, zi=self.state)
-        energy = np.square(weighted, dtype=np.float64)
+        # channels as rows: sosfilt runs about twice as fast along contiguous memory
+        weighted, self.state = sosfilt(self.sos, audio.T.astype(np.float64), zi=self.state)
+        energy = np.square(weighted).T
         first, end = self.frames, self.frames + len(audio)
         k = len(self.steps) + 1
         cuts = []

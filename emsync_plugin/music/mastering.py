@@ -26,14 +26,15 @@ class DCBlocker:
 
     def __init__(self, rate: int, channels: int = 2):
         self.sos = butter(2, DC_CORNER, btype="highpass", fs=rate, output="sos")
-        self.state = np.zeros((len(self.sos), 2, channels))
+        self.state = np.zeros((len(self.sos), channels, 2))
 
     def process(self, audio: np.ndarray) -> np.ndarray:
         """The next block, filtered (float32)."""
         if not len(audio):
             return audio
-        out, self.state = sosfilt(self.sos, audio, axis=0, zi=self.state)
-        return out.astype(np.float32)
+        # channels as rows: sosfilt runs about twice as fast along contiguous memory
+        out, self.state = sosfilt(self.sos, audio.T.astype(np.float64), zi=self.state)
+        return np.ascontiguousarray(out.T, dtype=np.float32)
 
 
 def fade_gain(first: int, frames: int, total: int, fade: int) -> np.ndarray | None:

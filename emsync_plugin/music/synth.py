@@ -21,6 +21,7 @@ import logging
 import math
 import multiprocessing
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -221,8 +222,11 @@ def _resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
 
 def _parallel() -> bool:
     """Whether to use worker processes: not with one core, not inside a worker of another pool
-    (``emsync batch`` already keeps the cores busy), not after the pool failed to start."""
-    return WORKERS > 1 and not _BROKEN and multiprocessing.parent_process() is None
+    (``emsync batch`` already keeps the cores busy), not after the pool failed to start, not
+    where ``sys.executable`` is a host application (Resolve's embedded Python) that spawning
+    would start again."""
+    python = Path(sys.executable or "").name.lower().startswith("python")
+    return WORKERS > 1 and python and not _BROKEN and multiprocessing.parent_process() is None
 
 
 def pool() -> Executor:
