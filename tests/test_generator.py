@@ -196,14 +196,14 @@ def test_guidance_chooses_notes_and_leaves_timing_to_the_model(gen):
 
 
 def dense_kept_span(start: float, end: float):
-    """Kept music dense enough to fill the context while it is fed (three notes every 0.1 s)."""
+    """Kept music dense enough to fill the context while it is fed (three notes every 50 ms)."""
     import pretty_midi
 
     from emsync_plugin.rescore import KeptSpan
 
     pitches = [48, 55, 60, 64, 67]
-    count = int((end - start) / 0.1) - 3
-    notes = tuple((0, False, "piano", pretty_midi.Note(80, p + (k % 3), start + 0.1 * k, start + 0.1 * k + 0.25))
+    count = int((end - start) / 0.05) - 6
+    notes = tuple((0, False, "piano", pretty_midi.Note(80, p + (k % 3), start + 0.05 * k, start + 0.05 * k + 0.25))
                   for k in range(count) for p in pitches[k % 2:k % 2 + 3])
     return KeptSpan(start, end, notes)
 
@@ -212,10 +212,10 @@ def test_takes_decoded_together_are_the_takes_decoded_alone(gen, monkeypatch):
     """generate_many: each take's tokens are generate()'s for its options, with and without
     guidance, across new windows and kept music (the takes reach it at different steps, so their
     caches part ways), and takes in step share each model call."""
-    dur, cuts = 24.0, [3.0, 9.0, 16.0, 20.0]
+    dur, cuts = 13.0, [2.0, 9.0, 11.0]
     moods = [SceneMood(0, 0, 9.0, 0.6, -0.4), SceneMood(1, 9.0, dur, -0.5, 0.7)]
     options = [SamplingOptions(seed=1), SamplingOptions(seed=2), SamplingOptions(seed=3, guidance=0.0)]
-    kept = [dense_kept_span(4.0, 15.0)]
+    kept = [dense_kept_span(3.0, 9.0)]
     alone = [gen.generate(cuts, dur, moods, o, kept=kept) for o in options]
     rows: list[int] = []
     real = gen._run
@@ -223,10 +223,10 @@ def test_takes_decoded_together_are_the_takes_decoded_alone(gen, monkeypatch):
     together = gen.generate_many(cuts, dur, moods, options, kept=kept)
     assert [r.tokens for r in together] == [r.tokens for r in alone]
     assert [r.steps for r in together] == [r.steps for r in alone]
-    assert max(r.steps for r in alone) > 3 and len(alone[0].tokens) > 2 * gen.block_size  # windows renewed
+    assert min(len(r.tokens) for r in alone) > gen.block_size  # windows renewed
     assert max(rows) == 5  # the three takes' rows (2 + 2 + 1) in one call
     assert len(rows) < sum(r.steps for r in alone)
-    assert_chords_on_cuts(together[2], [3.0, 16.0, 20.0], dur, gen.vocab.shift_seconds)
+    assert_chords_on_cuts(together[2], [2.0, 9.0, 11.0], dur, gen.vocab.shift_seconds)
 
 
 def test_takes_in_step_share_every_call_until_they_finish(gen, monkeypatch):
