@@ -6,12 +6,15 @@ Drawn from the corpus's fixed held-out split (``onnx_models/training/prepare_dat
 trained on), so the benchmark needs neither the cache nor music21's corpus:
 
 * ``windows.npz``: 24 s windows of held-out pieces (notes as ``[group, pitch, start, end]``
-  rows, ``offsets`` delimiting the windows) and their labels by the training formula; the
-  music statistics compare with these.
+  rows, ``offsets`` delimiting the windows, ``ids`` the pieces) and their labels by the
+  training formula; the music statistics compare with these.
 * ``timelines.json``: held-out timelines: a held-out piece's span cut into scenes drawn like
   the training boundaries (log-normal, median 5 s, 2-12 s), on a video frame rate, each
   scene's mood the labels of the piece's own notes in it (so moods change at cuts as real
-  music's do).
+  music's do); ``source`` is the piece's id (``path#tune``), ``from`` where the span starts.
+
+Made from whatever the cache holds: with an interrupted ``prepare_data`` (no index yet), the
+held-out pieces of the files parsed so far (``made_from`` in ``timelines.json`` counts them).
 """
 from __future__ import annotations
 
@@ -48,9 +51,10 @@ def _windows(pieces, stats, n, length, rng):
     from emsync_plugin.music.features import labels, measure
     from emsync_plugin.music.vocab import Note
 
-    rows, offsets, labs = [], [0], []
+    rows, offsets, labs, ids = [], [0], [], []
     for _ in range(n * 5):
-        p = np.asarray(pieces[rng.integers(len(pieces))], float)
+        piece = pieces[rng.integers(len(pieces))]
+        p = np.asarray(piece, float)
         end = p[:, 3].max()
         if end < length:
             continue
@@ -62,9 +66,11 @@ def _windows(pieces, stats, n, length, rng):
         rows.append(w)
         offsets.append(offsets[-1] + len(w))
         labs.append(labels(measure([Note(int(g), int(q), a, b) for g, q, a, b in w], 0, length), stats))
+        ids.append(piece.id)
         if len(labs) >= n:
             break
-    return np.concatenate(rows).astype(np.float32), np.array(offsets, np.int64), np.array(labs, np.float32)
+    return (np.concatenate(rows).astype(np.float32), np.array(offsets, np.int64), np.array(labs, np.float32),
+            np.array(ids))
 
 
 def _timelines(pieces, stats, n, rng):
@@ -93,7 +99,7 @@ def _timelines(pieces, stats, n, rng):
             v, ar = labels(measure(notes, 0, b - a), stats) if notes else (0.0, -0.8)
             moods.append([round(a, 4), round(b, 4), round(float(v), 3), round(float(ar), 3)])
         out.append({"duration": round(dur, 4), "rate": round(rate, 4), "cuts": [round(c, 4) for c in cuts],
-                    "moods": moods, "source": f"{piece.collection}/{piece.name} from {t0:.1f} s"})
+                    "moods": moods, "source": piece.id, "from": round(t0, 3)})
         if len(out) >= n:
             break
     return out
@@ -129,8 +135,8 @@ def main(argv=None) -> None:
     if not pieces:
         raise SystemExit(f"no prepared corpus at {args.cache}: run python -m onnx_models.training.prepare_data first")
     args.out.mkdir(parents=True, exist_ok=True)
-    notes, offsets, labs = _windows(pieces, stats, args.windows, 24.0, np.random.default_rng(0))
-    np.savez_compressed(args.out / "windows.npz", notes=notes, offsets=offsets, labels=labs)
+    notes, offsets, labs, ids = _windows(pieces, stats, args.windows, 24.0, np.random.default_rng(0))
+    np.savez_compressed(args.out / "windows.npz", notes=notes, offsets=offsets, labels=labs, ids=ids)
     tl = _timelines(pieces, stats, args.timelines, np.random.default_rng(1))
     made = {"pieces": len(pieces), "collections": dict(Counter(p.collection for p in pieces).most_common())}
     (args.out / "timelines.json").write_text(json.dumps({"made_from": made, "timelines": tl}, indent=1) + "\n")

@@ -131,6 +131,22 @@ def test_split_is_fixed_and_about_five_percent():
     assert held == [pd.split_of(i) == "heldout" for i in ids]
 
 
+def test_benchmark_heldout_set_is_held_out_and_well_formed():
+    """benchmarks/data/heldout (what bench_generator.py runs on) comes from the held-out split only."""
+    here = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "heldout"
+    timelines = json.loads((here / "timelines.json").read_text())["timelines"]
+    with np.load(here / "windows.npz") as z:
+        ids, notes, offsets, labels = z["ids"].tolist(), z["notes"], z["offsets"], z["labels"]
+    assert {pd.split_of(t["source"]) for t in timelines} | {pd.split_of(i) for i in ids} == {"heldout"}
+    assert len(timelines) >= 20 and len(ids) == len(offsets) - 1 == len(labels) >= 100
+    assert notes[:, 2].min() >= 0 and notes[:, 3].max() <= 24.0 + 1e-4 and (notes[:, 3] >= notes[:, 2]).all()
+    for t in timelines:
+        edges = [m[:2] for m in t["moods"]]
+        assert edges[0][0] == 0 and edges[-1][1] == t["duration"]
+        assert [e[1] for e in edges[:-1]] == [e[0] for e in edges[1:]] == t["cuts"]
+        assert all(-1 <= m[2] <= 1 and -1 <= m[3] <= 1 for m in t["moods"])
+
+
 def test_corpus_files_skip_test_files():
     files = pd.corpus_files()
     assert len(files) > 3000
