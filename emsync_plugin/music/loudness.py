@@ -28,16 +28,19 @@ def k_weighting(rate: int) -> np.ndarray:
 class LoudnessMeter:
     """Feed stereo blocks in order with :meth:`add`; read :meth:`integrated` at any point."""
 
-    def __init__(self, rate: int, channels: int = 2):
+    def __init__(self, rate: int, channels: int = 2, *, first: int = 0, state: np.ndarray | None = None):
+        """A meter starting at frame ``first`` (a whole number of 100 ms steps: a multiple of
+        ``rate / 10`` frames) with the K-weighting filter in ``state`` (see :attr:`state`)."""
         self.rate = rate
         self.sos = k_weighting(rate)
-        self.state = np.zeros((len(self.sos), channels, 2))
-        self.frames = 0
+        self.state = np.zeros((len(self.sos), channels, 2)) if state is None else state
+        self.frames = first
+        self.offset = first * 10 // rate
         self.steps: list[np.ndarray] = []  # per 100 ms step: the K-weighted energy sum per channel
         self.partial = np.zeros(channels)
 
     def _edge(self, k: int) -> int:
-        return k * self.rate // 10
+        return (k + self.offset) * self.rate // 10
 
     def add(self, audio: np.ndarray) -> None:
         """Measure the next ``audio`` frames (2-D, one column per channel)."""
@@ -59,29 +62,39 @@ class LoudnessMeter:
         self.partial = self.partial + pieces[-1].sum(axis=0)
         self.frames = end
 
+    def energies(self) -> np.ndarray:
+        """Each 100 ms step's energy per channel so far, the last step partial."""
+        return np.array(self.steps + [self.partial])
+
     def integrated(self) -> float:
-        """The gated integrated loudness in LUFS (``-inf`` for silence); shorter than 400 ms,
-        the whole is one block."""
-        if not self.frames:
-            return -math.inf
-        steps = np.array(self.steps + [self.partial]).sum(axis=1)
-        seconds = self.frames / self.rate
-        block = min(0.4, seconds)
-        count = int(np.round((seconds - block) / (block / _STEPS_PER_BLOCK))) + 1 if block == 0.4 else 1
-        cumulative = np.concatenate([[0.0], np.cumsum(steps)])
-        span = _STEPS_PER_BLOCK if block == 0.4 else len(steps)
-        ends = np.minimum(np.arange(count) + span, len(steps))
-        energy = (cumulative[ends] - cumulative[:count]) / (block * self.rate)
-        with np.errstate(divide="ignore"):
-            loud = -0.691 + 10.0 * np.log10(energy)
-        gated = energy[loud >= SILENCE_LUFS]
-        if not len(gated):
-            return -math.inf
-        relative = -0.691 + 10.0 * math.log10(gated.mean()) - 10.0
-        kept = energy[(loud > relative) & (loud > SILENCE_LUFS)]
-        if not len(kept) or kept.mean() <= 0:
-            return -math.inf
-        return -0.691 + 10.0 * math.log10(kept.mean())
+        """The gated integrated loudness in LUFS (``-inf`` for silence)."""
+        return gated(self.energies(), self.frames, self.rate)
+
+
+def gated(energies: np.ndarray, frames: int, rate: int) -> float:
+    """The integrated loudness (LUFS, ``-inf`` for silence) of ``frames`` frames from their 100 ms
+    steps' energies per channel (:meth:`LoudnessMeter.energies`); shorter than 400 ms, the whole
+    is one block."""
+    if not frames:
+        return -math.inf
+    steps = energies.sum(axis=1)
+    seconds = frames / rate
+    block = min(0.4, seconds)
+    count = int(np.round((seconds - block) / (block / _STEPS_PER_BLOCK))) + 1 if block == 0.4 else 1
+    cumulative = np.concatenate([[0.0], np.cumsum(steps)])
+    span = _STEPS_PER_BLOCK if block == 0.4 else len(steps)
+    ends = np.minimum(np.arange(count) + span, len(steps))
+    energy = (cumulative[ends] - cumulative[:count]) / (block * rate)
+    with np.errstate(divide="ignore"):
+        loud = -0.691 + 10.0 * np.log10(energy)
+    absolute = energy[loud >= SILENCE_LUFS]
+    if not len(absolute):
+        return -math.inf
+    relative = -0.691 + 10.0 * math.log10(absolute.mean()) - 10.0
+    kept = energy[(loud > relative) & (loud > SILENCE_LUFS)]
+    if not len(kept) or kept.mean() <= 0:
+        return -math.inf
+    return -0.691 + 10.0 * math.log10(kept.mean())
 
 
 def integrated_loudness(audio: np.ndarray, rate: int) -> float:

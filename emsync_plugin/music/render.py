@@ -34,9 +34,9 @@ import soundfile
 from ..errors import OptionsError, RenderError
 from ..fileio import atomic_path
 from .groups import instrument_group
-from .loudness import SILENCE_LUFS, LoudnessMeter, integrated_loudness
+from .loudness import SILENCE_LUFS, LoudnessMeter, gated, integrated_loudness
 from .mastering import DCBlocker, Ducking, fade_gain, fade_out, limit, limiter_gain, limiter_reach, speech_regions
-from .synth import check_soundfont, default_soundfont, shipped_soundfont, synthesise
+from .synth import BLOCK_UNIT, check_soundfont, default_soundfont, shipped_soundfont, synthesise
 
 __all__ = ["RenderOptions", "RenderResult", "default_soundfont", "ducking", "fade_out", "instrument_group",
            "integrated_loudness", "limit", "render_midi", "shipped_soundfont", "speech_regions", "write_midi"]
@@ -198,9 +198,17 @@ class _Pass1:
     """What pass 1 learnt: the temporary float file per part, and the mix's loudness and peak."""
 
     files: dict[str, Path]
-    lufs: float
+    #: the mix's meter (its 100 ms steps' energies)
+    meter: LoudnessMeter
+    #: the meter's filter state at the start of each piece of ``piece`` frames
+    states: list[np.ndarray]
+    piece: int
     #: the mix's sample peak in each second
     peaks: np.ndarray
+
+    @property
+    def lufs(self) -> float:
+        return self.meter.integrated()
 
     @property
     def peak(self) -> float:
@@ -222,7 +230,7 @@ def _synth_pass(parts: dict[str, pretty_midi.PrettyMIDI], soundfont: Path, optio
         temps.append(Path(tmp))
         files[name] = Path(tmp)
     blockers = {name: DCBlocker(rate) for name in parts}
-    meter, peaks = LoudnessMeter(rate), []
+    meter, peaks, states = LoudnessMeter(rate), [], []
     with contextlib.ExitStack() as stack:
         sinks = {name: stack.enter_context(open(path, "wb")) for name, path in files.items()}
         for start, chunk in synthesise(parts, soundfont, rate, samples):
@@ -235,10 +243,11 @@ def _synth_pass(parts: dict[str, pretty_midi.PrettyMIDI], soundfont: Path, optio
                     audio *= curve[:, None]
                 sinks[name].write(audio.tobytes())
                 mix += audio
+            states.append(meter.state.copy())
             meter.add(mix)
             level = np.maximum(np.abs(mix[:, 0]), np.abs(mix[:, 1]))
             peaks.append(np.maximum.reduceat(level, np.arange(0, frames, rate)))
-    return _Pass1(files, meter.integrated(), np.concatenate(peaks) if peaks else np.zeros(0))
+    return _Pass1(files, meter, states, BLOCK_UNIT * rate, np.concatenate(peaks) if peaks else np.zeros(0))
 
 
 def _read(path: Path, first: int, frames: int) -> np.ndarray:
@@ -270,11 +279,30 @@ def _mastered(pass1: _Pass1, samples: int, scale: float, ceiling: float | None, 
 
 
 def _loudness_with(pass1: _Pass1, samples: int, scale: float, ceiling: float, rate: int) -> float:
-    """The mix's integrated loudness after the gain ``scale`` and the limiter (nothing written)."""
-    meter = LoudnessMeter(rate)
-    for mix, _ in _mastered(pass1, samples, scale, ceiling, rate, None):
+    """The mix's integrated loudness after the gain ``scale`` and the limiter (nothing written).
+
+    Where the limiter does not act, a step's energy is pass 1's times ``scale`` squared (the
+    K-weighting is linear); only the pieces it acts on, and the piece after each (where the
+    filter's memory of the change dies out), are read back and measured again.
+    """
+    energies = pass1.meter.energies() * scale ** 2
+    reach, per_piece = limiter_reach(rate), 10 * pass1.piece // rate
+    state = None
+    for index, first in enumerate(range(0, samples, pass1.piece)):
+        frames = min(pass1.piece, samples - first)
+        lo, hi = max(0, first - reach), min(samples, first + frames + reach)
+        limited = scale * pass1.peak_in(lo, hi, rate) > ceiling
+        if not limited and state is None:
+            continue
+        meter = LoudnessMeter(rate, first=first, state=state if state is not None else pass1.states[index] * scale)
+        mix = sum((_read(path, lo, hi - lo) for path in pass1.files.values()), np.zeros((hi - lo, 2), np.float32))
+        mix = limit(mix * np.float32(scale), ceiling, rate)[first - lo: first - lo + frames]
         meter.add(mix)
-    return meter.integrated()
+        redone = meter.energies() if first + frames == samples else np.array(meter.steps)
+        step = index * per_piece
+        energies[step: step + len(redone)] = redone[: len(energies) - step]
+        state = meter.state if limited else None
+    return gated(energies, samples, rate)
 
 
 def _gain(pass1: _Pass1, samples: int, options: RenderOptions) -> tuple[float, float | None, float]:
