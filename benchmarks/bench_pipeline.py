@@ -14,7 +14,8 @@ and cached (``--cache``, default ``~/.cache/emsync-bench``; never in git). Then,
   ``git archive`` of that commit run with this interpreter, side by side;
 * 10- and 60-minute timelines (the 60-minute one of absent media with a fixed mood by default,
   ``--long-media footage`` to analyse it too) to show the cost grows linearly;
-* peak memory (the scoring process's ru_maxrss) of a 30-minute timeline of footage and of a
+* peak memory (the scoring process's ru_maxrss plus twice its largest worker's: the render runs
+  two) of a 30-minute timeline of footage and of a
   3-hour timeline of absent media with a fixed mood (``--memory-engine``, default baseline:
   the learned engine takes minutes for 3 hours).
 
@@ -69,7 +70,7 @@ end = time.perf_counter()
 own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 cpu = own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
 print(json.dumps({"imported": imported, "cpu": cpu, "marks": [(s, t - t0) for s, t in marks], "end": end - t0,
-                  "error": error, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "error": error, "rss_mb": (own.ru_maxrss + 2 * workers.ru_maxrss) / 1024,
                   "module": pipeline.__file__}))
 """
 
