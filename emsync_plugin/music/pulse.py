@@ -80,8 +80,7 @@ def estimate_pulse(onsets: Sequence[float]) -> Pulse | None:
 def _period(times: np.ndarray) -> float:
     """The lag at which the onset train best matches itself, weighted by the tempo prior, then
     moved by octaves into ``_OCTAVE_RANGE`` when the train matches itself there at least half as well."""
-    gaps = (times[None, :] - times[:, None])[np.triu_indices(len(times), 1)]
-    gaps = gaps[gaps < 2 * _LONGEST]
+    gaps = _gaps(times, 2 * _LONGEST)
     lags = np.arange(_SHORTEST, _LONGEST + _STEP / 2, _STEP)
     prior = np.exp(-0.5 * (np.log2(lags / _PREFERRED) / _OCTAVES) ** 2)
     score = _match(gaps, lags) * prior
@@ -94,6 +93,18 @@ def _period(times: np.ndarray) -> float:
     while period < low and _match(gaps, np.array([period * 2]))[0] >= 0.5 * _match(gaps, np.array([period]))[0]:
         period *= 2
     return _refine(gaps, period)
+
+
+def _gaps(times: np.ndarray, longest: float) -> np.ndarray:
+    """Every gap shorter than ``longest`` between two of the sorted ``times`` (linear in their number)."""
+    found = [np.empty(0)]
+    for k in range(1, len(times)):
+        d = times[k:] - times[:-k]  # grows with k for every pair: stop once none is short enough
+        d = d[d < longest]
+        if not d.size:
+            break
+        found.append(d)
+    return np.concatenate(found)
 
 
 def _match(gaps: np.ndarray, lags: np.ndarray) -> np.ndarray:
