@@ -76,7 +76,7 @@ def _check_folder(folder: Path, project: Path, original: str, duration: float) -
     return state
 
 
-@pytest.mark.xfail(strict=False, reason="issue 15 open: a killed blockwise render leaves its .emsync-mix.*.f32 temporary, not yet removed by the next run")
+@pytest.mark.xfail(strict=False, reason="issue 15 open: a killed blockwise render leaves its .f32 temporary")
 @pytest.mark.parametrize("name", ["sample.otio", "sample.kdenlive"])
 def test_killed_runs_lose_nothing(tmp_path, name):
     duration = read_cuts(SAMPLE / name).duration
