@@ -175,12 +175,13 @@ def drum_instruments(hits: Sequence[Hit], kit: Kit) -> list[pretty_midi.Instrume
         else:
             drums.notes.append(pretty_midi.Note(h.velocity, KEYS[h.part], h.time, h.time + _HIT))
     for inst in (drums, timpani):
-        _separate(inst.notes)
+        restrike(inst.notes)
     return [inst for inst in (drums, timpani) if inst.notes]
 
 
-def _separate(notes: list[pretty_midi.Note]) -> None:
-    """End each note where the next one of the same pitch starts (a roll restrikes the drum)."""
+def restrike(notes: list[pretty_midi.Note]) -> None:
+    """Sort ``notes``; each ends where the next one of its pitch starts (a roll restrikes the drum,
+    a part never overlaps a pitch with itself)."""
     notes.sort(key=lambda n: (n.start, n.pitch))
     last: dict[int, pretty_midi.Note] = {}
     for n in notes:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pretty_midi
 
 from ..errors import OptionsError
-from .drums import KITS, drum_instruments, scene_drums
+from .drums import KITS, drum_instruments, restrike, scene_drums
 from .groups import PREFIX, instrument_group
 from .pulse import estimate_pulse
 
@@ -134,7 +134,7 @@ def apply_style(midi: pretty_midi.PrettyMIDI, style: str, cuts: Sequence[float],
     if chosen.kit is not None:
         out.instruments += drum_instruments(drums, KITS[chosen.kit])
     for inst in out.instruments:
-        _restrike(inst.notes)
+        restrike(inst.notes)
         inst.control_changes.sort(key=lambda c: c.time)
     return out
 
@@ -272,17 +272,6 @@ def _unique(notes: list[pretty_midi.Note]) -> list[pretty_midi.Note]:
         if key not in seen or seen[key].end < n.end:
             seen[key] = n
     return sorted(seen.values(), key=lambda n: (n.start, n.pitch))
-
-
-def _restrike(notes: list[pretty_midi.Note]) -> None:
-    """Sort ``notes``; a note ends where the next one of its pitch starts (no overlapping pitch)."""
-    notes.sort(key=lambda n: (n.start, n.pitch))
-    last: dict[int, pretty_midi.Note] = {}
-    for n in notes:
-        prev = last.get(n.pitch)
-        if prev is not None and prev.end > n.start:
-            prev.end = max(prev.start + 1e-3, n.start)
-        last[n.pitch] = n
 
 
 def _swells(part: Part, scenes: Sequence[_Scene]) -> list[pretty_midi.ControlChange]:
