@@ -62,12 +62,12 @@ def test_tense_scenes_get_a_groove_locked_to_the_music_and_the_calm_one_none(gen
     for mood in MOODS:
         notes = [n for i in generated.instruments for n in i.notes if mood.start <= n.start < mood.end]
         pulse = estimate_pulse([n.start for n in notes])
+        if level(mood.arousal, KITS[style]) == 0:  # calm: no stroke at all, not even a fill or an accent
+            assert not [h for h in hits if mood.start <= h[0] < mood.end], f"{style}: calm scene {mood.index} has drums"
+            continue
         fill = 0.0 if mood.end == DURATION else len(KITS[style].fills[level(mood.arousal, KITS[style])]) * pulse.period / 4
         body = [h for h in hits if mood.start + 0.05 < h[0] < mood.end - fill - 0.002]  # not the accent, not the fill
         rate = len(body) / (mood.end - mood.start - fill)
-        if mood.arousal < 0:
-            assert body == [], f"{style}: calm scene {mood.index} has drums"
-            continue
         assert rate >= 2.0, f"{style}: scene {mood.index} has {rate:.1f} drum onsets/s"
         # locked to the music: its onsets (chords merged) land on drum strokes
         music = merge_onsets([n.start for n in notes if n.start < mood.end - fill - 0.002])
@@ -81,9 +81,14 @@ def test_a_fill_leads_into_each_cut_and_an_accent_lands_on_it(generated, style):
     arranged = apply_style(generated, style, CUTS, DURATION, MOODS, seed=3)
     hits = drum_times(arranged)
     kit = KITS[style]
-    for cut, before in zip(CUTS, MOODS):
+    for cut, before, after in zip(CUTS, MOODS, MOODS[1:]):
         on = [h for h in hits if abs(h[0] - cut) < 0.002]
-        assert {KEYS[p] for p in kit.accent if p != "timpani"} <= {h[1] for h in on if h[3]}, f"no accent on {cut}"
+        if level(after.arousal, kit) == 0:  # into a calm scene: the drums stop on the cut
+            assert on == [], f"{style}: an accent on {cut}, into a calm scene"
+        else:
+            assert {KEYS[p] for p in kit.accent if p != "timpani"} <= {h[1] for h in on if h[3]}, f"no accent on {cut}"
+        if level(before.arousal, kit) == 0:
+            continue  # out of a calm scene: no fill (the accent on the cut is the next scene's)
         fill = kit.fills[level(before.arousal, kit)]
         notes = [n for i in generated.instruments for n in i.notes if before.start <= n.start < before.end]
         sixteenth = estimate_pulse([n.start for n in notes]).period / 4
@@ -94,11 +99,13 @@ def test_a_fill_leads_into_each_cut_and_an_accent_lands_on_it(generated, style):
 
 
 def test_a_kept_scene_keeps_its_drums_wherever_it_moves(generated):
-    """A re-score with scene 2 kept (and moved 1 s later) and new music around it: same drums in it."""
-    before = apply_style(generated, "cinematic", CUTS, DURATION, MOODS, seed=3)
+    """A re-score with scene 2 kept (and moved 1 s later) and new music around it: same drums in it.
+    Scene 2 is styled as quiet (arousal -0.2: a soft pulse) rather than calm, so it has drums."""
+    quiet = (MOODS[0], SceneMood(2, 8.0, 16.0, 0.2, -0.2), MOODS[2])
+    before = apply_style(generated, "cinematic", CUTS, DURATION, quiet, seed=3)
     shift = 1.0
     cuts = (CUTS[0] + shift, CUTS[1] + shift)
-    moods = (SceneMood(1, 0.0, 9.0, -0.3, 0.8), SceneMood(2, 9.0, 17.0, 0.2, -0.8), SceneMood(3, 17.0, 25.0, 0.5, 0.7))
+    moods = (SceneMood(1, 0.0, 9.0, -0.3, 0.8), SceneMood(2, 9.0, 17.0, 0.2, -0.2), SceneMood(3, 17.0, 25.0, 0.5, 0.7))
     kept = rescore.KeptSpan(9.0, 17.0, tuple(
         (i.program, i.is_drum, i.name, pretty_midi.Note(n.velocity, n.pitch, n.start + shift, n.end + shift))
         for i in generated.instruments for n in i.notes if 8.0 <= n.start < 16.0))
@@ -109,7 +116,7 @@ def test_a_kept_scene_keeps_its_drums_wherever_it_moves(generated):
         return [(round(t - offset, 6), p, v, d) for t, p, v, d in drum_times(midi) if start <= t < end]
 
     assert scene(after, 9.0, 17.0, shift) == scene(before, 8.0, 16.0)
-    assert scene(after, 9.0, 17.0, shift)  # it has drums: the accent at least
+    assert len(scene(after, 9.0, 17.0, shift)) > 10  # it has drums: a soft pulse
     assert scene(after, 0.0, 9.0) != scene(before, 0.0, 8.0)  # new music around it, new drums
 
 

@@ -62,14 +62,14 @@ KITS: dict[str, Kit] = {k.name: k for k in (
             _bar(floor="7..5..5.7..5..5.", snare="....4.......4...", kick="8.......7.......")),
         3: (_bar(floor="8.6.7.6.8.6.7.66", tom_low="..7...7...7...7.", kick="9..6..7.9..6..7.", snare="....8.......8..5"),
             _bar(floor="8.668.668.668.66", kick="9.....7.9.....7.", snare="....8.......8...", crash2="9...............")),
-    }, {0: ("timpani",) * 8, 1: ("timpani",) * 4, 2: ("tom_low",) * 2 + ("floor",) * 2,
+    }, {1: ("timpani",) * 4, 2: ("tom_low",) * 2 + ("floor",) * 2,
         3: ("tom_high", "tom_high", "tom_mid", "tom_mid", "tom_low", "tom_low", "floor", "floor")},
         ("crash2", "kick", "timpani"), (40.0, 115.0)),
     Kit("acoustic", 40, {
         1: (_bar(shaker="5.3.5.3.5.3.5.3.", kick="5..............."),),
         2: (_bar(shaker="6.4.6.4.6.4.6.4.", kick="6.......5.......", side="....6.......6..."),
             _bar(tambourine="....6.......6...", shaker="5353535353535353", kick="6.....4.5......."),),
-    }, {0: ("shaker",) * 2, 1: ("shaker",) * 2, 2: ("side", "side", "tom_low", "tom_low")},
+    }, {1: ("shaker",) * 2, 2: ("side", "side", "tom_low", "tom_low")},
         ("crash", "kick"), (38.0, 100.0), max_level=2),
     Kit("electronic", 25, {
         1: (_bar(hat="..5...5...5...5.", kick="6.......6......."),),
@@ -77,7 +77,7 @@ KITS: dict[str, Kit] = {k.name: k for k in (
             _bar(hat="6.4.6.4.6.4.6.4.", kick="8.....6...8.....", clap="....7.......7...")),
         3: (_bar(hat="7575757575757575", kick="9...9...9...9...", clap="....8.......8...", open="..6...6...6...6."),
             _bar(hat="7575757575757575", kick="9..7..9.9..7..9.", clap="....8.......8..6")),
-    }, {0: ("hat",) * 4, 1: ("hat",) * 4, 2: ("clap",) * 4, 3: ("snare",) * 4 + ("clap",) * 4},
+    }, {1: ("hat",) * 4, 2: ("clap",) * 4, 3: ("snare",) * 4 + ("clap",) * 4},
         ("crash", "kick"), (45.0, 115.0)),
 )}
 
@@ -100,18 +100,18 @@ def level(arousal: float, kit: Kit) -> int:
 def scene_drums(start: float, end: float, arousal: float, notes: Sequence[pretty_midi.Note], kit: Kit, seed: int,
                 cut_at_start: bool, cut_at_end: bool) -> list[Hit]:
     """The strokes of one scene ``start`` .. ``end``: its groove, the fill into the cut that ends it
-    (``cut_at_end``) and the accent on the cut that starts it (``cut_at_start``); none for a scene
-    without notes. Too few onsets for a pulse: a 0.6 s beat from the first one."""
-    if not notes:  # nothing to play along with
+    (``cut_at_end``) and the accent on the cut that starts it (``cut_at_start``); none for a calm
+    scene (level 0) or one without notes. Too few onsets for a pulse: a 0.6 s beat from the first one."""
+    lev = level(arousal, kit)
+    if not notes or lev == 0:  # calm: no percussion at all; no notes: nothing to play along with
         return []
     rng = np.random.default_rng(_key(seed, end - start, arousal))
     first = min(n.start for n in notes)
     pulse = estimate_pulse([n.start for n in notes]) or Pulse(0.6, first, 0.0, (first,))
-    lev = level(arousal, kit)
     base = kit.velocity[0] + (kit.velocity[1] - kit.velocity[0]) * (arousal + 1.0) / 2.0
     hits: list[Hit] = []
     if cut_at_start:
-        hits += [Hit(part, start, _velocity(base * (1.1 if lev else 0.8), rng), _timpani(notes, start))
+        hits += [Hit(part, start, _velocity(base * 1.1, rng), _timpani(notes, start))
                  for part in kit.accent]
     fill_from = end
     if cut_at_end and end - start > 2 * pulse.period:
