@@ -704,7 +704,7 @@ def test_paths_under_home_are_shown_from_home(qtbot, panel, tmp_path, monkeypatc
 @pytest.mark.skipif(os.environ.get("EMSYNC_SCREENSHOTS") != "1", reason="set EMSYNC_SCREENSHOTS=1 to write docs/panel/*.png")
 def test_screenshots_of_the_panels_states(qtbot, panel, tmp_path, monkeypatch):
     """The panel's states on the bundled sample, as an editor has it: ``~/My film/sample.kdenlive``,
-    the project Kdenlive has open; the real analysis and score (baseline engine)."""
+    the project Kdenlive has open; the real analysis and score with the default settings."""
     out = Path(__file__).resolve().parents[1] / "docs" / "panel"
     out.mkdir(parents=True, exist_ok=True)
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -726,7 +726,6 @@ def test_screenshots_of_the_panels_states(qtbot, panel, tmp_path, monkeypatch):
 
     shot("empty")
     _load(qtbot, panel, project)
-    panel.engine_combo.setCurrentText("baseline")
     shot("loaded")
     _analyze(qtbot, panel, timeout=120_000)
     shot("analyzed")
