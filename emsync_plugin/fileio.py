@@ -4,8 +4,9 @@ Every file emsync writes goes to a temporary file in the destination folder firs
 ``.<stem>.<random><suffix>``), is flushed and fsynced, and is then renamed over the target
 (atomic on POSIX and Windows); the folder is fsynced after the rename, so a crash or a power
 cut leaves the old file or the new one, never half of one. A run that is killed leaves at
-most such a hidden temporary file, which is never mistaken for an output and which
-:func:`remove_stale_temps` clears on the next run. Overwriting an existing project in place
+most such a hidden temporary file (or a render's :func:`scratch_file`), which is never mistaken
+for an output and which :func:`remove_stale_temps` (:func:`remove_stale_scratch`) clears on the
+next run. Overwriting an existing project in place
 always keeps a timestamped backup beside it, and :class:`Snapshot` notices a project that
 the editor saved while emsync was working.
 """
@@ -144,6 +145,46 @@ def remove_stale_temps(target: str | Path, older_than: float = STALE_AFTER) -> l
             if now - entry.lstat().st_mtime < older_than:
                 continue
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        except OSError:
+            continue
+        removed.append(entry)
+        logger.info("removed %s, left over from an interrupted run", entry)
+    return removed
+
+
+#: a scratch file of :func:`scratch_file`: ``.emsync-<name>.<random><suffix>``
+_SCRATCH = re.compile(r"\.emsync-[A-Za-z0-9_-]+\.[A-Za-z0-9_]{8}\.[a-z0-9]+")
+
+
+def scratch_file(folder: str | Path, name: str, suffix: str) -> Path:
+    """A new hidden scratch file ``.emsync-<name>.<random><suffix>`` in ``folder`` (e.g. the
+    render's float audio between its two passes); the caller removes it. What a killed run
+    leaves, :func:`remove_stale_scratch` clears on the next run."""
+    fd, tmp = tempfile.mkstemp(prefix=f".emsync-{re.sub(r'[^A-Za-z0-9_-]', '_', name)}.", suffix=suffix,
+                               dir=folder)
+    os.close(fd)
+    return Path(tmp)
+
+
+def is_scratch(entry: Path) -> bool:
+    """Whether ``entry`` is named like a file of :func:`scratch_file`."""
+    return bool(_SCRATCH.fullmatch(entry.name))
+
+
+def remove_stale_scratch(folder: str | Path, older_than: float = STALE_AFTER) -> list[Path]:
+    """Delete the scratch files in ``folder`` not written for ``older_than`` seconds (left by
+    killed runs; a run in progress keeps its own fresh). Returns what was removed."""
+    removed: list[Path] = []
+    now = time.time()
+    try:
+        entries = [e for e in Path(folder).iterdir() if is_scratch(e)]
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            if not entry.is_file() or entry.is_symlink() or now - entry.lstat().st_mtime < older_than:
+                continue
+            entry.unlink()
         except OSError:
             continue
         removed.append(entry)

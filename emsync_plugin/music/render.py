@@ -20,8 +20,6 @@ import contextlib
 import copy
 import logging
 import math
-import os
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +30,7 @@ import pretty_midi
 import soundfile
 
 from ..errors import OptionsError, RenderError
-from ..fileio import atomic_path
+from ..fileio import atomic_path, remove_stale_scratch, scratch_file
 from .groups import instrument_group
 from .loudness import SILENCE_LUFS, LoudnessMeter, gated, integrated_loudness
 from .mastering import DCBlocker, Ducking, fade_gain, fade_out, limit, limiter_gain, limiter_reach, speech_regions
@@ -225,10 +223,8 @@ def _synth_pass(parts: dict[str, pretty_midi.PrettyMIDI], soundfont: Path, optio
     rate = options.sample_rate
     files = {}
     for name in parts:
-        fd, tmp = tempfile.mkstemp(prefix=f".emsync-{name}.", suffix=".f32", dir=folder)
-        os.close(fd)
-        temps.append(Path(tmp))
-        files[name] = Path(tmp)
+        files[name] = scratch_file(folder, name, ".f32")
+        temps.append(files[name])
     blockers = {name: DCBlocker(rate) for name in parts}
     meter, peaks, states = LoudnessMeter(rate), [], []
     with contextlib.ExitStack() as stack:
@@ -385,6 +381,7 @@ def render_midi(midi: pretty_midi.PrettyMIDI | str | Path, out_wav: str | Path, 
     fade = int(round(min(options.fade, duration) * rate))
     parts = _parts(_load_midi(midi), bool(paths))
     out_wav.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_scratch(out_wav.parent)  # what killed renders left there
     temps: list[Path] = []
     try:
         pass1 = _synth_pass(parts, soundfont, options, samples, fade, out_wav.parent, temps)
