@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -26,6 +26,17 @@ logger = logging.getLogger(__name__)
 #: demuxers whose index lists every video keyframe from the start (MP4/MOV sample tables, AVI
 #: idx1, Matroska cues)
 INDEXED = ("mov", "mp4", "m4a", "3gp", "mj2", "avi", "matroska", "webm")
+
+
+class RangeSource(Protocol):
+    """What the analysis of one range reads: :class:`MediaReader`, or a :class:`.batches.FileBatch`."""
+
+    path: str
+
+    def frames(self, start: float, end: float) -> int: ...
+
+    def read(self, start: float, end: float, on_frame: Callable[..., None], want_audio: bool = True
+             ) -> np.ndarray | None: ...
 
 
 class MediaReader:
@@ -42,6 +53,9 @@ class MediaReader:
     container: Any
     video: Any
     audio: Any
+
+    #: when set, a sample keeps what this makes of the frame it takes (e.g. a :class:`Developed` one)
+    develop: Callable[[Sample, Any], Any] | None = None
 
     CONTINUE_GAP = 30.0  # seconds: a sample further ahead than this is reached by seeking
     READ_ON = 1.0  # seconds: a keyframe this close ahead of the reading position is read on to, not sought
@@ -115,6 +129,8 @@ class MediaReader:
         self._fed = 0  # how many of them the decoder has had
         self._vpos = -math.inf  # time of the latest demuxed video packet
         self._veof = False
+        self._reach: float | None = None  # time of the packet that reached the samples in _reaching
+        self._reaching: list[Sample] = []
 
     def close(self) -> None:
         if getattr(self, "_closed", False):
@@ -269,6 +285,8 @@ class MediaReader:
             for s in samples:
                 if ft >= s.time - self._tol and ft < s.frame_time:
                     s.frame, s.frame_time = frame, ft
+                    if self.develop is not None:
+                        s.frame = self.develop(s, frame)
 
     def _feed(self, samples: list[Sample]) -> None:
         """Give the decoder the held packets it has not had yet."""
@@ -291,8 +309,11 @@ class MediaReader:
         self._dirty = False
 
     def _pump(self, samples: list[Sample], todo: list[Sample]) -> bool:
-        """Demux one video packet; feed the decoder when it reaches the next sample in ``todo``
-        (removing the samples it reaches). False at the end of the file."""
+        """Demux one video packet; feed the decoder when it reaches a sample of ``todo``, and the
+        packets after it that are shown before it (B-frames: the frame at or after a sample's time
+        may come from one of them). The samples it reached leave ``todo`` when a packet shown
+        after it arrives (then every frame that can be theirs has been fed, however far the pass
+        goes on). False at the end of the file."""
         if self._veof:
             return False
         packet = next(self._vdemux, None) if self._vdemux is not None else None
@@ -313,11 +334,19 @@ class MediaReader:
             self._held.append(packet)
         else:
             return True  # no keyframe since the seek yet: undecodable
-        reached = [s for s in todo if ptime is None or ptime >= s.time - self._tol]
+        if self._reach is not None and (ptime is None or ptime > self._reach):
+            todo[:] = [s for s in todo if s not in self._reaching]  # every frame shown before them is fed
+            self._reach, self._reaching = None, []
+        reached = [s for s in todo if (ptime is None or ptime >= s.time - self._tol) and s not in self._reaching]
         if reached:
+            self._reach = max(self._reach if self._reach is not None else -math.inf,
+                              ptime if ptime is not None else math.inf)
+            self._reaching += reached
+        if reached or self._reach is not None:  # a packet reaching a sample, or one shown before it
             self._feed(samples)
-            for s in reached:
-                todo.remove(s)
+        if ptime is None:
+            todo[:] = [s for s in todo if s not in self._reaching]
+            self._reach, self._reaching = None, []
         return True
 
     @property
@@ -333,6 +362,7 @@ class MediaReader:
         times = [k[0] for k in keys] if keys else []
         todo = list(samples)
         self._wanted = samples
+        self._reach, self._reaching = None, []
         tol = self._tol
         while todo:
             s = todo[0]
@@ -403,33 +433,48 @@ class MediaReader:
         them; a very short range may get one frame twice). Returns the range's sound, mono
         float32 at the options' rate, or ``None`` when the file has no sound (or is not asked).
         """
-        end = max(end, start + 1e-3)
-        t0 = self._media_time(start)
-        t1 = t0 + (end - start)
+        t0, t1 = self.media_range(start, end)
         if self.video is not None:
             samples = self._sampled(t0, t1, self.frames(start, end))
             for k, s in enumerate(samples):
                 on_frame(k, s.frame if s.frame is not None else self._last_frame(t0, t1), s.follows)
         return self.sound.read(t0, t1) if want_audio and self.audio is not None else None
 
-    def _sampled(self, t0: float, t1: float, n: int) -> list[Sample]:
-        """``n`` samples of media range [t0, t1), decoded (a sample past the picture's end has no frame)."""
-        gap = 1.0 / self.options.fps
+    def media_range(self, start: float, end: float) -> tuple[float, float]:
+        """The file's time range ``(t0, t1)`` of source range [start, end) (at least 1 ms long)."""
+        end = max(end, start + 1e-3)
+        t0 = self._media_time(start)
+        return t0, t0 + (end - start)
+
+    def plan(self, t0: float, t1: float, n: int) -> tuple[list[Sample], list[Key] | None]:
+        """``n`` samples of media range [t0, t1) (:func:`.sampling.plan_samples`) and the keyframes
+        they were placed by (None: the index does not reach the range)."""
         keys = None if self.still else self._keyframes()
         if not self.still and not self._covers(keys, t1):  # the index may have grown (Matroska reads its cues late)
             keys = self._keyframes(refresh=True)
         if not self._covers(keys, t1):
             keys = None  # the index does not reach this range (yet): find the keyframes by reading
-        rate = self.frame_rate * (0.5 if getattr(self.video.codec_context, "has_b_frames", 0) else 1.0)
-        samples = plan_samples(t0, t1, n, gap, keys, rate)
+        return plan_samples(t0, t1, n, 1.0 / self.options.fps, keys, self._ref_rate()), keys
+
+    def _ref_rate(self) -> float:
+        """Reference frames a second (frames with B-frames between them count half)."""
+        return self.frame_rate * (0.5 if getattr(self.video.codec_context, "has_b_frames", 0) else 1.0)
+
+    def decode_planned(self, samples: list[Sample], keys: Sequence[Key] | None) -> bool:
+        """Decode the frames ``samples`` want (sorted by time; of one range or many); False when the
+        index misled (a sample got no frame, or one more than a second late)."""
+        self._read_video(samples, keys)
+        return not (keys and any(s.frame is None or s.frame_time > s.time + 1.0 for s in samples))
+
+    def _sampled(self, t0: float, t1: float, n: int) -> list[Sample]:
+        """``n`` samples of media range [t0, t1), decoded (a sample past the picture's end has no frame)."""
+        samples, keys = self.plan(t0, t1, n)
         if self.still:
             self._read_still(samples)
-        else:
-            self._read_video(samples, keys)
-            if keys and any(s.frame is None or s.frame_time > s.time + 1.0 for s in samples):  # the index misled
-                logger.debug("%s: no frames where the index has keyframes; reading without it", self.path)
-                samples = plan_samples(t0, t1, n, gap, None, rate)
-                self._read_video(samples, None)
+        elif not self.decode_planned(samples, keys):
+            logger.debug("%s: no frames where the index has keyframes; reading without it", self.path)
+            samples = plan_samples(t0, t1, n, 1.0 / self.options.fps, None, self._ref_rate())
+            self._read_video(samples, None)
         return samples
 
     def _last_frame(self, t0: float, t1: float) -> Any:
@@ -452,7 +497,7 @@ def _anchor(packet: Any, ptime: float, samples: list[Sample], todo: list[Sample]
         if planned.key_ts is not None and planned.key_ts in (packet.dts, packet.pts):
             planned.time = ptime
             for s in samples:
-                if s.anchor is not None and samples[s.anchor] is planned and s.key_ts is None:
+                if s.anchor is planned and s.key_ts is None:
                     s.time = ptime + s.offset
 
 
@@ -469,8 +514,31 @@ def _small_size(frame, max_width: int) -> tuple[int, int]:
     return _even(w), _even(w * frame.height / disp_w)
 
 
+class Developed:
+    """A decoded frame kept only as the small RGB pictures :func:`to_rgb` makes of it (a 1080p
+    frame holds 3 MB; a 320-pixel picture 0.2 MB)."""
+
+    __slots__ = ("pts", "pictures", "found")
+
+    def __init__(self, frame: Any, widths: Sequence[int]):
+        self.pts = frame.pts
+        self.pictures: dict[int, np.ndarray] = {}
+        self.found: dict[Any, Any] = {}  # what the analysis measured in it (scenes may share a frame)
+        self.add(frame, widths)
+
+    def add(self, frame: Any, widths: Sequence[int]) -> Developed:
+        """Also keep ``frame`` (the one this was made of) at ``widths``."""
+        for w in widths:
+            if w not in self.pictures:
+                self.pictures[w] = to_rgb(frame, w)
+        return self
+
+
 def to_rgb(frame, max_width: int) -> np.ndarray:
-    """An ``av.VideoFrame`` as an RGB uint8 array at most ``max_width`` wide."""
+    """An ``av.VideoFrame`` (or a :class:`Developed` one, at a width it keeps) as an RGB uint8
+    array at most ``max_width`` wide."""
+    if isinstance(frame, Developed):
+        return frame.pictures[max_width]
     w, h = _small_size(frame, max_width)
     return frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
 

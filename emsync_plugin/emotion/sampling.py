@@ -44,17 +44,18 @@ class AnalysisOptions:
             raise ValueError(f"impossible analysis options {self}")
 
 
-@dataclass
+@dataclass(eq=False)
 class Sample:
     """One frame a scene wants: the first decoded frame at or after ``time`` (media seconds)."""
 
     time: float
     follows: bool = False  # follows the sample before in a chain (~0.5 s after it: motion is measured)
     key_ts: int | None = None  # planned at this keyframe (its index timestamp): take that very frame
-    anchor: int | None = None  # for the later frames of a chain: the index of its first frame...
+    anchor: Sample | None = None  # for the later frames of a chain: its first frame...
     offset: float = 0.0  # ... and how far after it
-    frame: Any = None  # the chosen decoded frame (an av.VideoFrame)
+    frame: Any = None  # the chosen decoded frame (an av.VideoFrame, or a :class:`.media.Developed` one)
     frame_time: float = math.inf
+    thumbnail: bool = False  # the scene's thumbnail is made from this frame
 
 
 class _KeyMap:
@@ -155,12 +156,12 @@ def _chains(t0: float, t1: float, duration: float, n: int, gap: float, keymap: _
         best = keymap.members(slot.centre, None, size, hi, gap)
         if keymap.times:
             best = _cheapest(keymap, slot, gap, runs, ref_rate, best)
-        first = len(out)
         a = best[0][0]
         prev_end = best[-1][0]
+        first: Sample | None = None
         for m, (t, key) in enumerate(best):
-            out.append(Sample(t, follows=m > 0, key_ts=key[1] if key else None,
-                              anchor=first if m else None, offset=t - a))
+            out.append(Sample(t, follows=m > 0, key_ts=key[1] if key else None, anchor=first, offset=t - a))
+            first = first or out[-1]
     return out
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,8 +16,8 @@ import numpy as np
 
 from ..errors import ModelError
 from . import mapping
-from .cues import CueFeatures, PictureCues, cue_mood, sound_cues
-from .media import MediaReader, to_rgb
+from .cues import CueFeatures, PictureCues, cue_mood, frame_stats, sound_cues
+from .media import RangeSource, to_rgb
 from .sampling import AnalysisOptions
 
 logger = logging.getLogger(__name__)
@@ -92,13 +93,13 @@ class _Frames:
 
     def __call__(self, k: int, frame: Any, follows: bool) -> None:
         rgb = to_rgb(frame, self.options.max_width)
-        self.pic.add(rgb, frame_id=frame.pts, follows=follows)
+        self.pic.add(rgb, frame_id=frame.pts, follows=follows, stats=_measured(frame, "cues", lambda: frame_stats(rgb)))
         if k == self.mid:
             self.thumb.append(to_rgb(frame, self.options.thumbnail_width))
         if self.faces and k in self.face_ks:
             analyzer, reduce = self.faces
-            try:
-                probs, weight = reduce(analyzer.analyze(rgb))  # each thread has its own cascade
+            try:  # each thread has its own cascade
+                probs, weight = _measured(frame, ("faces", id(analyzer)), lambda: reduce(analyzer.analyze(rgb)))
             except Exception as exc:  # the face stage must not stop scoring
                 logger.warning("face analysis failed (%s: %s); using cues only for the rest", type(exc).__name__, exc)
                 self.faces = None
@@ -108,7 +109,17 @@ class _Frames:
                 self.face_probs.append((probs, float(weight)))
 
 
-def analyze_source(reader: MediaReader, start: float, end: float, options: AnalysisOptions,
+def _measured(frame: Any, what: Any, measure: Callable[[], Any]) -> Any:
+    """``measure()``, kept with a :class:`.media.Developed` frame for the next scene that takes it."""
+    found = getattr(frame, "found", None)
+    if found is None:
+        return measure()
+    if what not in found:
+        found[what] = measure()
+    return found[what]
+
+
+def analyze_source(reader: RangeSource, start: float, end: float, options: AnalysisOptions,
                    faces: FaceModel | None = None) -> SceneAnalysis:
     """Decode one source range and measure it (cues, faces, a thumbnail)."""
     duration = end - start
