@@ -41,9 +41,13 @@ def test_metadata_carries_the_vocabulary_and_config(gen):
     assert gen.vocab.size == json.loads(meta["emsync.config"])["vocab_size"]
     assert json.loads(meta["emsync.conditioning"])["offset"][1] == gen.cap == 8.0
     assert len(meta["emsync.data_sha256"]) == 64
+    assert meta["emsync.interface"] == "kv-per-layer-v2"
+    kv = [f"{kind}_{i}" for i in range(gen.n_layer) for kind in ("key", "value")]
     names = [i.name for i in gen.session.get_inputs()]
-    assert names == ["input_ids", "valence", "arousal", "offset", "past_key_values"]
-    assert [o.name for o in gen.session.get_outputs()] == ["logits", "present_key_values"]
+    assert names == json.loads(meta["emsync.inputs"]) == ["input_ids", "valence", "arousal", "offset", "past_length",
+                                                           *[f"past_{k}" for k in kv]]
+    outputs = [o.name for o in gen.session.get_outputs()]
+    assert outputs == json.loads(meta["emsync.outputs"]) == ["logits", *[f"present_{k}" for k in kv]]
 
 
 def moods_of(g: dict) -> list[SceneMood]:
@@ -298,8 +302,8 @@ def test_a_shorter_context_renews_windows_sooner_and_changes_nothing_before(gen,
                         SamplingOptions(**{**g["options"], "context": len(whole.tokens) + 1})).tokens == whole.tokens
     fresh: list[tuple[int, int]] = []
     real = gen._run
-    monkeypatch.setattr(gen, "_run", lambda ids, val, aro, off, past: fresh.append((ids.shape[1], past.shape[4]))
-                        or real(ids, val, aro, off, past))
+    monkeypatch.setattr(gen, "_run", lambda ids, val, aro, off, cache: fresh.append((ids.shape[1], cache.length))
+                        or real(ids, val, aro, off, cache))
     short = gen.generate(g["cuts"], g["duration"], moods, SamplingOptions(**{**g["options"], "context": 64}))
     assert short.tokens[:63] == whole.tokens[:63] and short.tokens != whole.tokens
     assert max(p for _, p in fresh) == 62  # at most 63 entries seen at once

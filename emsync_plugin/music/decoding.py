@@ -330,4 +330,7 @@ def sample(logits: np.ndarray, options: SamplingOptions, rng: np.random.Generato
         q = np.zeros_like(p)
         q[keep] = p[keep]
         p = q / q.sum()
-    return int(rng.choice(len(p), p=p))
+    # what rng.choice(len(p), p=p) draws (the same uniform number, the same token), without its checks
+    cdf = np.cumsum(p)
+    cdf /= cdf[-1]
+    return int(cdf.searchsorted(rng.random(), side="right"))

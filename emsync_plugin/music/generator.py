@@ -65,6 +65,10 @@ MODEL_FILE = "generator.onnx"
 #: the shipped builds of the same weights: fp32, and int8 (8-bit weights, ~1.3x faster, a quarter
 #: of the size, held-out loss within 0.001 nats/token: onnx_models/README.md)
 MODEL_FILES = {"fp32": MODEL_FILE, "int8": "generator.int8.onnx"}
+#: the model interface this runtime runs (``onnx_models/training/export.py``): per-layer caches
+#: used in place; the first inputs, then ``past_key_i``/``past_value_i`` per layer
+INTERFACE = "kv-per-layer-v2"
+FEEDS = ("input_ids", "valence", "arousal", "offset", "past_length")
 
 
 @dataclass
@@ -105,12 +109,20 @@ class Generator:
             self.takes_share_calls = meta.get("emsync.precision", "fp32") == "fp32"
             if min(self.block_size, self.n_layer, self.n_head, self.head_dim) <= 0 or not self.cap > 0:
                 raise ValueError(f"impossible sizes in its config {self.config}")
+            interface = meta.get("emsync.interface", "stacked (before kv-per-layer-v2)")
+            inputs, outputs = json.loads(meta["emsync.inputs"]), json.loads(meta["emsync.outputs"])
         except (KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError) as exc:
             raise ModelError(
                 f"is not an emsync generator: its metadata is missing or unreadable ({type(exc).__name__}: {exc})",
                 path=path,
                 hint="export it with python -m onnx_models.training.export, or reinstall emsync",
             ) from None
+        kv = [f"{kind}_{i}" for i in range(self.n_layer) for kind in ("key", "value")]
+        self.past_names, self.present_names = [f"past_{k}" for k in kv], [f"present_{k}" for k in kv]
+        if interface != INTERFACE or inputs != [*FEEDS, *self.past_names] or outputs != ["logits", *self.present_names]:
+            raise ModelError(
+                f"has the model interface {interface!r}, this emsync runs {INTERFACE!r}", path=path,
+                hint="re-export it: python -m onnx_models.training.export --weights-onnx OLD.onnx --out NEW.onnx")
 
     @classmethod
     def load(cls, directory: Path | None = None, threads: int = 0, precision: str = "fp32") -> Generator:
@@ -121,13 +133,75 @@ class Generator:
 
     # ------------------------------------------------------------------------------------
     def _run(self, ids: np.ndarray, val: np.ndarray, aro: np.ndarray, off: np.ndarray,
-             past: np.ndarray) -> list[np.ndarray]:
-        """One model call: the logits and the new cache."""
-        return self.session.run(["logits", "present_key_values"], {
-            "input_ids": ids, "valence": val, "arousal": aro, "offset": off, "past_key_values": past})
+             cache: batching.Cache) -> np.ndarray:
+        """One model call: the logits, the new entries' keys and values written into ``cache`` in
+        place. ONNX Runtime's attention takes several new tokens on a filled cache only one row
+        at a time, so such a call (kept music fed through) goes row by row."""
+        rows, new = ids.shape
+        if cache.length + new > cache.data.shape[4]:
+            raise ValueError(f"{new} tokens after {cache.length} overflow a cache of {cache.data.shape[4]}")
+        if cache.length and new > 1 and rows > 1:
+            logits = np.concatenate([self._run(ids[r:r + 1], val[r:r + 1], aro[r:r + 1], off[r:r + 1], cache.row(r))
+                                     for r in range(rows)])
+            cache.length += new
+            return logits
+        feeds = {"input_ids": ids, "valence": val, "arousal": aro, "offset": off,
+                 "past_length": np.array(cache.length, np.int64)}
+        if cache.length == 0:  # the first call: ONNX Runtime returns the new entries, copied in
+            empty = np.zeros((rows, self.n_head, 0, self.head_dim), np.float32)
+            out = self.session.run(None, {**feeds, **dict.fromkeys(self.past_names, empty)})
+            cache.data[:, :, :, :, :new] = np.stack(out[1:]).reshape(cache.data[:, :, :, :, :new].shape)
+            cache.length = new
+            return out[0]
+        if cache.bound is None:
+            cache.bound = self._bind(cache)
+        io, inputs, logits, kv = cache.bound
+        if new > 1:  # several tokens on a filled cache (one row): a binding of its own for this call
+            io = self.session.io_binding()
+            io.bind_output("logits")
+            for name, value in feeds.items():
+                io.bind_cpu_input(name, value)
+            for past, present, value in zip(self.past_names, self.present_names, kv):
+                io.bind_ortvalue_input(past, value)
+                io.bind_ortvalue_output(present, value)
+            self.session.run_with_iobinding(io)
+            cache.length += new
+            return io.get_outputs()[0].numpy()
+        for name, value in feeds.items():  # one token a row: the bound input buffers, written in place
+            inputs[name][...] = value
+        self.session.run_with_iobinding(io)
+        cache.length += 1
+        return logits.copy()
 
-    def _empty_past(self, rows: int = 1) -> np.ndarray:
-        return np.zeros((self.n_layer, 2, rows, self.n_head, 0, self.head_dim), np.float32)
+    def _bind(self, cache: batching.Cache) -> tuple:
+        """An IOBinding for one token a row on ``cache``: each layer's past and present are the
+        cache's own memory, so a call writes its entries there and copies nothing; the inputs
+        and the logits are buffers of their own, bound once. Returns the binding, the input
+        buffers by name, the logits buffer, and the cache's OrtValues (the binding keeps
+        pointers into all of them)."""
+        import onnxruntime as ort
+
+        rows = cache.rows
+        io = self.session.io_binding()
+        inputs = {"input_ids": np.zeros((rows, 1), np.int64), "valence": np.zeros((rows, 1), np.float32),
+                  "arousal": np.zeros((rows, 1), np.float32), "offset": np.zeros((rows, 1), np.float32),
+                  "past_length": np.zeros((), np.int64)}
+        logits = np.zeros((rows, 1, self.vocab.size), np.float32)
+        held = [ort.OrtValue.ortvalue_from_numpy(logits)]
+        io.bind_ortvalue_output("logits", held[0])
+        for name, buffer in inputs.items():
+            held.append(ort.OrtValue.ortvalue_from_numpy(buffer))
+            io.bind_ortvalue_input(name, held[-1])
+        kv = []
+        for j, (past, present) in enumerate(zip(self.past_names, self.present_names)):
+            kv.append(ort.OrtValue.ortvalue_from_numpy(cache.data[j // 2, j % 2]))
+            io.bind_ortvalue_input(past, kv[-1])
+            io.bind_ortvalue_output(present, kv[-1])
+        return io, inputs, logits, kv + held
+
+    def _empty_cache(self, rows: int = 1) -> batching.Cache:
+        """A cache for ``rows`` rows that holds the model's whole context."""
+        return batching.Cache(np.zeros((self.n_layer, 2, rows, self.n_head, self.block_size, self.head_dim), np.float32))
 
     def _guide(self, logits: np.ndarray, g: float) -> np.ndarray:
         """The last step's scores: the model's, or guided (see :mod:`.decoding`): guidance
@@ -198,7 +272,7 @@ class Generator:
 
         try:
             for batch in [takes] if self.takes_share_calls else [[t] for t in takes]:
-                batching.drive(batch, self._run, self._empty_past, moved)
+                batching.drive(batch, self._run, self._empty_cache, moved)
         finally:
             bar.close()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 SPECIALS = ("PAD", "BOS", "EOS", "CHORD")
 
@@ -41,46 +42,47 @@ class Vocab:
     chord_notes: int = 3
 
     # ---- layout: specials | note-on (group-major) | note-off | shifts -------------------
-    @property
+    # (computed once: the decoder reads them for every token)
+    @cached_property
     def n_pitches(self) -> int:
         return self.pitch_max - self.pitch_min + 1
 
-    @property
+    @cached_property
     def on_base(self) -> int:
         return len(SPECIALS)
 
-    @property
+    @cached_property
     def off_base(self) -> int:
         return self.on_base + len(self.groups) * self.n_pitches
 
-    @property
+    @cached_property
     def shift_base(self) -> int:
         return self.off_base + len(self.groups) * self.n_pitches
 
-    @property
+    @cached_property
     def size(self) -> int:
         return self.shift_base + self.max_shift
 
-    @property
+    @cached_property
     def shift_seconds(self) -> float:
         return self.shift_ms / 1000.0
 
     def special(self, name: str) -> int:
         return SPECIALS.index(name)
 
-    @property
+    @cached_property
     def pad(self) -> int:
         return self.special("PAD")
 
-    @property
+    @cached_property
     def bos(self) -> int:
         return self.special("BOS")
 
-    @property
+    @cached_property
     def eos(self) -> int:
         return self.special("EOS")
 
-    @property
+    @cached_property
     def chord(self) -> int:
         return self.special("CHORD")
 

@@ -52,20 +52,23 @@ def heldout_examples(n: int, seed: int = 0) -> list[dict]:
 
 
 def heldout_loss(path: Path, examples: list[dict]) -> tuple[float, list[np.ndarray]]:
-    """Teacher-forced loss (nats/token) of the ONNX model at ``path`` and its logits."""
+    """Teacher-forced loss (nats/token) of the ONNX model at ``path`` and its logits (each window
+    in one call from an empty cache: the interface of ``export.py``)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = 2
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    cfg = json.loads(sess.get_modelmeta().custom_metadata_map["emsync.config"])
-    hd = cfg["n_embd"] // cfg["n_head"]
+    meta = sess.get_modelmeta().custom_metadata_map
+    cfg = json.loads(meta["emsync.config"])
+    empty = np.zeros((1, cfg["n_head"], 0, cfg["n_embd"] // cfg["n_head"]), np.float32)
+    pasts = dict.fromkeys([n for n in json.loads(meta["emsync.inputs"]) if n.startswith("past_") and n != "past_length"], empty)
     total, count, logits_all = 0.0, 0, []
     for e in examples:
         y = e["tokens"][1:]
         feed = {"input_ids": e["tokens"][None, :-1],
                 **{k: e[k][None, :-1] for k in ("valence", "arousal", "offset")},
-                "past_key_values": np.zeros((cfg["n_layer"], 2, 1, cfg["n_head"], 0, hd), np.float32)}
+                "past_length": np.array(0, np.int64), **pasts}
         logits = sess.run(["logits"], feed)[0][0].astype(np.float64)
         top = logits.max(-1, keepdims=True)
         lse = np.log(np.exp(logits - top).sum(-1)) + top[:, 0]
