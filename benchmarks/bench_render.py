@@ -1,14 +1,15 @@
 """The blockwise render against the old one-shot render, side by side in one run (issue 15).
 
 For a 3-minute and a 30-minute score (and a 3-hour one with ``--long``; the one-shot is not
-run there, it would need ~22 GB), with TimGM6mb and with FluidR3_GM when installed, each
+run there, it would need ~22 GB), with TimGM6mb and with FluidR3_GM when installed, and the
+blocks synthesised by midirenderer and by FluidSynth (when libfluidsynth is installed), each
 render runs in a fresh subprocess that reports its wall time and peak memory (ru_maxrss of the
-process and of its worker processes). Printed: x real time of each, the speed-up, and the peak
-RSS of each. The one-shot reference below is the render as it was before issue 15 (the whole
+process and of its largest worker process). Printed: x real time of each, the speed-up over
+the one-shot, and the peak RSS of each. The one-shot reference below is the render as it was before issue 15 (the whole
 programme's float audio in memory, pyloudnorm on the whole, the limiter re-run until the
 loudness holds); it lives here, not in the library.
 
-    nice python benchmarks/bench_render.py [--long] [--minutes 3 30]
+    nice python benchmarks/bench_render.py [--long] [--minutes 3 30] [--no-one-shot]
 """
 from __future__ import annotations
 
@@ -75,10 +76,12 @@ def child(method: str, seconds: float, soundfont: str, out: str) -> None:
     from emsync_plugin.music.render import RenderOptions, render_midi
 
     midi = score(seconds)
-    if method == "blocks":
+    blocks = method.startswith("blocks")
+    if blocks:
+        synth.ENGINE = method.split("-", 1)[1]
         synth.warm_up()  # pool start-up is measured apart: a session starts it once
     began = time.perf_counter()
-    if method == "blocks":
+    if blocks:
         render_midi(midi, out, seconds, RenderOptions(soundfont=Path(soundfont)))
     else:
         one_shot(midi, Path(out), seconds, Path(soundfont))
@@ -99,27 +102,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--long", action="store_true", help="also a 3-hour score (blockwise only)")
     parser.add_argument("--minutes", type=float, nargs="+", default=[3.0, 30.0])
+    parser.add_argument("--no-one-shot", action="store_true", help="skip the one-shot reference")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child[0], float(args.child[1]), args.child[2], args.child[3])
         return
+    from emsync_plugin.music import player
     from emsync_plugin.music.synth import FLUIDR3_PATHS, shipped_soundfont
 
     fonts = [shipped_soundfont(), *[p for p in FLUIDR3_PATHS if p.is_file()][:1]]
+    synths = ["midirenderer", *(["fluidsynth"] if player.available() else [])]
     lengths = [m * 60 for m in args.minutes] + ([3 * 3600.0] if args.long else [])
     out = Path("/tmp") / "emsync-bench-render.wav"
-    print(f"{'score':>7} {'SoundFont':<15} {'one-shot x':>10} {'blocks x':>9} {'ratio':>6} "
+    print(f"{'score':>7} {'SoundFont':<15} {'synth':<12} {'one-shot x':>10} {'blocks x':>9} {'ratio':>6} "
           f"{'one-shot RSS':>12} {'blocks RSS main+workers':>24}")
     for seconds in lengths:
         for font in fonts:
-            old = measure("one-shot", seconds, font, out) if seconds <= 1800 else None
-            new = measure("blocks", seconds, font, out)
-            old_x = f"{seconds / old['wall']:10.1f}" if old else f"{'-':>10}"
-            ratio = f"{old['wall'] / new['wall']:6.2f}" if old else f"{'-':>6}"
-            old_rss = f"{old['rss']:9.0f} MB" if old else f"{'-':>12}"
-            print(f"{seconds / 60:5.0f} m {font.name:<15} {old_x} {seconds / new['wall']:9.1f} {ratio} {old_rss} "
-                  f"{new['rss']:11.0f} + {new['workers']:.0f} MB", flush=True)
+            old = measure("one-shot", seconds, font, out) if seconds <= 1800 and not args.no_one_shot else None
+            for name in synths:
+                new = measure(f"blocks-{name}", seconds, font, out)
+                old_x = f"{seconds / old['wall']:10.1f}" if old else f"{'-':>10}"
+                ratio = f"{old['wall'] / new['wall']:6.2f}" if old else f"{'-':>6}"
+                old_rss = f"{old['rss']:9.0f} MB" if old else f"{'-':>12}"
+                print(f"{seconds / 60:5.0f} m {font.name:<15} {name:<12} {old_x} {seconds / new['wall']:9.1f} {ratio} "
+                      f"{old_rss} {new['rss']:11.0f} + {new['workers']:.0f} MB", flush=True)
 
 
 if __name__ == "__main__":

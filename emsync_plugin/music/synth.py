@@ -3,11 +3,13 @@
 The score is cut into whole-second blocks. Each block is a small MIDI file holding the notes
 that start in it (shifted to start at 0), every instrument's program and the controller and
 pitch-bend state in force at its start, and the controller changes until its notes have
-sounded out, plus ``TAIL`` seconds for the release and reverb. The synth (the ``midirenderer``
-wheel, rustysynth inside, 48 kHz) is linear, so the blocks' audio overlap-added at their
-offsets is the one-shot render up to voice stealing. Blocks are synthesised by a pool of
-worker processes (the synth holds the GIL) and handed back in order, each finished only once
-no later block can add to it.
+sounded out, plus ``TAIL`` seconds for the release and reverb. The synth, at 48 kHz, is
+FluidSynth (:mod:`.player`, the SoundFont loaded once per process) where libfluidsynth is
+installed, else the ``midirenderer`` wheel (rustysynth inside, the SoundFont parsed again for
+every block). Either is linear, so the blocks' audio overlap-added at their offsets is the
+one-shot render up to voice stealing. Blocks are synthesised by a pool of worker processes
+(the synth holds the GIL) and handed back in order, each finished only once no later block can
+add to it.
 
 The default SoundFont is FluidR3_GM (Debian ``fluid-soundfont-gm``, MIT) when it is installed,
 else ``TimGM6mb.sf2``, which ships inside the ``pretty_midi`` wheel.
@@ -34,6 +36,7 @@ import numpy as np
 import pretty_midi
 
 from ..errors import RenderError
+from . import player
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +57,12 @@ MIN_BLOCK, MAX_BLOCK = 10, 60
 _END_MARK = 110
 #: worker processes (the machine's cores, at most 2: the render is one stage among several)
 WORKERS = max(1, min(2, os.cpu_count() or 1))
+
+#: the synthesizer to use, ``None`` for :func:`engine`'s choice ("fluidsynth", "midirenderer")
+ENGINE: str | None = None
+#: SoundFonts from this size (bytes) are played by FluidSynth where it is installed: FluidR3_GM
+#: (141 MB) is, TimGM6mb (6 MB) is not
+FLUIDSYNTH_FROM = 32 << 20
 
 _POOL: Executor | None = None
 _BROKEN = False
@@ -188,9 +197,35 @@ def plan(midi: pretty_midi.PrettyMIDI, rate: int, samples: int, seconds: int) ->
             yield Block(start, min(step, samples - start), data)
 
 
-def synthesise_block(soundfont: str, midi: bytes, rate: int) -> np.ndarray:
-    """One MIDI file synthesised, stereo at ``rate``; runs in a worker process. At the synth's
-    own rate it is its 16-bit output as it is (half the bytes to send back), else float32."""
+def engine(soundfont: Path) -> str:
+    """The synthesizer for ``soundfont``: ``fluidsynth`` for a SoundFont of FLUIDSYNTH_FROM bytes
+    or more where libfluidsynth is installed (read once per worker, its samples loaded as the
+    score needs them), else ``midirenderer`` (which synthesises faster, but parses the whole
+    SoundFont for every block and holds it twice)."""
+    if ENGINE is not None:
+        return ENGINE
+    try:
+        large = soundfont.stat().st_size >= FLUIDSYNTH_FROM
+    except OSError:
+        large = False
+    return "fluidsynth" if large and player.available() else "midirenderer"
+
+
+def synthesise_block(soundfont: str, midi: bytes, rate: int, synthesizer: str = "midirenderer") -> np.ndarray:
+    """One MIDI file synthesised, stereo at ``rate``, by ``synthesizer`` (see :func:`engine`);
+    runs in a worker process. midirenderer's 16-bit output at its own rate is returned as it
+    is (half the bytes to send back), anything else as float32."""
+    if synthesizer == "fluidsynth":
+        try:
+            audio = player.player(soundfont, SYNTH_RATE).play(midi)
+        except OSError as exc:  # no libfluidsynth here, or a SoundFont it cannot read
+            logger.info("FluidSynth cannot render (%s); using midirenderer", exc)
+        else:
+            return _resample(audio, SYNTH_RATE, rate)
+    return _midirenderer(soundfont, midi, rate)
+
+
+def _midirenderer(soundfont: str, midi: bytes, rate: int) -> np.ndarray:
     import midirenderer
     import soundfile
 
@@ -254,7 +289,8 @@ def warm_up() -> None:
 
 
 def synthesise(parts: dict[str, pretty_midi.PrettyMIDI], soundfont: Path, rate: int, samples: int,
-               seconds: int | None = None) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+               seconds: int | None = None, synthesizer: str | None = None
+               ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """Each part's audio in consecutive finished chunks: ``(first frame, {part: float32 stereo})``.
 
     Chunks (BLOCK_UNIT seconds) tile ``[0, samples)`` in order; a block's audio past its end
@@ -267,7 +303,7 @@ def synthesise(parts: dict[str, pretty_midi.PrettyMIDI], soundfont: Path, rate: 
     by_start: dict[int, list[str]] = {}
     for name, block in jobs:
         by_start.setdefault(block.start, []).append(name)
-    results = _run(jobs, str(soundfont), rate)
+    results = _run(jobs, str(soundfont), rate, synthesizer or engine(Path(soundfont)))
     pending = {name: np.zeros((0, 2), np.float32) for name in parts}
     step, piece = seconds * rate, BLOCK_UNIT * rate
     for start in range(0, samples, step):
@@ -302,12 +338,20 @@ def _add(pending: dict[str, np.ndarray], name: str, audio: np.ndarray) -> None:
     pending[name] = have
 
 
-def _run(jobs: list[tuple[str, Block]], soundfont: str, rate: int) -> Iterator[np.ndarray]:
+def _here(jobs: Sequence[tuple[str, Block]], soundfont: str, rate: int, synthesizer: str) -> Iterator[np.ndarray]:
+    """The jobs' audio synthesised in this process (the SoundFont freed after the last)."""
+    try:
+        for _, block in jobs:
+            yield synthesise_block(soundfont, block.midi, rate, synthesizer)
+    finally:
+        player.release()
+
+
+def _run(jobs: list[tuple[str, Block]], soundfont: str, rate: int, synthesizer: str) -> Iterator[np.ndarray]:
     """The jobs' audio in order: on the pool, a few ahead, else (one job, or no pool) here."""
     global _BROKEN
     if len(jobs) <= 1 or not _parallel():
-        for _, block in jobs:
-            yield synthesise_block(soundfont, block.midi, rate)
+        yield from _here(jobs, soundfont, rate, synthesizer)
         return
     executor = pool()
     waiting: deque[Future[np.ndarray]] = deque()
@@ -315,19 +359,18 @@ def _run(jobs: list[tuple[str, Block]], soundfont: str, rate: int) -> Iterator[n
     done = 0
     try:
         for _, block in itertools.islice(queue, WORKERS + 1):
-            waiting.append(executor.submit(synthesise_block, soundfont, block.midi, rate))
+            waiting.append(executor.submit(synthesise_block, soundfont, block.midi, rate, synthesizer))
         while waiting:
             audio = waiting.popleft().result()
             for _, block in itertools.islice(queue, 1):
-                waiting.append(executor.submit(synthesise_block, soundfont, block.midi, rate))
+                waiting.append(executor.submit(synthesise_block, soundfont, block.midi, rate, synthesizer))
             done += 1
             yield audio
     except BrokenProcessPool:  # e.g. a host application whose sys.executable is not Python
         logger.info("the render's worker processes could not start; rendering in this process")
         _BROKEN = True
         shutdown()
-        for _, block in jobs[done:]:
-            yield synthesise_block(soundfont, block.midi, rate)
+        yield from _here(jobs[done:], soundfont, rate, synthesizer)
     finally:
         for future in waiting:
             future.cancel()
