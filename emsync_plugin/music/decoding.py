@@ -154,7 +154,7 @@ def well_formed(logits: np.ndarray, clock: Clock) -> None:
     instant (a note lasts at least one time unit: a chord released where it was struck would
     vanish); no second note-on for a sounding one."""
     v = clock.vocab
-    logits[[v.pad, v.bos, v.eos]] = NEG
+    logits[v.pad] = logits[v.bos] = logits[v.eos] = NEG
     off_ok = np.zeros(v.shift_base - v.off_base, bool)
     for (g, p), start in clock.sounding.items():
         idx = v.note_on(g, p) - v.on_base
@@ -277,15 +277,17 @@ def steer_mode(strength: float):
             tiled[v] = np.tile(profiles[:, pcs], len(v.groups))
         bias = strength * abs(clock.valence) * tiled[v][key]
         on = logits[v.on_base:v.off_base]
-        allowed = on > NEG / 2
-        if not allowed.any():
+        allowed = np.flatnonzero(on > NEG / 2)
+        if not allowed.size:
             return
-        before = logsumexp(on[allowed])
-        on[allowed] += bias[allowed]
+        chosen = on[allowed]
+        before = logsumexp(chosen)
+        chosen += bias[allowed]
         # steering picks *which* note, not *whether* a note: the note-ons keep their total
         # probability against time shifts and the rest (a tilt towards the notes the model
         # already favours made notes likelier than the shift that lands on a cut)
-        on[allowed] -= logsumexp(on[allowed]) - before
+        chosen -= logsumexp(chosen) - before
+        on[allowed] = chosen
 
     return rule
 
@@ -315,7 +317,9 @@ def fresh_chord_at_cuts(penalty: float):
 
 def sample(logits: np.ndarray, options: SamplingOptions, rng: np.random.Generator) -> int:
     """Temperature and nucleus (top-p) sampling over the allowed tokens."""
-    x = logits.astype(np.float64) / options.temperature
+    x = logits.astype(np.float64)
+    if options.temperature != 1.0:
+        x /= options.temperature
     x -= x.max()
     p = np.exp(x)
     p[logits <= NEG / 2] = 0.0
