@@ -176,6 +176,40 @@ def test_a_model_without_readable_metadata_is_a_clear_error(monkeypatch, meta):
     assert "generator.onnx" in str(err.value) and "export" in str(err.value)
 
 
+def test_a_model_of_the_stacked_cache_interface_is_refused_with_a_re_export_hint(monkeypatch):
+    """A generator exported before the per-layer in-place cache (one stacked past_key_values) is
+    not run: the error names both interfaces and the re-export command."""
+    real = models.metadata
+    old = {k: v for k, v in real(Generator.load().session).items() if k != "emsync.interface"}
+    old["emsync.inputs"] = json.dumps(["input_ids", "valence", "arousal", "offset", "past_key_values"])
+    old["emsync.outputs"] = json.dumps(["logits", "present_key_values"])
+    monkeypatch.setattr(models, "metadata", lambda sess: dict(old))
+    with pytest.raises(ModelError, match="kv-per-layer-v2") as err:
+        Generator.load()
+    assert "--weights-onnx" in str(err.value)
+
+
+def test_the_cache_is_written_in_place_and_equals_one_call(gen):
+    """Steps append to the preallocated cache in place (no copy of it is returned) and give the
+    logits of feeding everything in one call; so do several tokens at once on a filled cache,
+    which ONNX Runtime takes one row at a time."""
+    rng = np.random.default_rng(3)
+    n, rows = 12, 2
+    ids = rng.integers(4, gen.vocab.size, (rows, n))
+    val, aro = (rng.uniform(-1, 1, (rows, n)).astype(np.float32) for _ in range(2))
+    off = rng.uniform(0, 8, (rows, n)).astype(np.float32)
+    whole = gen._run(ids, val, aro, off, gen._empty_cache(rows))
+    cache = gen._empty_cache(rows)
+    buffer = cache.data
+    parts = [gen._run(ids[:, :5], val[:, :5], aro[:, :5], off[:, :5], cache)]
+    for t in range(5, 8):
+        parts.append(gen._run(ids[:, t:t + 1], val[:, t:t + 1], aro[:, t:t + 1], off[:, t:t + 1], cache))
+    parts.append(gen._run(ids[:, 8:], val[:, 8:], aro[:, 8:], off[:, 8:], cache))
+    assert cache.data is buffer and cache.length == n
+    assert (np.abs(buffer[:, :, :, :, :n]).max(axis=-1) > 0).all() and not buffer[:, :, :, :, n:].any()
+    np.testing.assert_allclose(np.concatenate(parts, axis=1), whole, atol=2e-5)
+
+
 def test_guidance_chooses_notes_and_leaves_timing_to_the_model(gen):
     """Guidance against the neutral mood re-weighs the note-ons only: every other token keeps
     the model's conditional log-probability and the note-ons their total, so guidance cannot
