@@ -4,13 +4,13 @@
 installed, :func:`available` is false and the render uses the ``midirenderer`` wheel, which
 parses the SoundFont again for every block and holds it twice while it plays. One
 :class:`Player` lives in each render worker process: it reads the SoundFont's presets once and
-loads only the samples of the presets a block plays (FluidSynth's dynamic sample loading:
-about 40 MB for a piano score instead of FluidR3_GM's 140 MB).
+loads only the samples of the presets a block plays (FluidSynth's dynamic sample loading): a
+worker scoring with FluidR3_GM peaks at 150-200 MB instead of 350-425 MB (docs/music.md).
 
 A block is played by a synth of its own (see :class:`Player`), its events applied at their
-frames, so it sounds the same whichever blocks the process played before it. FluidSynth applies an event at
-the start of its next 64-frame step; the blocks' MIDI files put every event half a step before
-the step a one-shot render would apply it at (:class:`.synth._Clock`).
+frames, so it sounds the same whichever blocks the process played before it. FluidSynth
+applies an event at the start of its next 64-frame step; the blocks' MIDI files put every event
+half a step before the step a one-shot render would apply it at (:class:`.synth._Clock`).
 """
 from __future__ import annotations
 
@@ -51,6 +51,8 @@ def _library() -> ctypes.CDLL | None:
             _declare(lib)
         except (OSError, AttributeError):
             continue
+        for level in range(5):  # its messages (a SoundFont it cannot read...) would go to stderr
+            lib.fluid_set_log_function(level, None, None)
         _LIBRARY = lib
         break
     return _LIBRARY
@@ -69,6 +71,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "fluid_synth_program_change": (i, [p, i, i]),
         "fluid_synth_set_chorus_speed": (i, [p, d]),
         "fluid_synth_write_float": (i, [p, i, floats, i, i, floats, i, i]),
+        "fluid_set_log_function": (p, [i, p, p]),
     }
     for name, (result, args) in prototypes.items():
         function = getattr(lib, name)
