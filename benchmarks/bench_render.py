@@ -3,9 +3,10 @@
 For a 3-minute and a 30-minute score (and a 3-hour one with ``--long``; the one-shot is not
 run there, it would need ~22 GB), with TimGM6mb and with FluidR3_GM when installed, and the
 blocks synthesised by midirenderer and by FluidSynth (when libfluidsynth is installed), each
-render runs in a fresh subprocess that reports its wall time and peak memory (ru_maxrss of the
-process and of its largest worker process). Printed: x real time of each, the speed-up over
-the one-shot, and the peak RSS of each. The one-shot reference below is the render as it was before issue 15 (the whole
+render runs in a fresh subprocess that reports its wall time, its CPU seconds (its own and its
+workers', a figure a busy machine distorts less) and peak memory (ru_maxrss of the process and
+of its largest worker process). Printed: x real time of each, the speed-up over the one-shot,
+the CPU seconds and the peak RSS of each. The one-shot reference below is the render as it was before issue 15 (the whole
 programme's float audio in memory, pyloudnorm on the whole, the limiter re-run until the
 loudness holds); it lives here, not in the library.
 
@@ -80,15 +81,22 @@ def child(method: str, seconds: float, soundfont: str, out: str) -> None:
     if blocks:
         synth.ENGINE = method.split("-", 1)[1]
         synth.warm_up()  # pool start-up is measured apart: a session starts it once
-    began = time.perf_counter()
+    began, start_cpu = time.perf_counter(), _cpu()
     if blocks:
         render_midi(midi, out, seconds, RenderOptions(soundfont=Path(soundfont)))
     else:
         one_shot(midi, Path(out), seconds, Path(soundfont))
     wall = time.perf_counter() - began
     synth.shutdown()
-    print(json.dumps({"wall": wall, "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "workers": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+    own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime - start_cpu
+    print(json.dumps({"wall": wall, "cpu": cpu, "rss": own.ru_maxrss / 1024, "workers": workers.ru_maxrss / 1024}))
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its waited-for children so far."""
+    own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
 
 
 def measure(method: str, seconds: float, soundfont: Path, out: Path) -> dict:
@@ -116,7 +124,7 @@ def main() -> None:
     lengths = [m * 60 for m in args.minutes] + ([3 * 3600.0] if args.long else [])
     out = Path("/tmp") / "emsync-bench-render.wav"
     print(f"{'score':>7} {'SoundFont':<15} {'synth':<12} {'one-shot x':>10} {'blocks x':>9} {'ratio':>6} "
-          f"{'one-shot RSS':>12} {'blocks RSS main+workers':>24}")
+          f"{'one-shot CPU':>12} {'blocks CPU':>10} {'one-shot RSS':>12} {'blocks RSS main+worker':>23}")
     for seconds in lengths:
         for font in fonts:
             old = measure("one-shot", seconds, font, out) if seconds <= 1800 and not args.no_one_shot else None
@@ -125,8 +133,9 @@ def main() -> None:
                 old_x = f"{seconds / old['wall']:10.1f}" if old else f"{'-':>10}"
                 ratio = f"{old['wall'] / new['wall']:6.2f}" if old else f"{'-':>6}"
                 old_rss = f"{old['rss']:9.0f} MB" if old else f"{'-':>12}"
+                old_cpu = f"{old['cpu']:10.1f} s" if old else f"{'-':>12}"
                 print(f"{seconds / 60:5.0f} m {font.name:<15} {name:<12} {old_x} {seconds / new['wall']:9.1f} {ratio} "
-                      f"{old_rss} {new['rss']:11.0f} + {new['workers']:.0f} MB", flush=True)
+                      f"{old_cpu} {new['cpu']:8.1f} s {old_rss} {new['rss']:10.0f} + {new['workers']:.0f} MB", flush=True)
 
 
 if __name__ == "__main__":
