@@ -20,6 +20,7 @@ rows sharing each model call (:mod:`.batching`), each take the same as alone:
 """
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import time
@@ -214,9 +215,9 @@ class Generator:
         lc, lr = cond - logsumexp(cond), ref - logsumexp(ref)
         a, b = self.vocab.on_base, self.vocab.off_base
         on = lc[a:b] + g * (lc[a:b] - lr[a:b])
-        out = lc.copy()
-        out[a:b] = on - logsumexp(on) + logsumexp(lc[a:b])
-        return out
+        total = logsumexp(lc[a:b])
+        lc[a:b] = on - logsumexp(on) + total  # lc is this call's own array
+        return lc
 
     def generate(self, cuts: Sequence[float], duration: float, moods: Sequence[SceneMood],
                  options: SamplingOptions = SamplingOptions(), kept: Sequence[KeptSpan] = ()) -> GenerationResult:
@@ -473,14 +474,15 @@ def _conditioning(moods: Sequence[SceneMood], bounds: np.ndarray, unit: float, c
     the scene at that time (read when the time reaches it) and the seconds to the next boundary,
     capped at ``cap`` (always ``cap`` without ``use_offsets``)."""
     scenes = _Scenes(moods)
+    edges = [float(b) for b in bounds]  # bisect on floats: np.searchsorted's index, without its call
 
     def cond(t_units: int) -> tuple[float, float, float]:
         t = t_units * unit
         mood = scenes.at(t)
         val, aro = (mood.valence, mood.arousal) if mood is not None else (0.0, 0.0)
         if use_offsets:
-            j = np.searchsorted(bounds, t - 1e-9)
-            off = min(cap, bounds[j] - t) if j < len(bounds) else cap
+            j = bisect.bisect_left(edges, t - 1e-9)
+            off = min(cap, edges[j] - t) if j < len(edges) else cap
         else:
             off = cap
         return val, aro, off
