@@ -22,7 +22,11 @@ and cached (``--cache``, default ``~/.cache/emsync-bench``; never in git). Then,
 Also ``import emsync_plugin.cli`` and ``emsync cuts`` wall time (start-up of a command that
 makes no music). Prints one table; figures for the README are its ratios.
 
-    python benchmarks/bench_pipeline.py [--parts 3min,long] [--commit HEAD] [--baseline-commit dcfa9d3 | --no-baseline]
+Also the scene analysis alone (``pipeline.analyze``, what ``emsync analyze`` runs) of the 3- and
+10-minute timelines in a fresh process, wall and CPU seconds against the decode's, and how far
+each column's moods are from the first column's (``--parts analysis``).
+
+    python benchmarks/bench_pipeline.py [--parts analysis,3min,long] [--commit HEAD] [--baseline-commit dcfa9d3 | --no-baseline]
 """
 from __future__ import annotations
 
@@ -72,6 +76,23 @@ cpu = own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
 print(json.dumps({"imported": imported, "cpu": cpu, "marks": [(s, t - t0) for s, t in marks], "end": end - t0,
                   "error": error, "rss_mb": (own.ru_maxrss + 2 * workers.ru_maxrss) / 1024,
                   "module": pipeline.__file__}))
+"""
+
+
+#: run inside a fresh process: ``pipeline.analyze`` of a timeline (the scene analysis alone, as
+#: ``emsync analyze`` runs it; the face model loads in it); prints one JSON line
+ANALYSIS_DRIVER = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+from emsync_plugin import pipeline
+imported = time.perf_counter() - t0
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+c0, w0 = cpu(), time.perf_counter()
+found = pipeline.analyze(sys.argv[1])
+print(json.dumps({"imported": imported, "wall": time.perf_counter() - w0, "cpu": cpu() - c0,
+                  "moods": [(m.valence, m.arousal) for m in found.moods], "module": pipeline.__file__}))
 """
 
 
@@ -175,6 +196,42 @@ def run_score(tree: Path, timeline: Path, opts: dict, refusal: bool = False) -> 
     return found
 
 
+def run_analysis(tree: Path, timeline: Path) -> dict:
+    """``pipeline.analyze`` of ``tree`` in a fresh process: wall and CPU seconds, the moods."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "EMSYNC_NO_PROGRESS": "1"}
+    done = subprocess.run([sys.executable, "-c", ANALYSIS_DRIVER, str(timeline)], env=env, cwd=tree,
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"analysing {timeline.name} with {tree} failed:\n{done.stderr[-3000:]}")
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    if not found["module"].startswith(str(tree)):
+        raise SystemExit(f"{tree}: imported {found['module']} instead")
+    return found
+
+
+def analysis_rows(rows: list, trees: dict[str, Path], timeline, media: Path, repeat: int) -> None:
+    """The scene analysis alone (best of ``repeat`` runs, alternating the trees) on the 3- and 10-minute
+    timelines, against one decode of the footage, and how far each tree's moods are from the first's."""
+    decode, decode_cpu = decode_once(media)
+    rows.append(("decode every frame of the footage once (PyAV)", {k: f"{decode:.2f} s, {decode_cpu:.1f} CPU-s"
+                                                                  for k in trees}))
+    for minutes in (3, 10):
+        path, cuts = timeline(minutes, False)
+        runs: dict[str, list[dict]] = {k: [] for k in trees}
+        for _ in range(repeat):
+            for k, tree in trees.items():
+                runs[k].append(run_analysis(tree, path))
+        best = {k: min(r, key=lambda x: x["cpu"]) for k, r in runs.items()}
+        wall = {k: min(x["wall"] for x in r) for k, r in runs.items()}
+        rows.append((f"analysis alone, {minutes} min ({len(cuts)} scenes): wall", {k: f"{w:.2f} s" for k, w in wall.items()}))
+        rows.append(("  CPU seconds (ratio to the decode's)",
+                     {k: f"{b['cpu']:.1f} ({b['cpu'] / decode_cpu:.2f})" for k, b in best.items()}))
+        first = next(iter(best.values()))["moods"]
+        rows.append(("  max |valence|, |arousal| difference to the first column",
+                     {k: "{:.3f}, {:.3f}".format(*(max((abs(a[i] - b[i]) for a, b in zip(first, r["moods"])), default=0.0)
+                                                   for i in (0, 1))) for k, r in best.items()}))
+
+
 def baseline_tree(commit: str, cache: Path) -> Path:
     """The tree of ``commit`` (git archive), kept in the cache."""
     sha = subprocess.run(["git", "rev-parse", commit], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
@@ -209,7 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline-commit", default="dcfa9d3")
     p.add_argument("--commit", help="measure this commit (git archive) instead of the working tree, e.g. HEAD")
     p.add_argument("--no-baseline", action="store_true", help="only this tree")
-    p.add_argument("--parts", default="3min,long", help="3min (the issue's timeline), long (10/60 min, memory rows)")
+    p.add_argument("--parts", default="analysis,3min,long",
+                   help="analysis (the scene analysis alone, 3 and 10 min), 3min (the issue's timeline), "
+                        "long (10/60 min, memory rows)")
+    p.add_argument("--repeat", type=int, default=2, help="runs of each analysis row (the best is shown)")
     p.add_argument("--long-media", choices=("absent", "footage"), default="absent", help="the 60-minute timeline's media")
     p.add_argument("--memory-engine", choices=("baseline", "emsync"), default="baseline",
                    help="engine of the 3-hour memory row")
@@ -241,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         name = f"t{minutes:g}min{'-absent' if absent else ''}.otio"
         return write_otio(work / name, str(work / "absent.mp4") if absent else str(media), cuts), cuts
 
+    if "analysis" in parts:
+        analysis_rows(rows, trees, timeline, media, args.repeat)
     if "3min" in parts:
         three_minutes(rows, trees, timeline, media, work)
     if "long" in parts:

@@ -194,9 +194,11 @@ class MediaReader:
                 stamps = []
             if stamps:
                 tb = float(self.video.time_base)
-                if self._shift is None:  # the first packet's reordering delay (the file is still at its start)
+                if self._shift is None:  # the first packet's reordering delay
                     self._shift = 0.0
                     try:
+                        if self._vdemux is not None:  # a pass has moved the demuxer: back to the first keyframe
+                            self.seek(self.container, self.video, 0.0, stamps[0])
                         packet = next(iter(self.container.demux(self.video)))
                         if packet.pts is not None and packet.dts is not None and packet.dts in stamps[:1]:
                             self._shift = (packet.pts - packet.dts) * tb
