@@ -13,7 +13,8 @@ and cached (``--cache``, default ``~/.cache/emsync-bench``; never in git). Then,
 * the same at ``--baseline-commit`` (default dcfa9d3, before issue 15's work), from a
   ``git archive`` of that commit run with this interpreter, side by side;
 * 10- and 60-minute timelines (the 60-minute one of absent media with a fixed mood by default,
-  ``--long-media footage`` to analyse it too) to show the cost grows linearly;
+  ``--long-media footage`` to analyse it too) to show the cost grows linearly (these and the memory
+  rows for the measured tree only, unless ``--long-baseline``: they take ~20 min a column);
 * peak memory (the scoring process's ru_maxrss plus twice its largest worker's: the render runs
   two) of a 30-minute timeline of footage and of a
   3-hour timeline of absent media with a fixed mood (``--memory-engine``, default baseline:
@@ -31,6 +32,7 @@ each column's moods are from the first column's (``--parts analysis``).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -269,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parts", default="analysis,3min,long",
                    help="analysis (the scene analysis alone, 3 and 10 min), 3min (the issue's timeline), "
                         "long (10/60 min, memory rows)")
+    p.add_argument("--long-baseline", action="store_true",
+                   help="the long rows for the earlier commit too (it doubles their ~20 min; its 2-hour cap refuses 3 h)")
     p.add_argument("--repeat", type=int, default=2, help="runs of each analysis row (the best is shown)")
     p.add_argument("--long-media", choices=("absent", "footage"), default="absent", help="the 60-minute timeline's media")
     p.add_argument("--memory-engine", choices=("baseline", "emsync"), default="baseline",
@@ -306,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     if "3min" in parts:
         three_minutes(rows, trees, timeline, media, work)
     if "long" in parts:
-        long_rows(rows, trees, timeline, work, args, fixed)
+        now = dict(itertools.islice(trees.items(), 1))
+        long_rows(rows, trees if args.long_baseline else now, timeline, work, args, fixed)
     print(f"\n{os.cpu_count()} CPUs; footage {media} ({source_seconds:.0f} s, 1080p H.264, GOP <= {GOP}); "
           f"load average at the end {os.getloadavg()[0]:.1f}; work in {work}")
     return 0
@@ -342,12 +347,14 @@ def long_rows(rows: list, trees: dict[str, Path], timeline, work: Path, args, fi
                 for i, (k, tree) in enumerate(trees.items())}
 
     r10 = each(10, False)
-    row("10 min: total (x real time; CPU s)", r10, lambda r: f"{r['wall']:.1f} s ({600 / r['wall']:.0f}x; {r['cpu']:.0f})")
+    row("10 min: total (x real time; CPU s; per minute)", r10,
+        lambda r: f"{r['wall']:.1f} s ({600 / r['wall']:.0f}x; {r['cpu']:.0f}; {r['cpu'] / 10:.1f})")
     row("10 min: peak memory", r10, lambda r: f"{r['rss_mb']:.0f} MB")
     absent = args.long_media == "absent"
     r60 = each(60, absent, **(fixed if absent else {}))
     label = "60 min" + (" (absent media, fixed mood)" if absent else "")
-    row(f"{label}: total (x real time; CPU s)", r60, lambda r: f"{r['wall']:.1f} s ({3600 / r['wall']:.0f}x; {r['cpu']:.0f})")
+    row(f"{label}: total (x real time; CPU s; per minute)", r60,
+        lambda r: f"{r['wall']:.1f} s ({3600 / r['wall']:.0f}x; {r['cpu']:.0f}; {r['cpu'] / 60:.1f})")
     row(f"{label}: peak memory", r60, lambda r: f"{r['rss_mb']:.0f} MB")
     r30 = each(30, False)
     row("30 min (footage): peak memory (target <= 1 GB)", r30, lambda r: f"{r['rss_mb']:.0f} MB")
