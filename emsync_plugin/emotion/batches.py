@@ -27,6 +27,10 @@ from .sampling import KEY_COST, AnalysisOptions, Key, Sample
 
 logger = logging.getLogger(__name__)
 
+#: a file's samples in a batch are split into parts for several threads only when there are at
+#: least this many a part (each thread that takes a part opens the file: ~10 ms)
+SAMPLES_PER_PART = 24
+
 Range = tuple[float, float]  # a source range (start, end) in seconds, as the scene gives it
 Task = Callable[[MediaReader], None]
 
@@ -128,12 +132,16 @@ class FileBatch:
             self._samples[r] = samples
             everything += samples
         everything.sort(key=lambda s: s.time)
-        if reader.audio is not None:
-            self._todo.append(self._read_sound)
-        else:
+        parts = min(self.parts, max(1, len(everything) // SAMPLES_PER_PART))
+        tasks = [_decoding(chunk, keys, self.options)
+                 for chunk in _parts(everything, keys, parts, 0.5 / reader.frame_rate, reader.frame_rate)]
+        if reader.audio is None:
             self._sound = dict.fromkeys(self.ranges)
-        chunks = _parts(everything, keys, self.parts, 0.5 / reader.frame_rate, reader.frame_rate)
-        self._todo += [_decoding(chunk, keys, self.options) for chunk in chunks]
+        elif len(tasks) == 1:  # one part: the same thread reads the sound (no second reader of the file)
+            tasks = [_both(tasks[0], self._read_sound)]
+        else:
+            tasks.insert(0, self._read_sound)
+        self._todo += tasks
 
     def _read_sound(self, reader: MediaReader) -> None:
         """The sound of every range, overlapping ranges read once (each at most the options' cap long)."""
@@ -178,6 +186,13 @@ def _parts(samples: list[Sample], keys: Sequence[Key], parts: int, tol: float, r
         out[-1] += ss
         done += cost
     return out
+
+
+def _both(first: Task, then: Task) -> Task:
+    def run(reader: MediaReader) -> None:
+        first(reader)
+        then(reader)
+    return run
 
 
 def _decoding(chunk: list[Sample], keys: list[Key], options: AnalysisOptions) -> Task:
