@@ -85,6 +85,21 @@ def weighted_loss(logits, y, offset, approach_weight, since=None, departure_weig
     return (ce * w).sum() / w.sum().clamp(min=1.0)
 
 
+def label_stats_dict(source: str, cache_stats: dict, init: Path | None) -> dict:
+    """The label normalisation to train with: the cache's (``source="cache"``) or the one the
+    ``init`` weights were trained with (``"init"``). A continued stage trained on another cache
+    (e.g. a partial rebuild) keeps the meaning of its valence and arousal inputs with ``"init"``:
+    the same music gets the same labels as in the stages before it."""
+    if source == "cache":
+        return cache_stats
+    if init is None:
+        raise SystemExit("--label-stats init needs --init")
+    meta = torch.load(init, map_location="cpu", weights_only=False)
+    if "label_stats" not in meta:
+        raise SystemExit(f"{init} carries no label statistics")
+    return meta["label_stats"]
+
+
 def lr_at(step, base_lr, warmup, total):
     if step < warmup:
         return base_lr * (step + 1) / warmup
@@ -159,6 +174,8 @@ def main(argv=None):
                    help="loss weight of the note-ons of the key's thirds and sixths (what valence decides)")
     p.add_argument("--chordless-keep", type=float, default=1.0,
                    help="chance of keeping a training window whose cuts mostly fall on single notes")
+    p.add_argument("--label-stats", choices=("cache", "init"), default="cache",
+                   help="label normalisation: the cache's, or the --init weights' (a stage trained on another cache)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
@@ -168,6 +185,7 @@ def main(argv=None):
 
     vocab = Vocab.from_json(VOCAB_SPEC)
     stats_json = json.loads((args.data / "stats.json").read_text())
+    stats_json["label_stats"] = label_stats_dict(args.label_stats, stats_json["label_stats"], args.init)
     stats = LabelStats.from_dict(stats_json["label_stats"])
     data_hash = stats_json.get("data_sha256", "")
     train = [p for p in iter_pieces(args.data, "train")]
