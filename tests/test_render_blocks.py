@@ -7,6 +7,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -214,3 +215,34 @@ if __name__ == "__main__":
     assert figures["main"] < 690 and figures["workers"] < 500, figures  # 690 MB: one copy of the audio
     assert figures["main"] + 2 * figures["workers"] <= 1024, figures
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.py", "long.wav"]  # no temporaries left
+
+
+def test_workers_end_when_a_killed_run_cannot_stop_them(tmp_path):
+    """SIGKILL leaves the pool no chance to shut down: its workers see they lost their parent."""
+    code = """
+import os, sys, time
+from emsync_plugin.music import synth
+if __name__ == "__main__":
+    synth.warm_up()
+    print(" ".join(str(p) for p in synth.pool()._processes), flush=True)
+    time.sleep(60)
+"""
+    script = tmp_path / "run.py"
+    script.write_text(code)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in proc.stdout.readline().split()]
+    assert len(pids) == synth.WORKERS > 1 or not pids
+    proc.kill()
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.2)
+    assert not [p for p in pids if _alive(p)], "workers outlived their killed parent"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False

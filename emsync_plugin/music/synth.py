@@ -25,6 +25,8 @@ import math
 import multiprocessing
 import os
 import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -268,11 +270,24 @@ def _parallel() -> bool:
     return WORKERS > 1 and python and not _BROKEN and multiprocessing.parent_process() is None
 
 
+def _end_with_parent(parent: int) -> None:
+    """In a worker: exit once the process that started it has died (even by SIGKILL, which
+    leaves no chance to stop the pool), rather than linger with its SoundFont after a killed
+    run. A thread looks every second whether the worker was handed to another parent."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="emsync-parent-watch", daemon=True).start()
+
+
 def pool() -> Executor:
     """The worker processes, started once per process (spawned: they import only the synth)."""
     global _POOL
     if _POOL is None:
-        _POOL = ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn"))
+        _POOL = ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=_end_with_parent, initargs=(os.getpid(),))
         atexit.register(shutdown)
     return _POOL
 
