@@ -373,6 +373,17 @@ def _prepare_outputs(outputs: _Outputs, snapshot: fileio.Snapshot | None, stems:
             fileio.backup(target)  # the editor's own file of that name
 
 
+def _groups(midi: pretty_midi.PrettyMIDI) -> dict[str, int]:
+    """The instrument groups heard (the style's, drums included) and their notes."""
+    from .music.groups import instrument_group
+
+    counts: dict[str, int] = {}
+    for inst in midi.instruments:
+        group = instrument_group(inst)
+        counts[group] = counts.get(group, 0) + len(inst.notes)
+    return dict(sorted(counts.items()))
+
+
 def _settings(path: Path, timeline: Timeline, moods: Sequence[SceneMood], decisions: Sequence[rescore.Decision],
               previous: rescore.Previous | None, takes: Sequence[_Take], options: ScoreOptions,
               outputs: _Outputs, speech: Sequence[tuple[float, float]]) -> dict:
@@ -395,6 +406,7 @@ def _settings(path: Path, timeline: Timeline, moods: Sequence[SceneMood], decisi
         "lufs": None if not math.isfinite(lufs) else round(lufs, 2),
         "fade": options.fade,
         "style": options.style,
+        "groups": _groups(takes[0].arranged),
         "soundfont": str(RenderOptions(soundfont=options.soundfont).resolved_soundfont()),
     }
     if takes[0].rendered.stems:

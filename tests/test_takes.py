@@ -44,6 +44,7 @@ def test_takes_and_stems_land_as_tracks_and_stems_sum_to_the_mix(sample):
     assert rms_db(take1 - take2) > rms_db(take1) - 10  # different music, not a copy
     side = read_sidecar(result.sidecar)
     assert [t["seed"] for t in side["takes"]] == [4, 5]
+    assert sorted(side["groups"]) == groups and side["groups"]["drums"] > 0  # the groups heard, drums too
     score(sample, ScoreOptions(in_place=True, engine="baseline", takes=2, stems=True, seed=4))  # again
     assert not [p.name for p in folder.iterdir() if ".bak." in p.name and not p.name.endswith(".otio")]
 
