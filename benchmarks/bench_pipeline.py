@@ -15,8 +15,9 @@ and cached (``--cache``, default ``~/.cache/emsync-bench``; never in git). Then,
 * 10- and 60-minute timelines (the 60-minute one of absent media with a fixed mood by default,
   ``--long-media footage`` to analyse it too) to show the cost grows linearly (these and the memory
   rows for the measured tree only, unless ``--long-baseline``: they take ~20 min a column);
-* peak memory (the scoring process's ru_maxrss plus twice its largest worker's: the render runs
-  two) of a 30-minute timeline of footage and of a
+* peak memory (the scoring process's own peak plus twice its largest worker's, each ``VmHWM``
+  read while the workers live: ``ru_maxrss`` would also count the parent a process was started
+  from; the render runs two workers) of a 30-minute timeline of footage and of a
   3-hour timeline of absent media with a fixed mood (``--memory-engine``, default baseline:
   the learned engine takes minutes for 3 hours).
 
@@ -58,7 +59,7 @@ SAFETY = 8 << 30  # bytes of data a scoring process may hold (RLIMIT_DATA)
 #: run inside the scoring process (``PYTHONPATH`` picks the tree): times each stage of
 #: pipeline.score through its progress callback; prints one JSON line
 DRIVER = r"""
-import json, resource, sys, time
+import json, os, resource, sys, time
 t0 = time.perf_counter()
 from emsync_plugin import pipeline
 imported = time.perf_counter() - t0
@@ -73,11 +74,23 @@ try:
 except Exception as exc:
     error = f"{type(exc).__name__}: {exc}"
 end = time.perf_counter()
-own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-cpu = own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
+def hwm(pid):  # a process's own peak (ru_maxrss also counts the parent it was started from)
+    try:
+        status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status") if ":" in line)
+    except OSError:
+        return 0.0, 0
+    return int(status.get("VmHWM", "0 kB").split()[0]) / 1024, int(status["PPid"])
+workers = [hwm(p)[0] for p in os.listdir("/proc") if p.isdigit() and hwm(p)[1] == os.getpid()]
+peak = hwm("self")[0] + 2 * max(workers, default=0.0)  # read while the render workers live
+try:  # the render workers waited for, so their CPU seconds count (trees before them have none)
+    from emsync_plugin.music import synth
+    synth.shutdown()
+except (ImportError, AttributeError):
+    pass
+own, waited = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = own.ru_utime + own.ru_stime + waited.ru_utime + waited.ru_stime
 print(json.dumps({"imported": imported, "cpu": cpu, "marks": [(s, t - t0) for s, t in marks], "end": end - t0,
-                  "error": error, "rss_mb": (own.ru_maxrss + 2 * workers.ru_maxrss) / 1024,
-                  "module": pipeline.__file__}))
+                  "error": error, "rss_mb": peak, "module": pipeline.__file__}))
 """
 
 

@@ -191,7 +191,7 @@ def test_thirty_minutes_in_bounded_memory(tmp_path):
     5 minutes keep it quick: the synth's memory is per block (bench_render.py measures dense
     scores)."""
     code = f"""
-import json, resource, sys
+import json, sys
 import pretty_midi
 from emsync_plugin.music import synth
 from emsync_plugin.music.render import render_midi
@@ -201,10 +201,9 @@ if __name__ == "__main__":
     inst.notes = [pretty_midi.Note(90, 60 + k, 300.0 * k + 1.0, 300.0 * k + 3.0) for k in range(6)]
     midi.instruments.append(inst)
     result = render_midi(midi, {str(tmp_path / 'long.wav')!r}, 1800.0)
+    main, workers = synth.peak_memory_mb()
     synth.shutdown()
-    print(json.dumps({{"main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "workers": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-                      "samples": result.samples}}))
+    print(json.dumps({{"main": main, "workers": workers, "samples": result.samples}}))
 """
     script = tmp_path / "long.py"
     script.write_text(code)

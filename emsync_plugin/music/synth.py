@@ -300,6 +300,21 @@ def shutdown() -> None:
         _POOL = None
 
 
+def peak_memory_mb() -> tuple[float, float]:
+    """Peak resident memory (MB) of this process and of its largest live render worker, each its
+    own (Linux ``VmHWM``): ``ru_maxrss`` would also count the parent a process was started from,
+    whose pages it held until ``exec``. Call before :func:`shutdown`; (0, 0) without ``/proc``."""
+    def hwm(pid: str) -> float:
+        try:
+            with open(f"/proc/{pid}/status", encoding="ascii") as status:
+                return next((int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:")), 0.0)
+        except OSError:
+            return 0.0
+
+    workers = [str(p) for p in getattr(_POOL, "_processes", None) or {}]
+    return hwm("self"), max((hwm(pid) for pid in workers), default=0.0)
+
+
 def warm_up() -> None:
     """Start the worker processes now (each takes a fraction of a second to import numpy)."""
     if _parallel():
