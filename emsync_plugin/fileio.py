@@ -142,14 +142,24 @@ def remove_stale_temps(target: str | Path, older_than: float = STALE_AFTER) -> l
                 entry.rename(target)
                 logger.warning("restored %s from %s, left by an interrupted run", target, entry.name)
                 continue
-            if now - entry.lstat().st_mtime < older_than:
-                continue
-            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
         except OSError:
             continue
-        removed.append(entry)
-        logger.info("removed %s, left over from an interrupted run", entry)
+        if _remove_if_stale(entry, now, older_than):
+            removed.append(entry)
     return removed
+
+
+def _remove_if_stale(entry: Path, now: float, older_than: float) -> bool:
+    """Delete ``entry`` (a file, or a folder tree) if it was not written for ``older_than``
+    seconds before ``now``; whether it was."""
+    try:
+        if now - entry.lstat().st_mtime < older_than:
+            return False
+        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    except OSError:
+        return False
+    logger.info("removed %s, left over from an interrupted run", entry)
+    return True
 
 
 #: a scratch file of :func:`scratch_file`: ``.emsync-<name>.<random><suffix>``
@@ -174,22 +184,12 @@ def is_scratch(entry: Path) -> bool:
 def remove_stale_scratch(folder: str | Path, older_than: float = STALE_AFTER) -> list[Path]:
     """Delete the scratch files in ``folder`` not written for ``older_than`` seconds (left by
     killed runs; a run in progress keeps its own fresh). Returns what was removed."""
-    removed: list[Path] = []
     now = time.time()
     try:
-        entries = [e for e in Path(folder).iterdir() if is_scratch(e)]
+        entries = [e for e in Path(folder).iterdir() if is_scratch(e) and e.is_file() and not e.is_symlink()]
     except OSError:
-        return removed
-    for entry in entries:
-        try:
-            if not entry.is_file() or entry.is_symlink() or now - entry.lstat().st_mtime < older_than:
-                continue
-            entry.unlink()
-        except OSError:
-            continue
-        removed.append(entry)
-        logger.info("removed %s, left over from an interrupted run", entry)
-    return removed
+        return []
+    return [entry for entry in entries if _remove_if_stale(entry, now, older_than)]
 
 
 @dataclass(frozen=True)

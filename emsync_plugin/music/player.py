@@ -176,9 +176,7 @@ def player(soundfont: str | Path, rate: int) -> Player:
     global _PLAYER
     soundfont = str(soundfont)
     if _PLAYER is None or (_PLAYER.soundfont, _PLAYER.rate) != (soundfont, rate):
-        if _PLAYER is not None:
-            _PLAYER.close()
-            _PLAYER = None
+        release()
         _PLAYER = Player(soundfont, rate)
         logger.debug("FluidSynth loaded %s", soundfont)
     return _PLAYER
