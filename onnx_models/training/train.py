@@ -27,18 +27,25 @@ from emsync_plugin.music.vocab import Vocab
 
 from . import dataset
 from .dataset import chord_share, iter_pieces, make_example
+from .distill import load_teacher, teacher_example
 from .model import ModelConfig, MusicTransformer
 from .prepare_data import VOCAB_SPEC
 
 logger = logging.getLogger("emsync.train")
 
 
-def get_batch(pieces, weights, rng, vocab, stats, batch_size, seq_len, cap, chordless_keep=1.0):
+def get_batch(pieces, weights, rng, vocab, stats, batch_size, seq_len, cap, chordless_keep=1.0,
+              teacher=None, teacher_share=0.0):
     """``chordless_keep``: the chance of keeping an example whose boundaries mostly (over half)
     fall on single notes rather than chords (monophonic tunes): below 1 the model sees more
-    windows where a cut brings a chord, which is what the product asks of it."""
+    windows where a cut brings a chord, which is what the product asks of it. With a
+    ``teacher`` (:func:`distill.load_teacher`), ``teacher_share`` of the rows are the guided
+    decoder's music fed with what it was told (guidance distillation)."""
     rows = []
     while len(rows) < batch_size:
+        if teacher is not None and rng.random() < teacher_share:
+            rows.append(teacher_example(teacher, rng, vocab, seq_len, cap))
+            continue
         piece = pieces[rng.choice(len(pieces), p=weights)]
         ex = make_example(piece, rng, vocab, stats, seq_len=seq_len, cap=cap)
         if ex is None:
@@ -174,6 +181,8 @@ def main(argv=None):
                    help="loss weight of the note-ons of the key's thirds and sixths (what valence decides)")
     p.add_argument("--chordless-keep", type=float, default=1.0,
                    help="chance of keeping a training window whose cuts mostly fall on single notes")
+    p.add_argument("--teacher", type=Path, help="a directory of distill.py teacher files to mix in")
+    p.add_argument("--teacher-share", type=float, default=0.5, help="share of the rows taken from --teacher")
     p.add_argument("--label-stats", choices=("cache", "init"), default="cache",
                    help="label normalisation: the cache's, or the --init weights' (a stage trained on another cache)")
     args = p.parse_args(argv)
@@ -193,6 +202,10 @@ def main(argv=None):
     lengths = np.array([max(1.0, float(np.asarray(_notes(p))[:, 3].max())) for p in train])
     weights = lengths / lengths.sum()  # sample pieces by duration
     logger.info("%d training pieces, %d held out", len(train), len(held))
+    teacher = load_teacher(args.teacher, vocab) if args.teacher else None
+    if teacher is not None:
+        logger.info("%d teacher pieces (%d tokens), %.0f %% of the rows", len(teacher), len(teacher.tokens),
+                    100 * args.teacher_share)
 
     ckpt_path = args.out / "ckpt.pt"
     cap = 8.0
@@ -257,7 +270,7 @@ def main(argv=None):
             for g in opt.param_groups:
                 g["lr"] = lr * g.get("lr_mult", 1.0)
             x, y, c = get_batch(train, weights, rng, vocab, stats, args.batch_size, args.seq_len, cap,
-                                args.chordless_keep)
+                                args.chordless_keep, teacher, args.teacher_share)
             if args.approach_weight != 1.0 or args.departure_weight != 1.0 or args.mode_weight != 1.0:
                 logits, _, _ = model(x, c["valence"], c["arousal"], c["offset"])
                 loss = weighted_loss(logits, y, c["offset"], args.approach_weight, c.get("since"), args.departure_weight,

@@ -1,0 +1,53 @@
+"""Teacher data for guidance distillation: what the guided decoder played and what it was told."""
+import numpy as np
+import pytest
+
+from emsync_plugin.music import generator as gen_mod
+from emsync_plugin.music.decoding import SamplingOptions
+from emsync_plugin.music.generator import Generator
+from onnx_models.training import distill
+
+original = gen_mod._conditioning
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher")
+    distill.teach(Generator.load(threads=1).path, out, pieces=2, worker=7)
+    return out
+
+
+def test_teacher_pieces_are_the_decoders_own_takes(teacher_dir):
+    gen = Generator.load(threads=1)
+    z = np.load(teacher_dir / "teacher-7.npz")
+    assert gen_mod._conditioning is original  # teach() put the decoder back as it found it
+    rng = np.random.default_rng(1007)  # worker 7's stream, as teach() draws it
+    cuts, duration, moods = distill.random_timeline(rng)
+    seeds = rng.integers(0, 2**31, distill.TAKES)
+    for k, seed in enumerate(seeds):
+        ref = gen.generate(cuts, duration, moods, SamplingOptions(seed=int(seed)))
+        a, b = z["offsets"][k], z["offsets"][k + 1]
+        assert z["tokens"][a] == gen.vocab.bos
+        assert z["tokens"][a + 1:b].tolist() == ref.tokens
+    told = z["bounds"][z["bound_offsets"][0]:z["bound_offsets"][1]]
+    assert np.allclose(told[:-1], cuts) and told[-1] == pytest.approx(duration - 2.0, abs=0.011)
+
+
+def test_teacher_windows_carry_the_moods_and_clocks_the_decoder_fed(teacher_dir):
+    gen = Generator.load(threads=1)
+    vocab = gen.vocab
+    teacher = distill.load_teacher(teacher_dir, vocab)
+    assert len(teacher) == 2
+    _, _, moods = distill.random_timeline(np.random.default_rng(1007))
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        ex = distill.teacher_example(teacher, rng, vocab, seq_len=128, start_prob=0.5)
+        n = len(ex["tokens"])
+        assert 2 <= n <= 129 and all(len(ex[k]) == n for k in ("valence", "arousal", "offset", "since", "mode"))
+        on_cut = ex["offset"] < 1e-6
+        assert np.all(ex["since"][on_cut] == 0.0)  # a token that lands on a cut is in the new scene
+        assert np.all(ex["since"] <= 8.0) and np.all(ex["offset"] <= 8.0)
+        told = np.array([m.valence for m in moods], np.float32)
+        assert np.all(np.isin(ex["valence"], told))  # the moods fed, bit for bit
+        flagged = ex["tokens"][ex["mode"] > 0]
+        assert np.all((flagged >= vocab.on_base) & (flagged < vocab.off_base))
