@@ -141,8 +141,11 @@ class PictureCues:
 # ------------------------------------------------------------------------------------ sound
 
 
-def _band_matrix(rate: int, n_fft: int, lo: float = 80.0, hi: float = 7600.0, bands: int = 24, min_bins: int = 3):
-    """0/1 matrix (bins × bands) summing FFT bins into log-spaced bands of at least ``min_bins``."""
+def _band_groups(rate: int, n_fft: int, lo: float = 80.0, hi: float = 7600.0, bands: int = 24,
+                 min_bins: int = 3) -> tuple[int, np.ndarray]:
+    """Log-spaced bands of at least ``min_bins`` FFT bins, contiguous: ``(first bin, starts)``, the
+    bands being bins ``first + starts[j]`` up to the next start (the last to the end of the slice
+    :func:`band_levels` takes)."""
     hi = min(hi, rate / 2 * 0.95)
     freqs = np.fft.rfftfreq(n_fft, 1.0 / rate)
     edges = np.geomspace(lo, hi, bands + 1)
@@ -154,17 +157,19 @@ def _band_matrix(rate: int, n_fft: int, lo: float = 80.0, hi: float = 7600.0, ba
             start = stop
     if start < int(np.searchsorted(freqs, hi)) and groups:
         groups[-1] = (groups[-1][0], int(np.searchsorted(freqs, hi)))
-    m = np.zeros((len(freqs), len(groups)), np.float32)
-    for j, (a, b) in enumerate(groups):
-        m[a:b, j] = 1.0
-    return m
+    first = groups[0][0]
+    return first, np.array([a - first for a, _ in groups] + [groups[-1][1] - first], np.intp)
 
 
-_BANDS: dict[tuple[int, int], np.ndarray] = {}
+_BANDS: dict[tuple[int, int], tuple[int, np.ndarray]] = {}
 
 
 def band_levels(samples: np.ndarray, rate: int = AUDIO_RATE) -> tuple[np.ndarray, np.ndarray]:
-    """Band levels in dB (frames × bands; a full-scale sine is ≈ 0 dB in its band) and frame RMS dB."""
+    """Band levels in dB (frames × bands; a full-scale sine is ≈ 0 dB in its band) and frame RMS dB.
+
+    The bins of each band are summed with ``np.add.reduceat`` rather than a product with a 0/1
+    matrix: a matrix product goes to BLAS, whose worker threads then spin on the other core (on
+    2 cores, as much CPU time again as the scene's sound analysis itself; ``docs/emotion.md``)."""
     x = np.asarray(samples, np.float32).reshape(-1)
     if len(x) < N_FFT:
         x = np.pad(x, (0, N_FFT - len(x)))
@@ -175,8 +180,9 @@ def band_levels(samples: np.ndarray, rate: int = AUDIO_RATE) -> tuple[np.ndarray
     power = (spec.real**2 + spec.imag**2) / (N_FFT / 4) ** 2
     key = (rate, N_FFT)
     if key not in _BANDS:
-        _BANDS[key] = _band_matrix(rate, N_FFT)
-    bands = power @ _BANDS[key]
+        _BANDS[key] = _band_groups(rate, N_FFT)
+    first, starts = _BANDS[key]
+    bands = np.add.reduceat(power[:, first:first + starts[-1]], starts[:-1], axis=1, dtype=np.float64)
     levels = 10.0 * np.log10(bands + 1e-10)
     rms = 10.0 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
     return levels.astype(np.float32), rms
