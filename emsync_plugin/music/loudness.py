@@ -47,7 +47,8 @@ class LoudnessMeter:
         if not len(audio):
             return
         # channels as rows: sosfilt runs about twice as fast along contiguous memory
-        weighted, self.state = sosfilt(self.sos, audio.T.astype(np.float64), zi=self.state)
+        # (a transposed view keeps its strides through astype: ascontiguousarray makes the rows contiguous)
+        weighted, self.state = sosfilt(self.sos, np.ascontiguousarray(audio.T, dtype=np.float64), zi=self.state)
         energy = np.square(weighted).T
         first, end = self.frames, self.frames + len(audio)
         k = len(self.steps) + 1

@@ -33,7 +33,8 @@ class DCBlocker:
         if not len(audio):
             return audio
         # channels as rows: sosfilt runs about twice as fast along contiguous memory
-        out, self.state = sosfilt(self.sos, audio.T.astype(np.float64), zi=self.state)
+        # (a transposed view keeps its strides through astype: ascontiguousarray makes the rows contiguous)
+        out, self.state = sosfilt(self.sos, np.ascontiguousarray(audio.T, dtype=np.float64), zi=self.state)
         return np.ascontiguousarray(out.T, dtype=np.float32)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import heapq
 import io
 import itertools
 import logging
@@ -28,18 +29,21 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pretty_midi
 
 from ..errors import RenderError
 from . import player
+
+if TYPE_CHECKING:  # imported where used: a render worker, which only plays blocks, does without it
+    import pretty_midi
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +80,8 @@ _M_MMAP_THRESHOLD = -3
 
 def shipped_soundfont() -> Path:
     """The General MIDI SoundFont shipped inside the pretty_midi wheel (TimGM6mb.sf2)."""
+    import pretty_midi
+
     return Path(pretty_midi.__file__).resolve().parent / "TimGM6mb.sf2"
 
 
@@ -163,6 +169,8 @@ class _Clock:
 def _block_midi(tracks: Sequence[_Track], begin: float, end: float) -> bytes | None:
     """The notes starting in ``[begin, end)`` as a MIDI file starting at ``begin`` (``None`` when
     there are none), every instrument kept so that channels and programs match the whole score."""
+    import pretty_midi
+
     out = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=120.0)
     at = _Clock(begin)
     stop = -math.inf
@@ -187,6 +195,8 @@ def _block_midi(tracks: Sequence[_Track], begin: float, end: float) -> bytes | N
 
 def _shifted(event: pretty_midi.ControlChange | pretty_midi.PitchBend, time: float
              ) -> pretty_midi.ControlChange | pretty_midi.PitchBend:
+    import pretty_midi
+
     if isinstance(event, pretty_midi.ControlChange):
         return pretty_midi.ControlChange(event.number, event.value, time)
     return pretty_midi.PitchBend(event.pitch, time)
@@ -282,22 +292,41 @@ def _end_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="emsync-parent-watch", daemon=True).start()
 
 
-def pool() -> Executor:
-    """The worker processes, started once per process (spawned: they import only the synth)."""
+def _start_worker(parent: int, soundfont: str | None) -> None:
+    """A worker's first steps: watch its parent, and load ``soundfont`` into FluidSynth (and the
+    MIDI parser) now, before the first block asks for them (``None``: nothing to load)."""
+    _end_with_parent(parent)
+    if soundfont is not None:
+        try:
+            player.player(soundfont, SYNTH_RATE)
+            import mido  # noqa: F401 - the player parses blocks with it
+        except OSError:  # the first block reports it (or falls back to midirenderer)
+            pass
+
+
+_LOCK = threading.Lock()
+
+
+def pool(soundfont: Path | None = None) -> Executor:
+    """The worker processes, started once per process (spawned: they import only the synth).
+    A pool started here with a ``soundfont`` FluidSynth plays loads it in each worker at once."""
     global _POOL
-    if _POOL is None:
-        _POOL = ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn"),
-                                    initializer=_end_with_parent, initargs=(os.getpid(),))
-        atexit.register(shutdown)
-    return _POOL
+    with _LOCK:
+        if _POOL is None:
+            preload = str(soundfont) if soundfont is not None and engine(soundfont) == "fluidsynth" else None
+            _POOL = ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_start_worker, initargs=(os.getpid(), preload))
+            atexit.register(shutdown)
+        return _POOL
 
 
 def shutdown() -> None:
     """Stop the worker processes (the next render starts them again)."""
     global _POOL
-    if _POOL is not None:
-        _POOL.shutdown(cancel_futures=True)
-        _POOL = None
+    with _LOCK:
+        executor, _POOL = _POOL, None
+    if executor is not None:
+        executor.shutdown(cancel_futures=True)
 
 
 def peak_memory_mb() -> tuple[float, float]:
@@ -315,10 +344,14 @@ def peak_memory_mb() -> tuple[float, float]:
     return hwm("self"), max((hwm(pid) for pid in workers), default=0.0)
 
 
-def warm_up() -> None:
-    """Start the worker processes now (each takes a fraction of a second to import numpy)."""
+def warm_up(soundfont: Path | None = None, wait: bool = True) -> None:
+    """Start the worker processes now (each takes a fraction of a second to import numpy) and,
+    given the ``soundfont`` the render will use, load it in each when FluidSynth plays it, so
+    that a render started later finds them ready (``pipeline.score`` calls this while the
+    scenes are analysed). ``wait``: return once they run."""
     if _parallel():
-        for future in [pool().submit(math.sqrt, k) for k in range(WORKERS)]:
+        futures = [pool(soundfont).submit(math.sqrt, k) for k in range(WORKERS)]
+        for future in futures if wait else ():
             future.result()
 
 
@@ -344,31 +377,38 @@ def synthesise(parts: dict[str, pretty_midi.PrettyMIDI], soundfont: Path, rate: 
     """Each part's audio in consecutive finished chunks: ``(first frame, {part: float32 stereo})``.
 
     Chunks (BLOCK_UNIT seconds) tile ``[0, samples)`` in order; a block's audio past its end
-    (release, reverb) is added to the chunks after it. Blocks go to the worker pool, one more
-    than there are workers at a time.
+    (release, reverb) is added to the chunks after it. Blocks go to the worker pool as they are
+    cut (the first plays while the next are cut), one more than there are workers at a time.
     """
     _large_buffers_mapped()
     seconds = seconds or block_seconds(samples / rate)
-    jobs = [(name, block) for name in parts for block in plan(parts[name], rate, samples, seconds)]
-    jobs.sort(key=lambda job: job[1].start)  # stable: the parts' order within a block
-    by_start: dict[int, list[str]] = {}
-    for name, block in jobs:
-        by_start.setdefault(block.start, []).append(name)
+    jobs = heapq.merge(*(_jobs(name, midi, rate, samples, seconds) for name, midi in parts.items()),
+                       key=lambda job: job[1].start)  # stable: the parts' order within a block
     results = _run(jobs, str(soundfont), rate, synthesizer or engine(Path(soundfont)))
     pending = {name: np.zeros((0, 2), np.float32) for name in parts}
     step, piece = seconds * rate, BLOCK_UNIT * rate
+    ahead = next(results, None)  # the next block's (part, block, audio)
     for start in range(0, samples, step):
-        for name in by_start.get(start, []):
-            _add(pending, name, _faded(next(results), rate)[: samples - start])
+        while ahead is not None and ahead[1].start == start:
+            _add(pending, ahead[0], _faded(ahead[2], rate)[: samples - start])
+            ahead = next(results, None)
         stop = min(start + step, samples)
         for first in range(start, stop, piece):  # small pieces: less memory downstream
             frames = min(piece, stop - first)
             chunk = {}
             for name in parts:
                 head = pending[name][:frames]
-                chunk[name] = np.concatenate([head, np.zeros((frames - len(head), 2), np.float32)])
+                if len(head) < frames:
+                    head = np.concatenate([head, np.zeros((frames - len(head), 2), np.float32)])
+                chunk[name] = head
                 pending[name] = pending[name][frames:]
             yield first, chunk
+
+
+def _jobs(name: str, midi: pretty_midi.PrettyMIDI, rate: int, samples: int, seconds: int
+          ) -> Iterator[tuple[str, Block]]:
+    for block in plan(midi, rate, samples, seconds):
+        yield name, block
 
 
 def _faded(audio: np.ndarray, rate: int) -> np.ndarray:
@@ -381,47 +421,55 @@ def _faded(audio: np.ndarray, rate: int) -> np.ndarray:
 
 
 def _add(pending: dict[str, np.ndarray], name: str, audio: np.ndarray) -> None:
-    """Overlap-add ``audio`` (starting at the pending buffer's first frame) into it."""
+    """Overlap-add ``audio`` (starting at the pending buffer's first frame, and now the
+    pending buffer's to change) into it."""
     have = pending[name]
-    if len(audio) > len(have):
-        have = np.concatenate([have, np.zeros((len(audio) - len(have), 2), np.float32)])
-    have[: len(audio)] += audio
-    pending[name] = have
+    if len(audio) >= len(have):
+        audio[: len(have)] += have
+        pending[name] = audio
+    else:
+        have[: len(audio)] += audio
 
 
-def _here(jobs: Sequence[tuple[str, Block]], soundfont: str, rate: int, synthesizer: str) -> Iterator[np.ndarray]:
+def _here(jobs: Iterable[tuple[str, Block]], soundfont: str, rate: int, synthesizer: str
+          ) -> Iterator[tuple[str, Block, np.ndarray]]:
     """The jobs' audio synthesised in this process (the SoundFont freed after the last)."""
     try:
-        for _, block in jobs:
-            yield synthesise_block(soundfont, block.midi, rate, synthesizer)
+        for name, block in jobs:
+            yield name, block, synthesise_block(soundfont, block.midi, rate, synthesizer)
     finally:
         player.release()
 
 
-def _run(jobs: list[tuple[str, Block]], soundfont: str, rate: int, synthesizer: str) -> Iterator[np.ndarray]:
-    """The jobs' audio in order: on the pool, a few ahead, else (one job, or no pool) here."""
+def _run(jobs: Iterator[tuple[str, Block]], soundfont: str, rate: int, synthesizer: str
+         ) -> Iterator[tuple[str, Block, np.ndarray]]:
+    """Each job with its audio, in order: on the pool, a few ahead, else (one job, or no pool) here."""
     global _BROKEN
-    if len(jobs) <= 1 or not _parallel():
-        yield from _here(jobs, soundfont, rate, synthesizer)
+    first = list(itertools.islice(jobs, 2))
+    queue = itertools.chain(first, jobs)
+    if len(first) <= 1 or not _parallel():
+        yield from _here(queue, soundfont, rate, synthesizer)
         return
-    executor = pool()
+    executor = pool(Path(soundfont))
+    taken: deque[tuple[str, Block]] = deque()  # taken from the queue, not yet handed back
     waiting: deque[Future[np.ndarray]] = deque()
-    queue = iter(jobs)
-    done = 0
+
+    def submit(count: int) -> None:
+        for job in itertools.islice(queue, count):
+            taken.append(job)
+            waiting.append(executor.submit(synthesise_block, soundfont, job[1].midi, rate, synthesizer))
+
     try:
-        for _, block in itertools.islice(queue, WORKERS + 1):
-            waiting.append(executor.submit(synthesise_block, soundfont, block.midi, rate, synthesizer))
+        submit(WORKERS + 1)
         while waiting:
             audio = waiting.popleft().result()
-            for _, block in itertools.islice(queue, 1):
-                waiting.append(executor.submit(synthesise_block, soundfont, block.midi, rate, synthesizer))
-            done += 1
-            yield audio
+            submit(1)
+            yield (*taken.popleft(), audio)
     except BrokenProcessPool:  # e.g. a host application whose sys.executable is not Python
         logger.info("the render's worker processes could not start; rendering in this process")
         _BROKEN = True
         shutdown()
-        yield from _here(jobs[done:], soundfont, rate, synthesizer)
+        yield from _here(itertools.chain(list(taken), queue), soundfont, rate, synthesizer)
     finally:
         for future in waiting:
             future.cancel()
