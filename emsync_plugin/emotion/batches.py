@@ -6,7 +6,7 @@ sampled frame costs the decoding from its keyframe. A :class:`FileBatch` plans t
 each of its ranges (:meth:`.media.MediaReader.plan`, as a range read alone would), sorts all of
 them by time and decodes them in a few contiguous parts, each from the keyframes it needs, so a
 GOP is decoded at most once per batch; the frames are kept only as small RGB pictures
-(:class:`.media.Developed`). The sound of its ranges is read in one pass, overlapping ranges
+(:class:`.pictures.Developed`). The sound of its ranges is read in one pass, overlapping ranges
 merged. A thread that needs the file's ranges takes on a part nobody has taken yet, then waits
 for the parts the others are decoding. A file that cannot be read this way (still pictures, no
 keyframe index, an index that misled, any error) is left to the range-by-range reader, which
@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from .media import Developed, MediaReader
+from .media import MediaReader
+from .pictures import Developed
 from .sampling import KEY_COST, AnalysisOptions, Key, Sample
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class FileBatch:
         return len(self._samples[(start, end)])
 
     def read(self, start: float, end: float, on_frame: Callable[..., None], want_audio: bool = True) -> np.ndarray | None:
-        """As :meth:`.media.MediaReader.read`, from what was decoded (frames are :class:`.media.Developed`)."""
+        """As :meth:`.media.MediaReader.read`, from what was decoded (frames are :class:`.pictures.Developed`)."""
         for k, s in enumerate(self._samples[(start, end)]):
             on_frame(k, s.frame, s.follows)
         return self._sound.get((start, end)) if want_audio else None

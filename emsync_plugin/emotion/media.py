@@ -2,8 +2,8 @@
 
 :class:`MediaReader` decodes only the frames :func:`.sampling.plan_samples` asks for (seeking to
 the keyframes they need, skipping frames nothing references and the deblocking filter) and reads
-the sound with a second demuxer, resampled to 16 kHz mono. :func:`to_rgb` scales a frame down
-in one libswscale step. Why and how fast: ``docs/emotion.md``.
+the sound with a second demuxer, resampled to 16 kHz mono. The small pictures a frame is looked
+at as: :mod:`.pictures`. Why and how fast: ``docs/emotion.md``.
 """
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import bisect
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from ..errors import MediaError
+from .pictures import Developed, to_rgb  # noqa: F401  (re-exported: imported from here by benchmarks)
 from .sampling import AnalysisOptions, Key, Sample, plan_samples
 from .sound import SoundReader
 
@@ -54,7 +54,7 @@ class MediaReader:
     video: Any
     audio: Any
 
-    #: when set, a sample keeps what this makes of the frame it takes (e.g. a :class:`Developed` one)
+    #: when set, a sample keeps what this makes of the frame it takes (e.g. a :class:`.pictures.Developed` one)
     develop: Callable[[Sample, Any], Any] | None = None
 
     CONTINUE_GAP = 30.0  # seconds: a sample further ahead than this is reached by seeking
@@ -501,49 +501,3 @@ def _anchor(packet: Any, ptime: float, samples: list[Sample], todo: list[Sample]
             for s in samples:
                 if s.anchor is planned and s.key_ts is None:
                     s.time = ptime + s.offset
-
-
-def _small_size(frame, max_width: int) -> tuple[int, int]:
-    """Display size of a frame scaled to at most ``max_width`` (sample aspect ratio applied)."""
-    sar = getattr(frame, "sample_aspect_ratio", None)
-    try:
-        sar = float(Fraction(sar)) if sar else 1.0
-    except (TypeError, ValueError, ZeroDivisionError):
-        sar = 1.0
-    sar = sar if sar > 0 else 1.0
-    disp_w = frame.width * sar
-    w = min(max_width, disp_w)
-    return _even(w), _even(w * frame.height / disp_w)
-
-
-class Developed:
-    """A decoded frame kept only as the small RGB pictures :func:`to_rgb` makes of it (a 1080p
-    frame holds 3 MB; a 320-pixel picture 0.2 MB)."""
-
-    __slots__ = ("pts", "pictures", "found")
-
-    def __init__(self, frame: Any, widths: Sequence[int]):
-        self.pts = frame.pts
-        self.pictures: dict[int, np.ndarray] = {}
-        self.found: dict[Any, Any] = {}  # what the analysis measured in it (scenes may share a frame)
-        self.add(frame, widths)
-
-    def add(self, frame: Any, widths: Sequence[int]) -> Developed:
-        """Also keep ``frame`` (the one this was made of) at ``widths``."""
-        for w in widths:
-            if w not in self.pictures:
-                self.pictures[w] = to_rgb(frame, w)
-        return self
-
-
-def to_rgb(frame, max_width: int) -> np.ndarray:
-    """An ``av.VideoFrame`` (or a :class:`Developed` one, at a width it keeps) as an RGB uint8
-    array at most ``max_width`` wide."""
-    if isinstance(frame, Developed):
-        return frame.pictures[max_width]
-    w, h = _small_size(frame, max_width)
-    return frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
-
-
-def _even(x: float) -> int:
-    return max(2, int(round(x / 2.0)) * 2)

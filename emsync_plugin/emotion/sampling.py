@@ -53,7 +53,7 @@ class Sample:
     key_ts: int | None = None  # planned at this keyframe (its index timestamp): take that very frame
     anchor: Sample | None = None  # for the later frames of a chain: its first frame...
     offset: float = 0.0  # ... and how far after it
-    frame: Any = None  # the chosen decoded frame (an av.VideoFrame, or a :class:`.media.Developed` one)
+    frame: Any = None  # the chosen decoded frame (an av.VideoFrame, or a :class:`.pictures.Developed` one)
     frame_time: float = math.inf
     thumbnail: bool = False  # the scene's thumbnail is made from this frame
 

@@ -17,7 +17,8 @@ import numpy as np
 from ..errors import ModelError
 from . import mapping
 from .cues import CueFeatures, PictureCues, cue_mood, frame_stats, sound_cues
-from .media import RangeSource, to_rgb
+from .media import RangeSource
+from .pictures import to_rgb
 from .sampling import AnalysisOptions
 
 logger = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class _Frames:
 
 
 def _measured(frame: Any, what: Any, measure: Callable[[], Any]) -> Any:
-    """``measure()``, kept with a :class:`.media.Developed` frame for the next scene that takes it."""
+    """``measure()``, kept with a :class:`.pictures.Developed` frame for the next scene that takes it."""
     found = getattr(frame, "found", None)
     if found is None:
         return measure()

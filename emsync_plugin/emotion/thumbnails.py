@@ -7,7 +7,8 @@ import numpy as np
 
 from ..errors import MediaError
 from . import scene_analysis, schedule
-from .media import MediaReader, to_rgb
+from .media import MediaReader
+from .pictures import to_rgb
 from .sampling import AnalysisOptions
 
 logger = logging.getLogger(__name__)
