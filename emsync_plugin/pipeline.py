@@ -167,6 +167,9 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
     whole = _read(path, options, step, min_duration=MIN_DURATION)
     timeline = _scored_range(whole, options)
     logger.info("%s: %d cuts, %.2f s at %.3f fps", path.name, len(timeline.cuts), timeline.duration, timeline.rate)
+    from .music import synth  # the render's workers start and load the SoundFont while the scenes are analysed
+
+    synth.warm_up(options.soundfont or synth.default_soundfont(), wait=False)
     out = timeline_io.output_path(path, timeline, options.output, options.in_place)
     outputs = _Outputs.for_run(out, options.in_place, options.takes)
     previous = _previous_score(path, outputs, options)
