@@ -167,9 +167,6 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
     whole = _read(path, options, step, min_duration=MIN_DURATION)
     timeline = _scored_range(whole, options)
     logger.info("%s: %d cuts, %.2f s at %.3f fps", path.name, len(timeline.cuts), timeline.duration, timeline.rate)
-    from .music import synth  # the render's workers start and load the SoundFont while the scenes are analysed
-
-    synth.warm_up(options.soundfont or synth.default_soundfont(), wait=False)
     out = timeline_io.output_path(path, timeline, options.output, options.in_place)
     outputs = _Outputs.for_run(out, options.in_place, options.takes)
     previous = _previous_score(path, outputs, options)
@@ -217,8 +214,9 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
 
 def _warm_up(options: ScoreOptions) -> Future:
     """Load, in a thread, what the run needs later: the learned generator (its ONNX session is
-    created once per process) and the renderer's modules. The future's result is the generator
-    (None for the baseline arranger); waiting on it re-raises a load error where it is needed."""
+    created once per process), the renderer's modules, then its worker processes. The future's
+    result is the generator (None for the baseline arranger); waiting on it re-raises a load
+    error where it is needed."""
     ready: Future = Future()
 
     def load() -> None:
@@ -233,6 +231,9 @@ def _warm_up(options: ScoreOptions) -> Future:
             ready.set_exception(exc)
         else:
             ready.set_result(generator)
+            from .music import synth  # then the render's workers start, and load the SoundFont, during the analysis
+
+            synth.warm_up(options.soundfont or synth.default_soundfont(), wait=False)
 
     threading.Thread(target=load, name="emsync-warm-up", daemon=True).start()
     return ready

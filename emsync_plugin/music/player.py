@@ -18,6 +18,7 @@ import ctypes
 import ctypes.util
 import io
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,8 @@ def _library() -> ctypes.CDLL | None:
     if _TRIED:
         return _LIBRARY
     _TRIED = True
-    for name in (ctypes.util.find_library("fluidsynth"), "libfluidsynth.so.3", "libfluidsynth.3.dylib"):
+    # the usual names first: find_library runs ldconfig (30-100 ms, in every render worker too)
+    for name in _names():
         if not name:
             continue
         try:
@@ -56,6 +58,11 @@ def _library() -> ctypes.CDLL | None:
         _LIBRARY = lib
         break
     return _LIBRARY
+
+
+def _names() -> Iterator[str | None]:
+    yield from ("libfluidsynth.so.3", "libfluidsynth.3.dylib")
+    yield ctypes.util.find_library("fluidsynth")
 
 
 def _declare(lib: ctypes.CDLL) -> None:

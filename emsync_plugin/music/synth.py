@@ -349,10 +349,16 @@ def warm_up(soundfont: Path | None = None, wait: bool = True) -> None:
     given the ``soundfont`` the render will use, load it in each when FluidSynth plays it, so
     that a render started later finds them ready (``pipeline.score`` calls this while the
     scenes are analysed). ``wait``: return once they run."""
-    if _parallel():
+    if not _parallel():
+        return
+    try:
         futures = [pool(soundfont).submit(math.sqrt, k) for k in range(WORKERS)]
-        for future in futures if wait else ():
-            future.result()
+    except RuntimeError:  # the interpreter is exiting (a run that failed early): nothing to warm
+        if wait:
+            raise
+        return
+    for future in futures if wait else ():
+        future.result()
 
 
 def _large_buffers_mapped() -> None:
