@@ -6,6 +6,8 @@ Errors a user can cause print one line naming the file and the fix, and exit wit
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import json
 import logging
 import sys
@@ -16,9 +18,12 @@ from .errors import EmsyncError
 from .options import DUCK_DB
 
 logger = logging.getLogger(__name__)
+#: whether the objects alive at exit are frozen (see _quick_exit)
+_QUICK_EXIT = False
 
 
 def main(argv: list[str] | None = None) -> int:
+    _quick_exit()
     parser = _parser()
     args = parser.parse_args(argv)
     args.debug = args.debug or args.top_debug
@@ -39,6 +44,20 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _quick_exit() -> None:
+    """Leave the objects of the run out of the collections Python makes as it exits.
+
+    Finalisation collects garbage several times over every object still alive (the MIDI
+    notes, the timeline, the model's tables): 0.4-1.0 s after ``emsync score`` of the sample
+    on this machine, 0.15-0.3 s with them frozen. Objects are still freed by their reference
+    counts; a cycle left at exit is simply not collected before the process ends.
+    """
+    global _QUICK_EXIT
+    if not _QUICK_EXIT:
+        _QUICK_EXIT = True
+        atexit.register(gc.freeze)
 
 
 def _parser() -> argparse.ArgumentParser:
