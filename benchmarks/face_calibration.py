@@ -51,7 +51,8 @@ def real_faces() -> dict[str, np.ndarray]:
     import cv2
     from skimage import data
 
-    from emsync_plugin.emotion.media import MediaReader, to_rgb
+    from emsync_plugin.emotion.media import MediaReader
+    from emsync_plugin.emotion.pictures import to_rgb
     from emsync_plugin.emotion.sampling import AnalysisOptions
     from emsync_plugin.emotion.schedule import source_range
     from emsync_plugin.timeline import read_cuts

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import MediaError
-from .pictures import Developed, to_rgb  # noqa: F401  (re-exported: imported from here by benchmarks)
 from .sampling import AnalysisOptions, Key, Sample, plan_samples
 from .sound import SoundReader
 
