@@ -80,7 +80,7 @@ def child(method: str, seconds: float, soundfont: str, out: str) -> None:
     blocks = method.startswith("blocks")
     if blocks:
         synth.ENGINE = method.split("-", 1)[1]
-        synth.warm_up()  # pool start-up is measured apart: a session starts it once
+        synth.warm_up(Path(soundfont))  # as pipeline.score does during the analysis: workers hold the SoundFont
     began, start_cpu = time.perf_counter(), _cpu()
     if blocks:
         render_midi(midi, out, seconds, RenderOptions(soundfont=Path(soundfont)))

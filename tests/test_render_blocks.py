@@ -216,6 +216,27 @@ if __name__ == "__main__":
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.py", "long.wav"]  # no temporaries left
 
 
+@NO_FLUIDSYNTH
+def test_a_warmed_pool_holds_the_soundfont_in_every_worker(monkeypatch):
+    """pipeline.score starts the pool during the analysis: each worker loads the SoundFont
+    FluidSynth plays before its first task, and a render then plays as one that started cold."""
+    font = FLUIDR3 or synth.shipped_soundfont()
+    monkeypatch.setattr(synth, "FLUIDSYNTH_FROM", 0)  # TimGM6mb too, where FluidR3_GM is missing
+    midi = score(20.0)
+    synth.shutdown()
+    try:
+        synth.warm_up()  # no SoundFont: each worker loads it with its first block
+        assert synth.pool().submit(player.loaded).result() is None
+        cold = synthesised(midi, 5, 20.0, font, "fluidsynth")
+        synth.shutdown()
+        synth.warm_up(font)
+        held = [synth.pool().submit(player.loaded) for _ in range(4 * synth.WORKERS)]
+        assert {f.result() for f in held} == {str(font)}
+        assert np.array_equal(synthesised(midi, 5, 20.0, font, "fluidsynth"), cold)
+    finally:
+        synth.shutdown()
+
+
 def test_workers_end_when_a_killed_run_cannot_stop_them(tmp_path):
     """SIGKILL leaves the pool no chance to shut down: its workers see they lost their parent."""
     code = """

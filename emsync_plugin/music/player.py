@@ -196,6 +196,11 @@ def player(soundfont: str | Path, rate: int) -> Player:
     return _PLAYER
 
 
+def loaded() -> str | None:
+    """The SoundFont this process's player holds, ``None`` when it holds none."""
+    return _PLAYER.soundfont if _PLAYER is not None else None
+
+
 def release() -> None:
     """Free this process's player and its SoundFont (after rendering in the main process)."""
     global _PLAYER
