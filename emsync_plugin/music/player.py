@@ -98,11 +98,10 @@ class Player:
     of full scale), and the render must not depend on which worker played which block before.
     FluidSynth's sample cache shares the samples between synths, so a new synth loads the
     SoundFont in milliseconds per MB of presets (FluidR3_GM: 0.08 s), without a second copy.
-    The synth that keeps the SoundFont loaded also takes every program a block selects, on the
-    block's channel: with dynamic sample loading, a preset's samples are freed when no synth
-    holds it, so each block's synth would otherwise read them again (measured with FluidR3_GM:
-    70 ms a block for the six programs of a score, 26 ms with the keeper holding them; the
-    audio is the same to the bit).
+    With dynamic sample loading a preset's samples are freed when no synth holds it, so each
+    block's synth reads its programs' samples again (FluidR3_GM, six programs: 70 ms a block).
+    Having the keeper hold them too (26 ms a block, the same audio to the bit) raised a
+    worker's peak from 151 to 173 MB, twice over in the two workers: not taken.
     """
 
     def __init__(self, soundfont: str, rate: int):
@@ -180,8 +179,6 @@ class Player:
             lib.fluid_synth_pitch_bend(synth, message.channel, message.pitch + 8192)  # type: ignore[attr-defined]
         elif kind == "program_change":
             lib.fluid_synth_program_change(synth, message.channel, message.program)  # type: ignore[attr-defined]
-            if self.keeper:  # its samples stay loaded for the next block
-                lib.fluid_synth_program_change(self.keeper, message.channel, message.program)  # type: ignore[attr-defined]
 
 
 def player(soundfont: str | Path, rate: int) -> Player:
