@@ -14,7 +14,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -270,7 +270,6 @@ def _render(number: int, midi: pretty_midi.PrettyMIDI, arranged: pretty_midi.Pre
     """Write one take's arranged MIDI and render its WAV (and the stems, for the first take)."""
     from .music.render import RenderOptions, render_midi, write_midi
 
-    write_midi(arranged, outputs.take_midi(number))
     render_options = RenderOptions(loudness=options.loudness, fade=options.fade, duck=options.duck,
                                    soundfont=options.soundfont)
     extra: dict = {}
@@ -278,7 +277,10 @@ def _render(number: int, midi: pretty_midi.PrettyMIDI, arranged: pretty_midi.Pre
         extra["stems"] = {g: outputs.stem(g) for g in stems}
     if options.duck is not None:
         extra["speech"] = tuple(speech)
-    rendered = render_midi(arranged, outputs.take_wav(number), timeline.duration, render_options, **extra)
+    with ThreadPoolExecutor(1, thread_name_prefix="emsync-midi") as side:  # written while the first blocks play
+        written = side.submit(write_midi, arranged, outputs.take_midi(number))
+        rendered = render_midi(arranged, outputs.take_wav(number), timeline.duration, render_options, **extra)
+        written.result()
     return _Take(number, options.seed + number - 1, midi, arranged, rendered)
 
 
