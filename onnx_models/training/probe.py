@@ -22,18 +22,12 @@ import torch
 from emsync_plugin.music.vocab import Vocab
 
 from .distill import Teacher, load_teacher
-from .model import ModelConfig, MusicTransformer
+from .export import load
+from .model import MusicTransformer
 from .prepare_data import VOCAB_SPEC
 
 LOW, HIGH = -0.8, 0.8
 INTERVALS = ((3, 4), (8, 9))  # (minor, major) third and sixth above the tonic
-
-
-def load_model(path: Path) -> MusicTransformer:
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    model = MusicTransformer(ModelConfig(**ckpt["config"]))
-    model.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
-    return model.eval()
 
 
 @torch.no_grad()
@@ -53,10 +47,9 @@ def shifts(model: MusicTransformer, teacher: Teacher, vocab: Vocab, pieces: int 
         tokens, cond = teacher.tokens[a:b], teacher.cond[a:b]
         lp = {v: _log_probs(model, tokens, cond, v) for v in (LOW, HIGH)}
         for p, y in enumerate(tokens[1:]):
-            if not vocab.on_base <= y < vocab.off_base:
+            if vocab.kind(int(y)) != "on":
                 continue
-            group, pitch = divmod(int(y) - vocab.on_base, vocab.n_pitches)
-            pitch += vocab.pitch_min
+            group, pitch = vocab.group_pitch(int(y))
             rel = (pitch - int(teacher.tonics[i])) % 12
             for name, (minor, major) in zip(("third", "sixth"), INTERVALS):
                 lo, hi = pitch - rel + minor, pitch - rel + major
@@ -82,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| checkpoint | thirds (n) | sixths (n) | first 12 tokens (n) |")
     print("|---|---|---|---|")
     for path in args.checkpoints:
-        s = shifts(load_model(path), teacher, vocab, args.pieces)
+        s = shifts(load(path)[0], teacher, vocab, args.pieces)
         cells = " | ".join(f"{np.mean(v):.2f} ({len(v)})" for v in s.values())
         print(f"| {path} | {cells} |")
     return 0
