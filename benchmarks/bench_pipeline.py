@@ -15,9 +15,9 @@ and cached (``--cache``, default ``~/.cache/emsync-bench``; never in git). Then,
 * 10- and 60-minute timelines (the 60-minute one of absent media with a fixed mood by default,
   ``--long-media footage`` to analyse it too) to show the cost grows linearly (these and the memory
   rows for the measured tree only, unless ``--long-baseline``: they take ~20 min a column);
-* peak memory (the scoring process's own peak plus twice its largest worker's, each ``VmHWM``
-  read while the workers live: ``ru_maxrss`` would also count the parent a process was started
-  from; the render runs two workers) of a 30-minute timeline of footage and of a
+* peak memory (the scoring process's own peak plus its workers', the render's two and the
+  generator's, each ``VmHWM`` read while the workers live: ``ru_maxrss`` would also count the
+  parent a process was started from) of a 30-minute timeline of footage and of a
   3-hour timeline of absent media with a fixed mood (``--memory-engine``, default baseline:
   the learned engine takes minutes for 3 hours).
 
@@ -81,12 +81,12 @@ def hwm(pid):  # a process's own peak (ru_maxrss also counts the parent it was s
         return 0.0, 0
     return int(status.get("VmHWM", "0 kB").split()[0]) / 1024, int(status["PPid"])
 workers = [hwm(p)[0] for p in os.listdir("/proc") if p.isdigit() and hwm(p)[1] == os.getpid()]
-peak = hwm("self")[0] + 2 * max(workers, default=0.0)  # read while the render workers live
-try:  # the render workers waited for, so their CPU seconds count (trees before them have none)
-    from emsync_plugin.music import synth
-    synth.shutdown()
-except (ImportError, AttributeError):
-    pass
+peak = hwm("self")[0] + sum(workers)  # read while the workers (render, generator) live
+for module in ("synth", "generator_worker"):  # the workers waited for, so their CPU seconds count
+    try:  # (trees before them have none)
+        __import__(f"emsync_plugin.music.{module}", fromlist=["shutdown"]).shutdown()
+    except (ImportError, AttributeError):
+        pass
 own, waited = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 cpu = own.ru_utime + own.ru_stime + waited.ru_utime + waited.ru_stime
 print(json.dumps({"imported": imported, "cpu": cpu, "marks": [(s, t - t0) for s, t in marks], "end": end - t0,

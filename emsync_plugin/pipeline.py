@@ -213,8 +213,8 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
 
 
 def _warm_up(options: ScoreOptions) -> Future:
-    """Load, in a thread, what the run needs later: the learned generator (its ONNX session is
-    created once per process), the renderer's modules, then its worker processes. The future's
+    """Load, in a thread, what the run needs later: the learned generator (in its worker process,
+    :mod:`.music.generator_worker`, its ONNX session created once), the renderer's modules, then its worker processes. The future's
     result is the generator (None for the baseline arranger); waiting on it re-raises a load
     error where it is needed."""
     ready: Future = Future()
@@ -222,18 +222,22 @@ def _warm_up(options: ScoreOptions) -> Future:
     def load() -> None:
         try:
             generator = None
-            if options.engine == "emsync":
+            if options.engine == "emsync":  # in its own process where it may, beside the analysis
+                from .music import generator_worker
                 from .music.generator import Generator
 
-                generator = Generator.load(precision=options.precision)
-            importlib.import_module(".music.render", __package__)
+                generator = generator_worker.remote(options.precision) or Generator.load(precision=options.precision)
         except BaseException as exc:  # noqa: BLE001 - handed to the thread that needs it
             ready.set_exception(exc)
-        else:
-            ready.set_result(generator)
-            from .music import synth  # then the render's workers start, and load the SoundFont, during the analysis
+            return
+        ready.set_result(generator)  # the music can start; then the renderer's modules load (scipy: ~1 s),
+        try:  # and its workers start and load the SoundFont
+            importlib.import_module(".music.render", __package__)
+            from .music import synth
 
             synth.warm_up(options.soundfont or synth.default_soundfont(), wait=False)
+        except Exception:  # noqa: BLE001 - the render raises it where it is needed
+            logger.debug("warming up the renderer failed", exc_info=True)
 
     threading.Thread(target=load, name="emsync-warm-up", daemon=True).start()
     return ready

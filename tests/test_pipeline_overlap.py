@@ -2,6 +2,7 @@
 once per process, and a command imports only what it uses."""
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import sys
@@ -78,8 +79,10 @@ def test_generation_starts_before_the_last_scene_is_analysed(tmp_path, monkeypat
     schedule.clear_cache()
 
 
-def test_each_model_session_is_created_once_per_process(tmp_path, monkeypatch):
+def test_each_model_session_is_created_once_per_process(tmp_path, monkeypatch, caplog):
     import onnxruntime as ort
+
+    from emsync_plugin.music import generator_worker
 
     for name in ("sample.otio", "sample.mp4"):
         shutil.copy(sample_dir() / name, tmp_path / name)
@@ -92,11 +95,18 @@ def test_each_model_session_is_created_once_per_process(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ort, "InferenceSession", counting)
     models.session.cache_clear()
+    caplog.set_level(logging.DEBUG, logger="emsync_plugin")  # the worker's records come back at this level
     options = ScoreOptions(engine="emsync", precision="int8", write_timeline=False, duck=-12.0)
+    workers = []
     for k in range(2):
         schedule.clear_cache()  # analysed again: the face model runs again
         score(tmp_path / "sample.otio", ScoreOptions(**{**options.__dict__, "seed": k}))
-    assert sorted(made) == sorted(set(made)) and "generator.int8.onnx" in made
+        workers.append(generator_worker.pid())
+    assert sorted(made) == sorted(set(made))  # each of this process's sessions made once
+    # the generator runs in its worker process, the same one both times, which made its session at most once
+    assert workers[0] is not None and workers[0] == workers[1] and "generator.int8.onnx" not in made
+    loads = [r for r in caplog.records if r.getMessage().startswith("loaded generator.int8.onnx")]
+    assert len(loads) <= 1 and all(r.levelno == logging.DEBUG for r in loads)
     models.session.cache_clear()
 
 

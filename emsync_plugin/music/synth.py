@@ -27,7 +27,6 @@ import multiprocessing
 import os
 import sys
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .. import spawning
 from ..errors import RenderError
 from . import player
 
@@ -272,30 +272,14 @@ def _resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
 
 
 def _parallel() -> bool:
-    """Whether to use worker processes: not with one core, not inside a worker of another pool
-    (``emsync batch`` already keeps the cores busy), not after the pool failed to start, not
-    where ``sys.executable`` is a host application (Resolve's embedded Python) that spawning
-    would start again."""
-    python = Path(sys.executable or "").name.lower().startswith("python")
-    return WORKERS > 1 and python and not _BROKEN and multiprocessing.parent_process() is None
-
-
-def _end_with_parent(parent: int) -> None:
-    """In a worker: exit once the process that started it has died (even by SIGKILL, which
-    leaves no chance to stop the pool), rather than linger with its SoundFont after a killed
-    run. A thread looks every second whether the worker was handed to another parent."""
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="emsync-parent-watch", daemon=True).start()
+    """Whether to use worker processes (:func:`.spawning.may_spawn`), not after the pool failed to start."""
+    return WORKERS > 1 and not _BROKEN and spawning.may_spawn()
 
 
 def _start_worker(parent: int, soundfont: str | None) -> None:
     """A worker's first steps: watch its parent, and load ``soundfont`` into FluidSynth (and the
     MIDI parser) now, before the first block asks for them (``None``: nothing to load)."""
-    _end_with_parent(parent)
+    spawning.end_with_parent(parent)
     if soundfont is not None:
         try:
             player.player(soundfont, SYNTH_RATE)
