@@ -360,13 +360,15 @@ def _log_decisions(path: Path, decisions: Sequence[rescore.Decision], previous: 
 
 
 def model_sha256(options: ScoreOptions) -> str | None:
-    """The sha256 of the generator build a run uses (None for the baseline arranger)."""
+    """Which generator a run uses, for a re-score to notice a new one: the sha256 of its fp32
+    file, whatever the precision (the int8 build is the same weights, so switching builds does
+    not regenerate approved music); None for the baseline arranger."""
     if resolve_engine(options.engine) != "emsync":
         return None
     from .models import manifest
     from .music.generator import MODEL_FILES
 
-    entry = manifest()["files"].get(MODEL_FILES[options.precision])
+    entry = manifest()["files"].get(MODEL_FILES["fp32"])
     return entry["sha256"] if entry else None
 
 

@@ -438,10 +438,10 @@ def test_the_learned_engine_records_its_sampling_in_the_sidecar(two_clips, tmp_p
     sampling = json.loads(result.sidecar.read_text())["sampling"]
     assert sampling["guidance"] == 0.5 and sampling["seed"] == 3
     assert sampling["mode_steering"] == ScoreOptions().sampling().mode_steering
-    assert json.loads(result.sidecar.read_text())["precision"] == "fp32"
-    # the int8 build (--precision int8) scores too, with a chord on the cut, and says so
-    quick = pipeline.score(path, ScoreOptions(engine="emsync", write_timeline=False, precision="int8", seed=3))
-    assert json.loads(quick.sidecar.read_text())["precision"] == "int8"
+    assert json.loads(result.sidecar.read_text())["precision"] == "int8"
+    # the fp32 build (--precision fp32) scores too, with a chord on the cut, and says so
+    exact = pipeline.score(path, ScoreOptions(engine="emsync", write_timeline=False, precision="fp32", seed=3))
+    assert json.loads(exact.sidecar.read_text())["precision"] == "fp32"
     with pytest.raises(OptionsError, match="precision"):
         ScoreOptions(precision="fp8")
     base = pipeline.score(path, ScoreOptions(engine="baseline", write_timeline=False))

@@ -176,6 +176,15 @@ def test_another_model_regenerates_every_unlocked_scene(work):
     assert {d.reason for d in result.decisions[1:]} == {"the generator model changed"}
 
 
+def test_the_other_build_of_the_same_model_keeps_the_music(work):
+    result = score(work, ScoreOptions(in_place=True, seed=7, precision="fp32"))  # scored with int8 first
+    assert {d.action for d in result.decisions} == {"kept"}
+    from emsync_plugin import models
+
+    assert read_sidecar(work.with_name("sample.emsync.json"))["model_sha256"] == \
+        models.manifest()["files"]["generator.onnx"]["sha256"]
+
+
 def test_identity_is_the_picture_not_the_place():
     from emsync_plugin.timeline import Scene
 
