@@ -102,6 +102,18 @@ def test_a_lost_worker_is_an_error_and_the_next_run_starts_another(remote):
     assert again.generate_many(CUTS, DURATION, MOODS, [SamplingOptions(seed=6)])[0].tokens
 
 
+def test_a_worker_lost_while_loading_leaves_the_loading_to_this_process(monkeypatch):
+    real = generator_worker._Process.call
+
+    def dying(self, request, moods=None):
+        self.process.kill()
+        self.process.join()
+        return real(self, request, moods)
+
+    monkeypatch.setattr(generator_worker._Process, "call", dying)
+    assert generator_worker.remote("fp32") is None and generator_worker.pid() is None
+
+
 def test_no_worker_where_none_may_be_spawned(monkeypatch):
     monkeypatch.setattr(spawning, "may_spawn", lambda: False)
     assert generator_worker.remote("fp32") is None

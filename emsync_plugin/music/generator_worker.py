@@ -53,8 +53,12 @@ def remote(precision: str) -> Remote | None:
                 return None
             atexit.register(shutdown)
         worker = _WORKER
-    vocab = worker.call(("load", precision))
-    return None if vocab is None else Remote(worker, precision, vocab)
+    try:
+        vocab = worker.call(("load", precision))
+    except _LostError as exc:  # it died loading (killed, out of memory): this process loads it instead
+        logger.info("%s; generating in this process", exc.reason)
+        return None
+    return Remote(worker, precision, vocab)
 
 
 def shutdown() -> None:
@@ -90,6 +94,10 @@ class Remote:
              list(kept)), moods)
         return [GenerationResult(to_midi(notes, self.vocab, moods), tokens, notes, seconds, steps)
                 for tokens, notes, seconds, steps in found]
+
+
+class _LostError(ModelError):
+    """The worker process died (killed, out of memory) or its pipe broke."""
 
 
 class _MoodsFailedError(Exception):
@@ -139,7 +147,7 @@ class _Process:
                 ok, value = self._wait(failed)
             except (EOFError, OSError) as exc:
                 self._lost(exc)
-                raise ModelError(f"the generator's worker process stopped ({exc or type(exc).__name__})",
+                raise _LostError(f"the generator's worker process stopped ({exc or type(exc).__name__})",
                                  hint="run again; if it happens again, report it with the output of --debug") from None
             except BaseException:
                 self._lost(None)
