@@ -6,11 +6,14 @@ frame holds 3 MB, a 320-pixel picture 0.2 MB), and what the analysis measured in
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
+
+_local = threading.local()  # each thread's scaler (to_rgb)
 
 
 def _small_size(frame, max_width: int) -> tuple[int, int]:
@@ -48,11 +51,17 @@ class Developed:
 
 def to_rgb(frame, max_width: int) -> np.ndarray:
     """An ``av.VideoFrame`` (or a :class:`Developed` one, at a width it keeps) as an RGB uint8
-    array at most ``max_width`` wide."""
+    array at most ``max_width`` wide. Each thread keeps one scaler, unthreaded (the analysis
+    runs a thread per core): ``frame.reformat`` made a scaler, and started its threads, per frame."""
     if isinstance(frame, Developed):
         return frame.pictures[max_width]
     w, h = _small_size(frame, max_width)
-    return frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
+    scaler = getattr(_local, "scaler", None)
+    if scaler is None:
+        from av.video.reformatter import VideoReformatter
+
+        scaler = _local.scaler = VideoReformatter()
+    return scaler.reformat(frame, width=w, height=h, format="rgb24", interpolation="AREA", threads=1).to_ndarray()
 
 
 def _even(x: float) -> int:

@@ -41,6 +41,19 @@ def remote(precision: str) -> Remote | None:
     """The generator of ``precision`` in the worker process (started now if it is not running),
     loaded; ``None`` where no process may be started (:func:`.spawning.may_spawn`) or it fails
     to start. A model that cannot be loaded raises its ``ModelError`` here."""
+    worker = _running()
+    if worker is None:
+        return None
+    try:
+        vocab = worker.call(("load", precision))
+    except _LostError as exc:  # it died loading (killed, out of memory): this process loads it instead
+        logger.info("%s; generating in this process", exc.reason)
+        return None
+    return Remote(worker, precision, vocab)
+
+
+def _running() -> _Process | None:
+    """The worker process, started if it is not running; None where it may not or cannot start."""
     global _WORKER
     if not spawning.may_spawn():
         return None
@@ -52,13 +65,7 @@ def remote(precision: str) -> Remote | None:
                 logger.info("the generator's worker process could not start (%s); generating in this process", exc)
                 return None
             atexit.register(shutdown)
-        worker = _WORKER
-    try:
-        vocab = worker.call(("load", precision))
-    except _LostError as exc:  # it died loading (killed, out of memory): this process loads it instead
-        logger.info("%s; generating in this process", exc.reason)
-        return None
-    return Remote(worker, precision, vocab)
+        return _WORKER
 
 
 def shutdown() -> None:
