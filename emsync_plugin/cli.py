@@ -126,8 +126,7 @@ def _score_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--engine", default="auto", choices=("auto", "emsync", "baseline"),
                    help="music generator: emsync (the learned model), baseline (rule-based), auto (default: emsync when installed)")
     s.add_argument("--precision", default="int8", choices=("int8", "fp32"),
-                   help="build of the learned model: int8 (default: ~1.4x faster, same quality) or fp32 "
-                        "(the same tokens on every CPU)")
+                   help="build of the learned model: int8 (default: faster, same quality) or fp32 (the reference)")
     s.add_argument("--temperature", type=float, help="sampling temperature of the learned model")
     s.add_argument("--top-p", type=float, help="nucleus sampling threshold of the learned model")
     s.add_argument("--guidance", type=float,

@@ -22,7 +22,7 @@ class ScoreOptions:
     top_p: float | None = None
     guidance: float | None = None  # emotion guidance of the learned engine; None: the default
     mode_steering: float | None = None  # how hard valence turns the mode major/minor; None: the default
-    precision: str = "int8"  # learned engine build: "int8" (the default: ~1.4x faster, same quality) or "fp32"
+    precision: str = "int8"  # learned engine build: "int8" (faster, same quality: the model card) or "fp32"
     valence: float | None = None  # -1..1, for the whole timeline (overrides the estimate)
     arousal: float | None = None
     emotion: tuple[str, ...] = ()  # per-scene overrides "N=MOOD" / "N=V,A" (win over markers and --valence/--arousal)

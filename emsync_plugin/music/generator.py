@@ -63,8 +63,8 @@ Rule = Callable[[np.ndarray, Clock], None]
 Conditioning = Callable[[int], tuple[float, float, float]]
 
 MODEL_FILE = "generator.onnx"
-#: the shipped builds of the same weights: fp32, and int8 (8-bit weights, ~1.3x faster, a quarter
-#: of the size, held-out loss within 0.001 nats/token: onnx_models/README.md)
+#: the shipped builds of the same weights: int8 (8-bit weights, the default: faster, a quarter of
+#: the size, held-out loss within 0.001 nats/token: onnx_models/README.md) and fp32
 MODEL_FILES = {"fp32": MODEL_FILE, "int8": "generator.int8.onnx"}
 #: the model interface this runtime runs (``onnx_models/training/export.py``): per-layer caches
 #: used in place; the first inputs, then ``past_key_i``/``past_value_i`` per layer

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 _LOCK = threading.Lock()
 _WORKER: _Process | None = None
+_EXIT_HOOKED = False
 
 
 def remote(precision: str) -> Remote | None:
@@ -54,7 +55,7 @@ def remote(precision: str) -> Remote | None:
 
 def _running() -> _Process | None:
     """The worker process, started if it is not running; None where it may not or cannot start."""
-    global _WORKER
+    global _WORKER, _EXIT_HOOKED
     if not spawning.may_spawn():
         return None
     with _LOCK:
@@ -64,7 +65,9 @@ def _running() -> _Process | None:
             except (OSError, AssertionError, RuntimeError) as exc:  # AssertionError: inside a daemon
                 logger.info("the generator's worker process could not start (%s); generating in this process", exc)
                 return None
-            atexit.register(shutdown)
+            if not _EXIT_HOOKED:
+                _EXIT_HOOKED = True
+                atexit.register(shutdown)
         return _WORKER
 
 
