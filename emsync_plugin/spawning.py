@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -18,10 +19,13 @@ def may_spawn() -> bool:
     return (os.cpu_count() or 1) > 1 and python and multiprocessing.parent_process() is None
 
 
-def end_with_parent(parent: int) -> None:
-    """In a worker: exit once the process that started it has died (even by SIGKILL, which
-    leaves no chance to stop the worker), rather than linger with what it loaded. A thread
-    looks every second whether the worker was handed to another parent."""
+def become_worker(parent: int) -> None:
+    """A worker's first step: leave Ctrl-C to the process that started it (which stops its
+    workers; in a worker it only printed a traceback), and exit once that process has died
+    (even by SIGKILL, which leaves no chance to stop the worker) rather than linger with what
+    it loaded. A thread looks every second whether the worker was handed to another parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(1.0)

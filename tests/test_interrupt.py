@@ -109,3 +109,41 @@ def test_killed_runs_lose_nothing(tmp_path, name):
         assert not [p for p in folder.iterdir() if p.name.startswith(".")], "stale temporary files stayed"
         assert _check_folder(folder, project, original, duration) == "new"
     assert len(states) == KILLS
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                status = (entry / "status").read_text()
+            except OSError:
+                continue
+            if f"\nPPid:\t{pid}\n" in status:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_ctrl_c_stops_the_run_and_its_workers_without_a_traceback(tmp_path):
+    """Ctrl-C reaches every process of the terminal's group: the workers leave it to emsync, which
+    stops them and says so in one line (a worker's own KeyboardInterrupt printed a traceback)."""
+    for name in ("sample.otio", "sample.mp4"):
+        shutil.copy(SAMPLE / name, tmp_path / name)
+    proc = subprocess.Popen([sys.executable, "-m", "emsync_plugin", "score", str(tmp_path / "sample.otio"), "-q"],
+                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while len(_children(proc.pid)) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the generator's worker and the render's two are running
+    workers = _children(proc.pid)
+    assert len(workers) >= 3, "the workers did not start"
+    os.killpg(proc.pid, signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130 and "emsync: interrupted" in err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{w}").exists() for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{w}/status").exists() and "State:\tZ" not in Path(f"/proc/{w}/status").read_text()
+                   for w in workers), "a worker outlived the run"

@@ -248,7 +248,7 @@ class _Fed(Sequence[SceneMood]):
 
 def _serve(requests: Connection, replies: Connection, parent: int) -> None:
     """The worker's loop: load a model, generate, until the parent closes the pipe."""
-    spawning.end_with_parent(parent)
+    spawning.become_worker(parent)
     os.environ["EMSYNC_NO_PROGRESS"] = "1"  # the parent shows the bar
     root = logging.getLogger()
     root.handlers[:] = [_Forward(replies)]

@@ -279,7 +279,7 @@ def _parallel() -> bool:
 def _start_worker(parent: int, soundfont: str | None) -> None:
     """A worker's first steps: watch its parent, and load ``soundfont`` into FluidSynth (and the
     MIDI parser) now, before the first block asks for them (``None``: nothing to load)."""
-    spawning.end_with_parent(parent)
+    spawning.become_worker(parent)
     if soundfont is not None:
         try:
             player.player(soundfont, SYNTH_RATE)
