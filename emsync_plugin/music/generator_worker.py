@@ -123,7 +123,8 @@ class _Process:
         child_replies, self.replies = context.Pipe(duplex=False)[::-1]
         self.process = context.Process(target=_serve, args=(child_requests, child_replies, os.getpid()),
                                        name="emsync-generator", daemon=True)
-        self.process.start()
+        with spawning.sheltered():
+            self.process.start()
         child_requests.close()
         child_replies.close()
         self.lock = threading.Lock()
@@ -249,7 +250,10 @@ class _Fed(Sequence[SceneMood]):
 def _serve(requests: Connection, replies: Connection, parent: int) -> None:
     """The worker's loop: load a model, generate, until the parent closes the pipe."""
     spawning.become_worker(parent)
-    os.environ["EMSYNC_NO_PROGRESS"] = "1"  # the parent shows the bar
+    os.environ["EMSYNC_NO_PROGRESS"] = "1"  # the parent shows the bar; and tqdm's lock is a thread lock, not
+    from tqdm import tqdm  # a named semaphore that a worker stopped mid-job (Ctrl-C) would leave behind
+
+    tqdm.set_lock(threading.RLock())
     root = logging.getLogger()
     root.handlers[:] = [_Forward(replies)]
     from .generator import Generator

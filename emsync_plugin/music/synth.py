@@ -298,8 +298,9 @@ def pool(soundfont: Path | None = None) -> Executor:
     with _LOCK:
         if _POOL is None:
             preload = str(soundfont) if soundfont is not None and engine(soundfont) == "fluidsynth" else None
-            _POOL = ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_start_worker, initargs=(os.getpid(), preload))
+            with spawning.sheltered():  # its queues may start multiprocessing's resource tracker
+                _POOL = ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_start_worker, initargs=(os.getpid(), preload))
             atexit.register(shutdown)
         return _POOL
 
@@ -336,7 +337,8 @@ def warm_up(soundfont: Path | None = None, wait: bool = True) -> None:
     if not _parallel():
         return
     try:
-        futures = [pool(soundfont).submit(math.sqrt, k) for k in range(WORKERS)]
+        with spawning.sheltered():
+            futures = [pool(soundfont).submit(math.sqrt, k) for k in range(WORKERS)]
     except RuntimeError:  # the interpreter is exiting (a run that failed early): nothing to warm
         if wait:
             raise
@@ -447,7 +449,8 @@ def _run(jobs: Iterator[tuple[str, Block]], soundfont: str, rate: int, synthesiz
     def submit(count: int) -> None:
         for job in itertools.islice(queue, count):
             taken.append(job)
-            waiting.append(executor.submit(synthesise_block, soundfont, job[1].midi, rate, synthesizer))
+            with spawning.sheltered():  # the first submits may start the workers
+                waiting.append(executor.submit(synthesise_block, soundfont, job[1].midi, rate, synthesizer))
 
     try:
         submit(WORKERS + 1)
