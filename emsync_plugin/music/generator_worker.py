@@ -127,8 +127,13 @@ class _Process:
             self.process.start()
         child_requests.close()
         child_replies.close()
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # one job at a time
+        self.sending = threading.Lock()  # a finished job's mood thread may still be sending
         self.jobs = itertools.count()
+
+    def send(self, message: tuple) -> None:
+        with self.sending:
+            self.requests.send(message)
 
     def alive(self) -> bool:
         return self.process.is_alive()
@@ -151,7 +156,7 @@ class _Process:
             job = next(self.jobs)
             failed: list[BaseException] = []
             try:
-                self.requests.send((request[0], job, level, *request[1:]))
+                self.send((request[0], job, level, *request[1:]))
                 if moods is not None:
                     threading.Thread(target=self._feed, args=(job, moods, failed), name="emsync-moods",
                                      daemon=True).start()
@@ -170,11 +175,11 @@ class _Process:
     def _feed(self, job: int, moods: Sequence[SceneMood], failed: list[BaseException]) -> None:
         try:
             for i in range(len(moods)):
-                self.requests.send(("mood", job, i, moods[i]))
+                self.send(("mood", job, i, moods[i]))
         except BaseException as exc:  # noqa: BLE001 - raised where the call waits
             failed.append(exc)
             try:
-                self.requests.send(("abort", job))
+                self.send(("abort", job))
             except OSError:
                 pass
 
