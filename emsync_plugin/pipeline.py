@@ -214,9 +214,9 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
 
 def _warm_up(options: ScoreOptions) -> Future:
     """Load, in a thread, what the run needs later: the learned generator (in its worker process,
-    :mod:`.music.generator_worker`, its ONNX session created once), the renderer's modules, then its worker processes. The future's
-    result is the generator (None for the baseline arranger); waiting on it re-raises a load
-    error where it is needed."""
+    :mod:`.music.generator_worker`, its ONNX session created once), then the renderer's modules
+    and its worker processes. The future's result is the generator (None for the baseline
+    arranger); waiting on it re-raises a load error where it is needed."""
     ready: Future = Future()
 
     def load() -> None:

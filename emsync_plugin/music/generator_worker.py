@@ -35,7 +35,6 @@ logger = logging.getLogger(__name__)
 
 _LOCK = threading.Lock()
 _WORKER: _Process | None = None
-_EXIT_HOOKED = False
 
 
 def remote(precision: str) -> Remote | None:
@@ -55,7 +54,7 @@ def remote(precision: str) -> Remote | None:
 
 def _running() -> _Process | None:
     """The worker process, started if it is not running; None where it may not or cannot start."""
-    global _WORKER, _EXIT_HOOKED
+    global _WORKER
     if not spawning.may_spawn():
         return None
     with _LOCK:
@@ -65,9 +64,6 @@ def _running() -> _Process | None:
             except (OSError, AssertionError, RuntimeError) as exc:  # AssertionError: inside a daemon
                 logger.info("the generator's worker process could not start (%s); generating in this process", exc)
                 return None
-            if not _EXIT_HOOKED:
-                _EXIT_HOOKED = True
-                atexit.register(shutdown)
         return _WORKER
 
 
@@ -78,6 +74,9 @@ def shutdown() -> None:
         worker, _WORKER = _WORKER, None
     if worker is not None:
         worker.stop()
+
+
+atexit.register(shutdown)
 
 
 def pid() -> int | None:

@@ -301,7 +301,6 @@ def pool(soundfont: Path | None = None) -> Executor:
             with spawning.sheltered():  # its queues may start multiprocessing's resource tracker
                 _POOL = ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn"),
                                             initializer=_start_worker, initargs=(os.getpid(), preload))
-            atexit.register(shutdown)
         return _POOL
 
 
@@ -312,6 +311,9 @@ def shutdown() -> None:
         executor, _POOL = _POOL, None
     if executor is not None:
         executor.shutdown(cancel_futures=True)
+
+
+atexit.register(shutdown)
 
 
 def peak_memory_mb() -> tuple[float, float]:
