@@ -411,13 +411,18 @@ def _window_key(pitch: np.ndarray, sa: np.ndarray, sb: np.ndarray, idx: np.ndarr
     return best % 12, best < 12
 
 
+def note_on_pitches(tokens: np.ndarray, vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
+    """Which tokens are note-ons, and the MIDI pitch each would play (meaningful where it is one)."""
+    tokens = np.asarray(tokens, dtype=np.int64)
+    on = (tokens >= vocab.on_base) & (tokens < vocab.off_base)
+    return on, vocab.pitch_min + (tokens - vocab.on_base) % vocab.n_pitches
+
+
 def mode_tokens(tokens: np.ndarray, tonic: int, vocab: Vocab) -> np.ndarray:
     """1.0 where a token is a note-on of a pitch class that tells major from minor in the key
     of ``tonic`` (its minor or major third or sixth), else 0.0: the predictions that valence
     should decide, which ``train.py --mode-weight`` weighs more."""
-    tokens = np.asarray(tokens, dtype=np.int64)
-    on = (tokens >= vocab.on_base) & (tokens < vocab.off_base)
-    pitch = vocab.pitch_min + (tokens - vocab.on_base) % vocab.n_pitches
+    on, pitch = note_on_pitches(tokens, vocab)
     return (on & np.isin((pitch - tonic) % 12, (3, 4, 8, 9))).astype(np.float32)
 
 

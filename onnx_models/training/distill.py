@@ -35,7 +35,7 @@ from emsync_plugin.music.features import key_correlations
 from emsync_plugin.music.generator import Generator
 from emsync_plugin.music.vocab import Vocab
 
-from .dataset import mode_tokens
+from .dataset import mode_tokens, note_on_pitches
 
 logger = logging.getLogger("emsync.distill")
 
@@ -165,8 +165,8 @@ def load_teacher(directory: Path, vocab: Vocab) -> Teacher:
         bound_offsets.extend((z["bound_offsets"][1:] + bound_offsets[-1]).tolist())
         bounds.append(z["bounds"])
     offs = np.asarray(offsets, np.int64)
-    on = (tokens >= vocab.on_base) & (tokens < vocab.off_base)
-    pc = (vocab.pitch_min + (tokens - vocab.on_base) % vocab.n_pitches) % 12
+    on, pitch = note_on_pitches(tokens, vocab)
+    pc = pitch % 12
     tonics = np.zeros(len(offs) - 1, np.int64)
     for i in range(len(tonics)):
         sl = slice(offs[i], offs[i + 1])
