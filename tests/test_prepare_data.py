@@ -354,6 +354,32 @@ def test_scenes_change_mode_with_their_valence(ex_setup, monkeypatch):
     assert not {vocab.group_pitch(int(t))[1] % 12 for t in ex["tokens"] if vocab.kind(int(t)) == "on"} & {3, 8}
 
 
+def test_window_mode_labels_each_scene_with_the_windows_mode_in_its_flip_state(ex_setup, monkeypatch):
+    """dataset.WINDOW_MODE: a scene's mode term is the whole window's mode, as written or moved
+    to the parallel minor, so with valence read from the mode alone every scene gets one of two
+    labels (minor below major); measured scene by scene, short scenes spread over many values."""
+    import dataclasses
+
+    vocab, stats, _ = ex_setup
+    stats = dataclasses.replace(stats, valence_weights={"mode": 1.0})
+    monkeypatch.setattr(dataset, "TRANSPOSE", (0, 0))
+    monkeypatch.setattr(dataset, "STRETCH", (1.0, 1.0))
+    monkeypatch.setattr(dataset, "WARP", 0.0)
+    monkeypatch.setattr(dataset, "MODE_FLIP_PROB", 1.0)
+    chords = [(48, 60, 64, 67), (53, 60, 65, 69), (55, 59, 65, 67), (55, 62, 67, 71), (48, 60, 64, 67)]
+    notes = np.array([[PIANO, p, i * 0.5, i * 0.5 + 0.45] for i in range(240) for p in chords[i % 5]], np.float32)
+    seen = {}
+    for window_mode in (False, True):
+        monkeypatch.setattr(dataset, "WINDOW_MODE", window_mode)
+        labels = set()
+        for seed in range(10):
+            ex = dataset.make_example(notes, np.random.default_rng(seed), vocab, stats, seq_len=512, start_prob=1.0)
+            labels |= {round(float(v), 6) for v in ex["valence"]}
+        seen[window_mode] = labels
+    assert len(seen[True]) == 2 and min(seen[True]) < 0 < max(seen[True])
+    assert len(seen[False]) > 4
+
+
 def test_mode_loss_weight_multiplies_the_flagged_predictions():
     """train.weighted_loss: a flagged target weighs ``mode_weight`` times more (on top of the
     approach weight); the loss is normalised by the total weight."""

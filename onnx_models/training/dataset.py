@@ -50,7 +50,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +67,8 @@ GAP_MEDIAN, GAP_SIGMA, GAP_RANGE = 5.0, 0.5, (2.0, 12.0)
 START_PROB = 0.1
 WARP, WARP_PROB = 0.4, 0.8  # boundaries move up to this many seconds off the music's onsets (see _bend)
 MODE_FLIP_PROB, MODE_MIN_STRENGTH = 0.5, 0.6  # windows whose scenes may change mode (see _flip_modes)
+FIRST_MODE_BOOST = 1.0  # the first third or sixth of each scene weighs this many times a later one (see _first_in_scene)
+WINDOW_MODE = False  # label each scene with the whole window's mode, in the scene's flip state (see _window_modes)
 
 
 @dataclass(frozen=True, eq=False)
@@ -241,12 +243,13 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
     # ---- the mode changes with the mood at some cuts ----------------------------------------
     edges = np.asarray([seg_start] + bounds)
     key = _window_key(pitch, sa, sb, idx)
+    written, flips = pitch, np.zeros(len(edges), bool)
     if MODE_FLIP_PROB > 0.0 and rng.random() < MODE_FLIP_PROB and key is not None:
-        flipped = _flip_modes(pitch, sa, key, base, edges, rng, vocab)
+        flipped, scene_flips = _flip_modes(pitch, sa, key, base, edges, rng, vocab)
         body, body_times, complete = _window_tokens(vocab, group, flipped, sa, sb, idx, base, t0, i1, n)
         new = _assemble(body, body_times, complete, need, from_start, want, vocab)
         if len(new[0]) >= 2:
-            pitch = flipped
+            pitch, flips = flipped, scene_flips
             tokens, times = new
             times_a, after_a = _clocks(tokens, times, vocab)
             w0, w1 = float(times_a[0]), float(times_a[-1])
@@ -264,11 +267,15 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
     max_len = float((rel_arr[:, 3] - rel_arr[:, 2]).max())
     val = np.zeros(len(times_a), np.float32)
     aro = np.zeros(len(times_a), np.float32)
+    modes = _window_modes(written, sa, sb, idx, key, vocab) if WINDOW_MODE and key is not None else None
     for s in np.unique(seg):
         a, b = edges[s], edges[s + 1] if s + 1 < len(edges) else edges[s] + GAP_RANGE[1]
         lo_i = np.searchsorted(rel_arr[:, 2], a - max_len)
         hi_i = np.searchsorted(rel_arr[:, 2], b)
-        v, ar = labels(measure(rel_arr[lo_i:hi_i], a, b), stats)
+        features = measure(rel_arr[lo_i:hi_i], a, b)
+        if modes is not None and not features.empty:
+            features = replace(features, mode=modes[int(flips[min(s, len(flips) - 1)])])
+        v, ar = labels(features, stats)
         val[seg == s] = v
         aro[seg == s] = ar
 
@@ -282,7 +289,8 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
         "arousal": aro,
         "offset": offs,
         "since": since,
-        "mode": mode_tokens(tokens, key[0], vocab) if key is not None else np.zeros(len(tokens), np.float32),
+        "mode": _first_in_scene(mode_tokens(tokens, key[0], vocab), seg) if key is not None
+        else np.zeros(len(tokens), np.float32),
         "time": (times_a - w0).astype(np.float32),
         "boundaries": np.asarray(inside, dtype=np.float32),
     }
@@ -398,6 +406,49 @@ def _assemble(body: list[int], body_times: list[float], complete: bool, need: in
     return tokens, times
 
 
+def _first_in_scene(flags: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """``flags`` with each scene's first flagged token raised to ``FIRST_MODE_BOOST``: where a
+    scene's mode is chosen, the one prediction the valence alone decides (later ones follow the
+    scene's own notes too)."""
+    if FIRST_MODE_BOOST == 1.0:
+        return flags
+    out = flags.copy()
+    on = np.flatnonzero(flags > 0)
+    _, first = np.unique(seg[on], return_index=True)
+    out[on[first]] = FIRST_MODE_BOOST
+    return out
+
+
+def _mode_value(pitch: np.ndarray, weight: np.ndarray) -> float:
+    """Best major minus best minor Krumhansl-Kessler correlation (the label formula's mode)."""
+    r = key_correlations(np.bincount(pitch % 12, weights=weight, minlength=12))
+    return float(r[:12].max() - r[12:].max())
+
+
+def _window_modes(pitch: np.ndarray, sa: np.ndarray, sb: np.ndarray, idx: np.ndarray, key: tuple[int, bool],
+                  vocab: Vocab) -> tuple[float, float]:
+    """The mode value of the window's notes ``idx`` as written and moved to the parallel mode.
+
+    A scene of a few seconds often measures as the other mode (a passage on the dominant, which
+    harmonic minor keeps major), so its own mode is a noisy label for what valence should
+    decide; the window's, in the scene's flip state, is the mode the scene is in."""
+    w = np.maximum(1, sb[idx] - sa[idx]).astype(np.float64)
+    return _mode_value(pitch[idx], w), _mode_value(_parallel(pitch[idx], key, vocab), w)
+
+
+def _parallel(pitch: np.ndarray, key: tuple[int, bool], vocab: Vocab) -> np.ndarray:
+    """``pitch`` moved to the parallel mode of ``key`` (see :func:`_flip_modes`)."""
+    tonic, major = key
+    step = np.zeros(12, np.int64)
+    if major:
+        step[4], step[9] = -1, -1
+    else:
+        step[3], step[8] = 1, 1
+    new = pitch + step[(pitch - tonic) % 12]
+    ok = (new >= vocab.pitch_min) & (new <= vocab.pitch_max)
+    return np.where(ok, new, pitch)
+
+
 def _window_key(pitch: np.ndarray, sa: np.ndarray, sb: np.ndarray, idx: np.ndarray) -> tuple[int, bool] | None:
     """``(tonic pitch class, major)`` of the notes ``idx`` as the label formula finds it
     (Krumhansl-Kessler profiles on the duration-weighted pitch-class histogram); None when the
@@ -427,7 +478,7 @@ def mode_tokens(tokens: np.ndarray, tonic: int, vocab: Vocab) -> np.ndarray:
 
 
 def _flip_modes(pitch: np.ndarray, sa: np.ndarray, key: tuple[int, bool], base: int, edges: np.ndarray,
-                rng: np.random.Generator, vocab: Vocab) -> np.ndarray:
+                rng: np.random.Generator, vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
     """The piece's pitches with some scenes moved to the parallel mode of the window's ``key``
     (:func:`_window_key`; a window without a clear key is not flipped). Each scene (the piece's
     notes *starting* between consecutive ``edges``, in
@@ -441,20 +492,12 @@ def _flip_modes(pitch: np.ndarray, sa: np.ndarray, key: tuple[int, bool], base: 
     with their labels measured after the flip, make valence the only clue to the mode at a cut
     and at the start of a piece, which is where the decoder needs it.
     """
-    tonic, major = key
-    step = np.zeros(12, np.int64)
-    if major:
-        step[4], step[9] = -1, -1
-    else:
-        step[3], step[8] = 1, 1
     unit = vocab.shift_seconds
     # every note of the piece in a scene moves (the labels measure whole scenes, also past the window)
     scene = np.searchsorted(edges, (sa - base) * unit + unit / 2, side="right") - 1
     flips = rng.random(len(edges)) < 0.5
     move = (scene >= 0) & flips[np.clip(scene, 0, len(edges) - 1)]
-    new = pitch + np.where(move, step[(pitch - tonic) % 12], 0)
-    ok = (new >= vocab.pitch_min) & (new <= vocab.pitch_max)
-    return np.where(ok, new, pitch)
+    return np.where(move, _parallel(pitch, key, vocab), pitch), flips
 
 
 def chord_share(example: dict, vocab: Vocab) -> float | None:

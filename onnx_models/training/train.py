@@ -78,8 +78,9 @@ def weighted_loss(logits, y, offset, approach_weight, since=None, departure_weig
     product needs) and those less than 1 s after one ``departure_weight`` (the chord on the
     cut and its first notes, where the new scene's mood, and mode, must show), the larger of
     the two where both hold; a prediction whose target is a note-on of the key's third or
-    sixth (``mode`` = 1, see :func:`dataset.mode_tokens`) is further multiplied by
-    ``mode_weight``: those are the notes valence decides, a few per cent of the tokens.
+    sixth (``mode`` = 1, see :func:`dataset.mode_tokens`; a scene's first one
+    ``dataset.FIRST_MODE_BOOST``) is further multiplied by ``mode_weight`` times ``mode``: those
+    are the notes valence decides, a few per cent of the tokens.
     Normalised by the total weight."""
     ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-1,
                                            reduction="none")
@@ -87,7 +88,7 @@ def weighted_loss(logits, y, offset, approach_weight, since=None, departure_weig
     if since is not None and departure_weight != 1.0:
         w = torch.maximum(w, torch.where(since.reshape(-1) < 1.0, departure_weight, 1.0))
     if mode is not None and mode_weight != 1.0:
-        w = w * torch.where(mode.reshape(-1) > 0, mode_weight, 1.0)
+        w = w * torch.where(mode.reshape(-1) > 0, mode_weight * mode.reshape(-1), 1.0)
     w = w * (y.reshape(-1) >= 0)
     return (ce * w).sum() / w.sum().clamp(min=1.0)
 
@@ -105,6 +106,15 @@ def label_stats_dict(source: str, cache_stats: dict, init: Path | None) -> dict:
     if "label_stats" not in meta:
         raise SystemExit(f"{init} carries no label statistics")
     return meta["label_stats"]
+
+
+def centred_on_mode(label_stats: dict) -> dict:
+    """The label normalisation with the mode feature measured from 0, where the best major and
+    the best minor key fit equally, not from the corpus's (mostly major) mean: valence 0 is then
+    the boundary between the modes, which is where the decoder's mode steering puts it."""
+    out = json.loads(json.dumps(label_stats))
+    out["mean"]["mode"] = 0.0
+    return out
 
 
 def lr_at(step, base_lr, warmup, total):
@@ -185,16 +195,27 @@ def main(argv=None):
     p.add_argument("--teacher-share", type=float, default=0.5, help="share of the rows taken from --teacher")
     p.add_argument("--label-stats", choices=("cache", "init"), default="cache",
                    help="label normalisation: the cache's, or the --init weights' (a stage trained on another cache)")
+    p.add_argument("--first-mode-weight", type=float, default=1.0,
+                   help="the first third or sixth of each scene weighs this many times more again (dataset.FIRST_MODE_BOOST)")
+    p.add_argument("--mode-label", choices=("scene", "window"), default="scene",
+                   help="the mode in a scene's valence label: measured on the scene's notes, or the window's "
+                        "mode in the scene's flip state (dataset.WINDOW_MODE)")
+    p.add_argument("--valence-centre", choices=("corpus", "mode"), default="corpus",
+                   help="valence 0 at the corpus's average mode, or where major and minor fit equally")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.mode_flip is not None:
         dataset.MODE_FLIP_PROB = args.mode_flip
+    dataset.WINDOW_MODE = args.mode_label == "window"
+    dataset.FIRST_MODE_BOOST = args.first_mode_weight
 
     vocab = Vocab.from_json(VOCAB_SPEC)
     stats_json = json.loads((args.data / "stats.json").read_text())
     stats_json["label_stats"] = label_stats_dict(args.label_stats, stats_json["label_stats"], args.init)
+    if args.valence_centre == "mode":
+        stats_json["label_stats"] = centred_on_mode(stats_json["label_stats"])
     stats = LabelStats.from_dict(stats_json["label_stats"])
     data_hash = stats_json.get("data_sha256", "")
     train = [p for p in iter_pieces(args.data, "train")]
