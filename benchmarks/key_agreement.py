@@ -7,7 +7,8 @@ and +0.8, arousal 0. For each piece, the best key by three profile sets: Krumhan
 label formula's and the steering's), Temperley-Kostka-Payne and Aarden-Essen (which the decoder
 does not use; ``music_stats.PROFILES``). It prints how many pieces each finder calls minor, how
 the finders' keys relate where they differ (parallel, relative, a fifth apart, other), and how
-often the lowest sounding note at an onset is the key's tonic.
+often the lowest sounding note at an onset is the key's tonic, and in how many pieces the
+first 6 s and the rest are in the same mode by KK (does the model hold the mode it chose?).
 
     python benchmarks/key_agreement.py [--model FILE.onnx | --precision int8] [--takes 20]
 """
@@ -55,6 +56,14 @@ def relation(a: tuple[int, str], b: tuple[int, str]) -> str:
     return "other"
 
 
+def histogram(notes, start: float = 0.0, end: float = SECONDS) -> np.ndarray:
+    """Sounding time per pitch class between ``start`` and ``end``."""
+    out = np.zeros(12)
+    for n in notes:
+        out[n.pitch % 12] += max(0.0, min(end, n.end) - max(start, n.start))
+    return out
+
+
 def piece(gen: Generator, valence: float, seed: int):
     rng = random.Random(seed)
     cuts, t = [], 0.0
@@ -76,18 +85,16 @@ def main(argv: list[str] | None = None) -> int:
     finders = {"KK": (kk[0], kk[12]), "Temperley": PROFILES["temperley"], "Aarden-Essen": PROFILES["aarden"]}
     print(f"model: {gen.path.name}, model alone, {args.takes} pieces of {SECONDS:.0f} s per valence\n")
     print("| valence | called minor: KK / Temperley / Aarden-Essen | Temperley's key against KK's | "
-          "Aarden-Essen's against KK's | lowest note on the tonic: KK's / Temperley's |")
-    print("|---|---|---|---|---|")
+          "Aarden-Essen's against KK's | lowest note on the tonic: KK's / Temperley's | mode held after 6 s |")
+    print("|---|---|---|---|---|---|")
     for valence in (-0.8, 0.8):
         minor: collections.Counter = collections.Counter()
         against: dict[str, collections.Counter] = {"Temperley": collections.Counter(), "Aarden-Essen": collections.Counter()}
-        on_tonic = []
+        on_tonic, held = [], 0
         for seed in range(args.takes):
             notes = piece(gen, valence, seed)
-            histogram = np.zeros(12)
-            for n in notes:
-                histogram[n.pitch % 12] += n.end - n.start
-            keys = {name: best_key(histogram, profiles) for name, profiles in finders.items()}
+            keys = {name: best_key(histogram(notes), profiles) for name, profiles in finders.items()}
+            held += best_key(histogram(notes, 0.0, 6.0), finders["KK"])[1] == best_key(histogram(notes, 6.0), finders["KK"])[1]
             minor.update(name for name, (_, mode) in keys.items() if mode == "minor")
             for name in against:
                 against[name][relation(keys["KK"], keys[name])] += 1
@@ -98,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {valence:+.1f} | {' / '.join(str(minor[name]) for name in finders)} | "
               f"{', '.join(f'{k} {v}' for k, v in against['Temperley'].most_common())} | "
               f"{', '.join(f'{k} {v}' for k, v in against['Aarden-Essen'].most_common())} | "
-              f"{share[0]:.2f} / {share[1]:.2f} |")
+              f"{share[0]:.2f} / {share[1]:.2f} | {held} |")
     return 0
 
 

@@ -315,11 +315,14 @@ def test_boundaries_bend_the_clock_off_the_beat(ex_setup, monkeypatch):
     assert total > 30 and off_beat / total > 0.5
 
 
-def test_scenes_change_mode_with_their_valence(ex_setup, monkeypatch):
+@pytest.mark.parametrize("window_mode", [False, True])
+def test_scenes_change_mode_with_their_valence(ex_setup, monkeypatch, window_mode):
     """Some scenes of a major piece move to the parallel (harmonic) minor: E and A become Eb
     and Ab in C major, the leading tone B stays, and the flipped scenes' valence, measured
-    after the flip, is lower than the untouched scenes'. Without the flip nothing moves."""
+    after the flip (by the scene's notes, or the window's in the scene's mode), is lower than
+    the untouched scenes'. Without the flip nothing moves."""
     vocab, stats, _ = ex_setup
+    monkeypatch.setattr(dataset, "WINDOW_MODE", window_mode)
     monkeypatch.setattr(dataset, "TRANSPOSE", (0, 0))
     monkeypatch.setattr(dataset, "STRETCH", (1.0, 1.0))
     monkeypatch.setattr(dataset, "WARP", 0.0)
