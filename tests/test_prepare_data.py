@@ -357,6 +357,31 @@ def test_scenes_change_mode_with_their_valence(ex_setup, monkeypatch, window_mod
     assert not {vocab.group_pitch(int(t))[1] % 12 for t in ex["tokens"] if vocab.kind(int(t)) == "on"} & {3, 8}
 
 
+def test_whole_flips_move_every_scene_of_the_window(ex_setup, monkeypatch):
+    """dataset.WHOLE_FLIP_PROB = 1: a flipped window is in the parallel minor throughout (Eb and
+    Ab, never E or A), so the mode it chose is held; at 0 some windows mix both modes."""
+    vocab, stats, _ = ex_setup
+    monkeypatch.setattr(dataset, "TRANSPOSE", (0, 0))
+    monkeypatch.setattr(dataset, "STRETCH", (1.0, 1.0))
+    monkeypatch.setattr(dataset, "MODE_FLIP_PROB", 1.0)
+    chords = [(48, 60, 64, 67), (53, 60, 65, 69), (55, 59, 65, 67), (48, 60, 64, 67)]
+    notes = np.array([[PIANO, p, i * 0.5, i * 0.5 + 0.45] for i in range(240) for p in chords[i % 4]], np.float32)
+
+    def mixed(whole: float) -> int:
+        monkeypatch.setattr(dataset, "WHOLE_FLIP_PROB", whole)
+        count = 0
+        for seed in range(10):
+            ex = dataset.make_example(notes, np.random.default_rng(seed), vocab, stats, seq_len=512, start_prob=1.0)
+            pcs = {vocab.group_pitch(int(t))[1] % 12 for t in ex["tokens"] if vocab.kind(int(t)) == "on"}
+            if whole == 1.0:
+                assert {3, 8} <= pcs and not {4, 9} & pcs
+            count += bool({3, 8} & pcs and {4, 9} & pcs)
+        return count
+
+    mixed(1.0)
+    assert mixed(0.0) > 3
+
+
 def test_window_mode_labels_each_scene_with_the_windows_mode_in_its_flip_state(ex_setup, monkeypatch):
     """dataset.WINDOW_MODE: a scene's mode term is the whole window's mode, as written or moved
     to the parallel minor, so with valence read from the mode alone every scene gets one of two

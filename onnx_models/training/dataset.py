@@ -67,6 +67,7 @@ GAP_MEDIAN, GAP_SIGMA, GAP_RANGE = 5.0, 0.5, (2.0, 12.0)
 START_PROB = 0.1
 WARP, WARP_PROB = 0.4, 0.8  # boundaries move up to this many seconds off the music's onsets (see _bend)
 MODE_FLIP_PROB, MODE_MIN_STRENGTH = 0.5, 0.6  # windows whose scenes may change mode (see _flip_modes)
+WHOLE_FLIP_PROB = 0.0  # of the flipped windows, the share whose scenes all flip together (a held mode)
 FIRST_MODE_BOOST = 1.0  # the first third or sixth of each scene weighs this many times a later one (see _first_in_scene)
 WINDOW_MODE = False  # label each scene with the whole window's mode, in the scene's flip state (see _window_modes)
 
@@ -482,9 +483,11 @@ def _flip_modes(pitch: np.ndarray, sa: np.ndarray, key: tuple[int, bool], base: 
     """The piece's pitches with some scenes moved to the parallel mode of the window's ``key``
     (:func:`_window_key`; a window without a clear key is not flipped). Each scene (the piece's
     notes *starting* between consecutive ``edges``, in
-    seconds from step ``base``) flips with probability one half: in a major key the third and sixth
+    seconds from step ``base``) flips with probability one half, or with ``WHOLE_FLIP_PROB`` every
+    scene of the window does (the window's whole mode moves, and is held): in a major key the third and sixth
     degrees go down a semitone (harmonic minor: the leading tone stays), in a minor key the
-    minor third and sixth go up one (major). Notes outside the vocabulary's range stay.
+    minor third and sixth go up one (major). Notes outside the vocabulary's range stay. Returns
+    the pitches and which scenes moved.
 
     The corpus is mostly major and never changes mode at our pretend cuts, so on its own it
     teaches the model that valence says little the context does not (flipping the valence
@@ -496,6 +499,8 @@ def _flip_modes(pitch: np.ndarray, sa: np.ndarray, key: tuple[int, bool], base: 
     # every note of the piece in a scene moves (the labels measure whole scenes, also past the window)
     scene = np.searchsorted(edges, (sa - base) * unit + unit / 2, side="right") - 1
     flips = rng.random(len(edges)) < 0.5
+    if WHOLE_FLIP_PROB > 0.0 and rng.random() < WHOLE_FLIP_PROB:
+        flips[:] = True
     move = (scene >= 0) & flips[np.clip(scene, 0, len(edges) - 1)]
     return np.where(move, _parallel(pitch, key, vocab), pitch), flips
 

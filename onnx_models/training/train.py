@@ -195,6 +195,9 @@ def main(argv=None):
     p.add_argument("--teacher-share", type=float, default=0.5, help="share of the rows taken from --teacher")
     p.add_argument("--label-stats", choices=("cache", "init"), default="cache",
                    help="label normalisation: the cache's, or the --init weights' (a stage trained on another cache)")
+    p.add_argument("--whole-flip", type=float, default=0.0,
+                   help="of the windows --mode-flip picks, the share moved to the parallel mode as a whole "
+                        "(every scene), so that a held mode is the norm (dataset.WHOLE_FLIP_PROB)")
     p.add_argument("--first-mode-weight", type=float, default=1.0,
                    help="the first third or sixth of each scene weighs this many times more again (dataset.FIRST_MODE_BOOST)")
     p.add_argument("--mode-label", choices=("scene", "window"), default="scene",
@@ -210,6 +213,7 @@ def main(argv=None):
         dataset.MODE_FLIP_PROB = args.mode_flip
     dataset.WINDOW_MODE = args.mode_label == "window"
     dataset.FIRST_MODE_BOOST = args.first_mode_weight
+    dataset.WHOLE_FLIP_PROB = args.whole_flip
 
     vocab = Vocab.from_json(VOCAB_SPEC)
     stats_json = json.loads((args.data / "stats.json").read_text())
