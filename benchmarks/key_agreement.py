@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         on_tonic, held = [], 0
         for seed in range(args.takes):
             notes = piece(gen, valence, seed)
-            keys = {name: best_key(histogram(notes), profiles) for name, profiles in finders.items()}
+            whole = histogram(notes)
+            keys = {name: best_key(whole, profiles) for name, profiles in finders.items()}
             held += best_key(histogram(notes, 0.0, 6.0), finders["KK"])[1] == best_key(histogram(notes, 6.0), finders["KK"])[1]
             minor.update(name for name, (_, mode) in keys.items() if mode == "minor")
             for name in against:

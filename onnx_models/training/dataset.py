@@ -275,7 +275,7 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
         hi_i = np.searchsorted(rel_arr[:, 2], b)
         features = measure(rel_arr[lo_i:hi_i], a, b)
         if modes is not None and not features.empty:
-            features = replace(features, mode=modes[int(flips[min(s, len(flips) - 1)])])
+            features = replace(features, mode=modes[int(flips[s])])
         v, ar = labels(features, stats)
         val[seg == s] = v
         aro[seg == s] = ar
