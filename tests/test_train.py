@@ -18,3 +18,55 @@ def test_label_stats_come_from_the_cache_or_the_init_weights(tmp_path):
     torch.save({"model": {}}, path)
     with pytest.raises(SystemExit, match="no label statistics"):
         label_stats_dict("init", cache, path)
+
+
+def _tiny(mood_blocks):
+    from onnx_models.training.model import ModelConfig, MusicTransformer
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=40, block_size=64, n_layer=2, n_head=2, n_embd=16, dropout=0.0,
+                      n_offset_steps=10, offset_logit_bias=True, mood_blocks=mood_blocks)
+    return MusicTransformer(cfg).eval()
+
+
+def _inputs(T=12):
+    g = torch.Generator().manual_seed(1)
+    return (torch.randint(0, 40, (2, T), generator=g), torch.rand(2, T, generator=g) * 2 - 1,
+            torch.rand(2, T, generator=g) * 2 - 1, torch.rand(2, T, generator=g) * 8)
+
+
+def test_mood_blocks_start_as_the_plain_model_then_follow_the_mood_through_the_cache():
+    plain, mood = _tiny(False), _tiny(True)
+    missing, unexpected = mood.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(".mood." in k for k in missing)
+    for k in missing:
+        torch.nn.init.zeros_(mood.get_parameter(k))
+    x, v, a, o = _inputs()
+    with torch.no_grad():
+        assert torch.equal(mood(x, v, a, o)[0], plain(x, v, a, o)[0])
+        for k in missing:
+            mood.get_parameter(k).normal_(0, 0.5)
+        full = mood(x, v, a, o)[0]
+        assert (full - mood(x, -v, a, o)[0]).abs().max() > 1e-2  # valence now reaches the blocks
+        _, _, past = mood(x[:, :7], v[:, :7], a[:, :7], o[:, :7])
+        step = mood(x[:, 7:], v[:, 7:], a[:, 7:], o[:, 7:], past=past)[0]
+    torch.testing.assert_close(step, full[:, 7:], atol=1e-5, rtol=1e-5)
+
+
+def test_mood_blocks_export_and_read_back(tmp_path):
+    pytest.importorskip("onnx")
+    from onnx_models.training import export
+
+    model = _tiny(True)
+    with torch.no_grad():  # no two parameters alike, so that the export keeps every one by name
+        for p in model.parameters():
+            p.normal_(0, 0.5)
+    vocab = {"note": "unused"}
+    ckpt = {"config": model.cfg.to_dict(), "vocab": vocab, "label_stats": {}, "data_sha256": "", "step": 1, "tokens": 1}
+    out = tmp_path / "generator.onnx"
+    export.export(model, ckpt, out)
+    back, meta = export.load_onnx(out)
+    x, v, a, o = _inputs()
+    with torch.no_grad():
+        torch.testing.assert_close(back(x, v, a, o)[0], model(x, v, a, o)[0])
+    assert meta["config"]["mood_blocks"] is True

@@ -96,12 +96,13 @@ class _Wrapper(torch.nn.Module):
         x = m.wte(input_ids) + m.wpe(pos) + m.cond(valence, arousal, offset)
         total = (past_length + T).to(torch.int32)
         seqlens = (total - 1).reshape(1).expand(B)
+        mood = m.mood(valence, arousal)
         presents = []
         for i, block in enumerate(m.blocks):
-            q, k, v = block.attn.c_attn(block.ln1(x)).split(C, dim=2)
+            q, k, v = block.attn.c_attn(block.norm1(x, mood)).split(C, dim=2)
             y, pk, pv = _Attention.apply(q, k, v, past[2 * i], past[2 * i + 1], seqlens, total, H)
             x = x + block.attn.c_proj(y)
-            x = x + block.mlp(block.ln2(x))
+            x = x + block.mlp(block.norm2(x, mood))
             presents += [pk, pv]
         logits = m.lm_head(m.ln_f(x))
         if hasattr(m, "offset_bias"):
@@ -120,8 +121,8 @@ def load(ckpt_path: Path):
 def load_onnx(path: Path):
     """The model and checkpoint-like metadata of an earlier export: its named initializers are
     the parameters; its weight matrices (MatMul right-hand sides, in graph order: the
-    conditioning MLP's two, each block's c_attn, c_proj, fc, proj, then the tied head) are the
-    transposed ``nn.Linear`` weights."""
+    conditioning MLP's two, each block's mood norms if any, c_attn, c_proj, fc, proj, then the
+    tied head) are the transposed ``nn.Linear`` weights."""
     import onnx
     from onnx import numpy_helper
 
@@ -132,8 +133,8 @@ def load_onnx(path: Path):
     inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
     state = {k.removeprefix("model."): torch.from_numpy(v.copy()) for k, v in inits.items() if k.startswith("model.")}
     mats = [n.input[1] for n in m.graph.node if n.op_type == "MatMul" and n.input[1] in inits]
-    linear = ["cond.net.0", "cond.net.2"] + [f"blocks.{i}.{n}" for i in range(cfg.n_layer)
-                                             for n in ("attn.c_attn", "attn.c_proj", "mlp.fc", "mlp.proj")]
+    per_block = ("mood",) * cfg.mood_blocks + ("attn.c_attn", "attn.c_proj", "mlp.fc", "mlp.proj")
+    linear = ["cond.net.0", "cond.net.2"] + [f"blocks.{i}.{n}" for i in range(cfg.n_layer) for n in per_block]
     if len(mats) != len(linear) + 1 or not np.array_equal(inits[mats[-1]].T, inits["model.wte.weight"]):
         raise SystemExit(f"{path}: not the graph this reader knows ({len(mats)} weight matrices)")
     for name, init in zip(linear, mats):

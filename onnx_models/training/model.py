@@ -40,6 +40,7 @@ class ModelConfig:
     offset_unit: float = 0.01  # seconds; the vocabulary's time-shift unit
     n_offset_steps: int = 0  # offsets up to this many units also get a learned embedding each (0: none)
     offset_logit_bias: bool = False  # and a learned bias on every output logit per such offset
+    mood_blocks: bool = False  # every block's layer norms also scaled and shifted by (valence, arousal)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -130,17 +131,37 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
+    """Pre-norm attention and MLP. With ``mood_blocks`` the mood also scales and shifts both
+    normalised inputs (adaptive layer norm, zero at start): valence reaches every layer
+    directly instead of fading from the input embedding under the context's pull."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.ln1 = nn.LayerNorm(cfg.n_embd)
         self.attn = CausalSelfAttention(cfg)
         self.ln2 = nn.LayerNorm(cfg.n_embd)
         self.mlp = MLP(cfg)
+        if cfg.mood_blocks:
+            self.mood = nn.Linear(2, 4 * cfg.n_embd)
 
-    def forward(self, x, past_kv=None):
-        a, present = self.attn(self.ln1(x), past_kv)
+    def norm1(self, x, mood=None):
+        """The attention's input: ``ln1(x)``, scaled and shifted by the mood if the block has it."""
+        return self._norm(self.ln1(x), mood, 0)
+
+    def norm2(self, x, mood=None):
+        """The MLP's input, likewise."""
+        return self._norm(self.ln2(x), mood, 1)
+
+    def _norm(self, h, mood, part):
+        if not hasattr(self, "mood"):
+            return h
+        scale, shift = self.mood(mood).chunk(4, dim=-1)[2 * part:2 * part + 2]
+        return h * (1 + scale) + shift
+
+    def forward(self, x, past_kv=None, mood=None):
+        a, present = self.attn(self.norm1(x, mood), past_kv)
         x = x + a
-        x = x + self.mlp(self.ln2(x))
+        x = x + self.mlp(self.norm2(x, mood))
         return x, present
 
 
@@ -163,6 +184,9 @@ class MusicTransformer(nn.Module):
         self.apply(self._init)
         if hasattr(self, "offset_bias"):
             nn.init.zeros_(self.offset_bias.weight)
+        for name, p in self.named_parameters():
+            if ".mood." in name:  # adaptive norms start as the identity
+                nn.init.zeros_(p)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight") or name.endswith("mlp.proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
@@ -189,9 +213,10 @@ class MusicTransformer(nn.Module):
         pos = torch.arange(past_len, past_len + T, device=idx.device)
         x = self.wte(idx) + self.wpe(pos) + self.cond(valence, arousal, offset)
         x = self.drop(x)
+        mood = self.mood(valence, arousal)
         presents = []
         for i, block in enumerate(self.blocks):
-            x, present = block(x, None if past is None else past[i])
+            x, present = block(x, None if past is None else past[i], mood)
             presents.append(present)
         logits = self.lm_head(self.ln_f(x))
         if hasattr(self, "offset_bias"):
@@ -201,13 +226,22 @@ class MusicTransformer(nn.Module):
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
         return logits, loss, torch.stack(presents)
 
-    def configure_optimizer(self, lr: float, weight_decay: float = 0.1, betas=(0.9, 0.95), bias_lr_mult: float = 20.0):
+    def mood(self, valence, arousal):
+        """The per-token input of the blocks' mood norms (None without them)."""
+        return torch.stack([valence, arousal], dim=-1) if self.cfg.mood_blocks else None
+
+    def configure_optimizer(self, lr: float, weight_decay: float = 0.1, betas=(0.9, 0.95), bias_lr_mult: float = 20.0,
+                           mood_lr_mult: float = 5.0):
         """AdamW; the offset logit bias learns ``bias_lr_mult`` times faster without decay (its
-        entries must reach log-odds of several nats, far from the 0.02 scale of the rest)."""
+        entries must reach log-odds of several nats, far from the 0.02 scale of the rest); the
+        mood norms, new on a trained model, ``mood_lr_mult`` times faster, also without decay."""
         fast = [p for n, p in self.named_parameters() if n.startswith("offset_bias.")]
-        rest = [(n, p) for n, p in self.named_parameters() if not n.startswith("offset_bias.")]
+        mood = [p for n, p in self.named_parameters() if ".mood." in n]
+        rest = [(n, p) for n, p in self.named_parameters() if not n.startswith("offset_bias.") and ".mood." not in n]
         groups = [{"params": [p for n, p in rest if p.dim() >= 2], "weight_decay": weight_decay},
                   {"params": [p for n, p in rest if p.dim() < 2], "weight_decay": 0.0}]
         if fast:
             groups.append({"params": fast, "weight_decay": 0.0, "lr_mult": bias_lr_mult})
+        if mood:
+            groups.append({"params": mood, "weight_decay": 0.0, "lr_mult": mood_lr_mult})
         return torch.optim.AdamW(groups, lr=lr, betas=betas)

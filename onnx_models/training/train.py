@@ -203,6 +203,8 @@ def main(argv=None):
     p.add_argument("--mode-label", choices=("scene", "window"), default="scene",
                    help="the mode in a scene's valence label: measured on the scene's notes, or the window's "
                         "mode in the scene's flip state (dataset.WINDOW_MODE)")
+    p.add_argument("--mood-blocks", action="store_true",
+                   help="every block's layer norms also scaled and shifted by the mood (new, zero at start with --init)")
     p.add_argument("--valence-centre", choices=("corpus", "mode"), default="corpus",
                    help="valence 0 at the corpus's average mode, or where major and minor fit equally")
     args = p.parse_args(argv)
@@ -248,12 +250,13 @@ def main(argv=None):
     else:
         cfg = ModelConfig(vocab_size=vocab.size, block_size=args.seq_len, n_layer=args.n_layer, n_head=args.n_head,
                           n_embd=args.n_embd, dropout=args.dropout, offset_cap=cap, offset_unit=vocab.shift_seconds,
-                          n_offset_steps=args.offset_steps, offset_logit_bias=args.offset_logit_bias)
+                          n_offset_steps=args.offset_steps, offset_logit_bias=args.offset_logit_bias,
+                          mood_blocks=args.mood_blocks)
         model = MusicTransformer(cfg)
         if args.init:
             init = torch.load(args.init, map_location="cpu", weights_only=False)
             missing, unexpected = model.load_state_dict({k: v.float() for k, v in init["model"].items()}, strict=False)
-            if unexpected or any(not k.startswith(("cond.steps.", "offset_bias.")) for k in missing):
+            if unexpected or any(not k.startswith(("cond.steps.", "offset_bias.")) and ".mood." not in k for k in missing):
                 raise SystemExit(f"{args.init} does not fit this model: missing {missing}, unexpected {unexpected}")
             for k in missing:  # a part the initial weights lack starts from zero: the same function
                 torch.nn.init.zeros_(model.get_parameter(k))
