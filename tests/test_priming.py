@@ -14,7 +14,8 @@ import pytest
 from emsync_plugin.mood import SceneMood
 from emsync_plugin.music.chords import chord_onsets
 from emsync_plugin.music.decoding import SamplingOptions
-from emsync_plugin.music.generator import Generator, forced_spans
+from emsync_plugin.music.generator import Generator
+from emsync_plugin.music.kept import forced_spans
 from emsync_plugin.rescore import KeptSpan
 
 CUTS, DURATION = [2.0, 4.0, 6.0], 8.0
