@@ -424,3 +424,18 @@ def test_mode_loss_weight_multiplies_the_flagged_predictions():
     want = (4 * ce[0] + 1 * ce[1] + 12 * ce[2]) / (4 + 1 + 12)
     assert got.item() == pytest.approx(want.item(), rel=1e-6)
     assert weighted_loss(logits, y, offset, 1.0).item() == pytest.approx(ce[:3].mean().item(), rel=1e-6)
+
+
+def test_start_prob_is_read_when_a_window_is_made(ex_setup, monkeypatch):
+    """``train.py --start-prob`` sets ``dataset.START_PROB`` after import: a long piece's windows
+    then start at BOS as often as it says."""
+    vocab, stats, _ = ex_setup
+    notes = np.array([[PIANO, p, i * 0.5, i * 0.5 + 0.45] for i in range(600) for p in (60, 64, 67)], np.float32)
+
+    def starts(prob):
+        monkeypatch.setattr(dataset, "START_PROB", prob)
+        return sum(dataset.make_example(notes, np.random.default_rng(s), vocab, stats, seq_len=128)["tokens"][0] == vocab.bos
+                   for s in range(20))
+
+    assert starts(1.0) == 20
+    assert starts(0.0) == 0

@@ -177,10 +177,12 @@ def _carried_over(group: np.ndarray, pitch: np.ndarray, sa: np.ndarray, sb: np.n
 
 
 def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStats,
-                 seq_len: int = 512, cap: float = 8.0, start_prob: float = START_PROB) -> dict | None:
+                 seq_len: int = 512, cap: float = 8.0, start_prob: float | None = None) -> dict | None:
     """One training window of at most ``seq_len + 1`` tokens from ``piece`` (a :class:`Piece`
     or an ``(N, 4)`` array), with per-token valence, arousal and boundary offset; None when the
-    piece has no notes. The steps are in the module docstring."""
+    piece has no notes. The steps are in the module docstring. ``start_prob``: ``START_PROB``
+    unless given (read at the call, so that ``train.py --start-prob`` reaches it)."""
+    start_prob = START_PROB if start_prob is None else start_prob
     notes = np.asarray(piece, dtype=np.float64)
     if notes.ndim != 2 or notes.shape[0] == 0:
         return None

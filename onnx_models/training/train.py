@@ -203,6 +203,9 @@ def main(argv=None):
     p.add_argument("--mode-label", choices=("scene", "window"), default="scene",
                    help="the mode in a scene's valence label: measured on the scene's notes, or the window's "
                         "mode in the scene's flip state (dataset.WINDOW_MODE)")
+    p.add_argument("--start-prob", type=float, default=None,
+                   help="chance that a long piece's window starts at BOS, where a piece's mode is chosen "
+                        "(default: dataset.START_PROB)")
     p.add_argument("--mood-blocks", action="store_true",
                    help="every block's layer norms also scaled and shifted by the mood (new, zero at start with --init)")
     p.add_argument("--valence-centre", choices=("corpus", "mode"), default="corpus",
@@ -216,6 +219,8 @@ def main(argv=None):
     dataset.WINDOW_MODE = args.mode_label == "window"
     dataset.FIRST_MODE_BOOST = args.first_mode_weight
     dataset.WHOLE_FLIP_PROB = args.whole_flip
+    if args.start_prob is not None:
+        dataset.START_PROB = args.start_prob
 
     vocab = Vocab.from_json(VOCAB_SPEC)
     stats_json = json.loads((args.data / "stats.json").read_text())
