@@ -51,3 +51,29 @@ def test_teacher_windows_carry_the_moods_and_clocks_the_decoder_fed(teacher_dir)
         assert np.all(np.isin(ex["valence"], told))  # the moods fed, bit for bit
         flagged = ex["tokens"][ex["mode"] > 0]
         assert np.all((flagged >= vocab.on_base) & (flagged < vocab.off_base))
+
+
+def test_agreeing_takes_are_heard_on_the_side_of_zero_they_were_told():
+    """``--keep-agreeing``: a minor take told sad is kept, told happy is not; a take told a
+    valence near 0 is kept whatever its mode."""
+    from emsync_plugin.mood import SceneMood
+    from emsync_plugin.music.features import LabelStats
+    from emsync_plugin.music.vocab import Note
+
+    stats = LabelStats.from_dict(Generator.load(threads=1).label_stats)
+    stats = LabelStats.from_dict({**stats.to_dict(), "mean": {**stats.mean, "mode": 0.0}})
+    # A minor (i, iv, V, i) and C major (I, IV, V, I), a chord every 4 s
+    minor = [(57, 60, 64), (62, 65, 69), (64, 68, 71), (57, 60, 64)]
+    major = [(60, 64, 67), (65, 69, 72), (67, 71, 74), (60, 64, 67)]
+
+    def take(chords):
+        return [Note(2, p, 4.0 * (i % 4), 4.0 * (i % 4) + 3.9) for i, chord in enumerate(chords) for p in chord]
+
+    def told(v):
+        return [SceneMood(0, 0.0, 16.0, v, 0.0)]
+
+    assert distill.agrees(take(minor), 16.0, told(-0.7), stats)
+    assert not distill.agrees(take(minor), 16.0, told(0.7), stats)
+    assert distill.agrees(take(major), 16.0, told(0.7), stats)
+    assert not distill.agrees(take(major), 16.0, told(-0.7), stats)
+    assert distill.agrees(take(major), 16.0, told(-0.1), stats)

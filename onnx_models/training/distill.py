@@ -17,6 +17,12 @@ piece, never fed, repeats the one before), ``offsets`` int64 ``(P + 1,)``, ``bou
 (each piece's boundaries in seconds, as the model was told them: cuts and final chord) with ``bound_offsets`` ``(P + 1,)``.
 The file is rewritten every 20 pieces, so a run can be stopped at any time.
 Worker ``w`` draws from seed ``1000 + w``, so workers are reproducible and never overlap.
+
+``--model-alone --keep-agreeing`` makes the student its own teacher instead (rejection
+sampling): the model alone (guidance 0, no mode steering) writes the takes, and a take is kept
+only when the label formula (the model's own Krumhansl-Kessler measure, not the benchmark's
+independent key finders) hears the sign of the valence it was told, in the whole and in the mode. Training on the kept takes
+teaches the model to hold, on its own continuations, the mode it is asked for.
 """
 from __future__ import annotations
 
@@ -31,7 +37,7 @@ import numpy as np
 from emsync_plugin.mood import SceneMood
 from emsync_plugin.music import generator as gen_mod
 from emsync_plugin.music.decoding import SamplingOptions
-from emsync_plugin.music.features import key_correlations
+from emsync_plugin.music.features import LabelStats, key_correlations, labels, measure
 from emsync_plugin.music.generator import Generator
 from emsync_plugin.music.vocab import Vocab
 
@@ -82,17 +88,40 @@ def _recording(log: list[list[tuple[float, float, float]]]):
     return conditioning
 
 
-def _decode_all(gen: Generator, rng: np.random.Generator, log: list, pieces: int, worker: int, save=None) -> tuple:
+#: the model alone: no guidance, no mode steering (the decoder's other rules stay)
+ALONE = {"guidance": 0.0, "mode_steering": 0.0}
+#: a take told a mean valence nearer 0 than this is kept whatever it sounds like
+AGREE_FROM = 0.25
+
+
+def agrees(notes, duration: float, moods: list[SceneMood], stats: LabelStats) -> bool:
+    """Whether the label formula hears a take's valence, and its mode term alone, on the side of
+    0 it was told (the scenes' duration-weighted mean); takes told less than ``AGREE_FROM``
+    always agree."""
+    told = sum(m.valence * (m.end - m.start) for m in moods) / max(duration, 1e-9)
+    if abs(told) < AGREE_FROM:
+        return True
+    f = measure(notes, 0.0, duration)
+    return labels(f, stats)[0] * told > 0 and (f.mode - stats.mean["mode"]) * told > 0
+
+
+def _decode_all(gen: Generator, rng: np.random.Generator, log: list, pieces: int, worker: int, save=None,
+                alone: bool = False, keep_agreeing: bool = False) -> tuple:
     """The takes' tokens, the conditioning fed with each, and their pieces' boundaries."""
     tokens, conds, offsets, bounds, bound_offsets = [], [], [0], [], [0]
-    t0 = time.time()
+    stats = LabelStats.from_dict(gen.label_stats)
+    t0, drawn, saved = time.time(), 0, 0
     while len(offsets) - 1 < pieces:
         cuts, duration, moods = random_timeline(rng)
         seeds = rng.integers(0, 2**31, TAKES)
         log.clear()
-        results = gen.generate_many(cuts, duration, moods, [SamplingOptions(seed=int(s)) for s in seeds])
+        options = [SamplingOptions(seed=int(s), **(ALONE if alone else {})) for s in seeds]
+        results = gen.generate_many(cuts, duration, moods, options)
         told = gen._clock(cuts, duration, SamplingOptions())[1].tolist()  # the cuts and the final chord
         for r, seen in zip(results, log):
+            drawn += 1
+            if keep_agreeing and not agrees(r.notes, duration, moods, stats):
+                continue
             toks = [gen.vocab.bos, *r.tokens]
             if len(seen) != len(toks) - 1:
                 raise RuntimeError(f"{len(seen)} conditionings recorded for {len(toks) - 1} fed tokens")
@@ -102,8 +131,10 @@ def _decode_all(gen: Generator, rng: np.random.Generator, log: list, pieces: int
             bounds.extend(told)
             bound_offsets.append(len(bounds))
         done = len(offsets) - 1
-        if done % 20 == 0:
-            logger.info("worker %d: %d pieces, %d tokens, %.0f s", worker, done, len(tokens), time.time() - t0)
+        if done // 20 > saved // 20:
+            saved = done
+            logger.info("worker %d: %d pieces (of %d drawn), %d tokens, %.0f s", worker, done, drawn, len(tokens),
+                        time.time() - t0)
             if save is not None:
                 save(tokens, conds, offsets, bounds, bound_offsets)
     return tokens, conds, offsets, bounds, bound_offsets
@@ -120,7 +151,7 @@ def _writer(path: Path):
     return save
 
 
-def teach(model: Path, out: Path, pieces: int, worker: int) -> Path:
+def teach(model: Path, out: Path, pieces: int, worker: int, alone: bool = False, keep_agreeing: bool = False) -> Path:
     """Decode ``pieces`` takes (pairs sharing a timeline) and write them to ``out``."""
     gen = Generator(model, threads=1)
     rng = np.random.default_rng(1000 + worker)
@@ -130,7 +161,7 @@ def teach(model: Path, out: Path, pieces: int, worker: int) -> Path:
     save = _writer(path)
     original, gen_mod._conditioning = gen_mod._conditioning, _recording(log)
     try:
-        save(*_decode_all(gen, rng, log, pieces, worker, save))
+        save(*_decode_all(gen, rng, log, pieces, worker, save, alone, keep_agreeing))
     finally:
         gen_mod._conditioning = original
     return path
@@ -212,10 +243,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--pieces", type=int, default=600)
     p.add_argument("--worker", type=int, default=0)
+    p.add_argument("--model-alone", action="store_true", help="decode with guidance 0 and no mode steering")
+    p.add_argument("--keep-agreeing", action="store_true",
+                   help="keep only the takes whose label-formula valence has the sign they were told")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("emsync_plugin").setLevel(logging.WARNING)
-    path = teach(args.model, args.out, args.pieces, args.worker)
+    path = teach(args.model, args.out, args.pieces, args.worker, args.model_alone, args.keep_agreeing)
     logger.info("wrote %s", path)
     return 0
 
