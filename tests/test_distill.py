@@ -77,3 +77,18 @@ def test_agreeing_takes_are_heard_on_the_side_of_zero_they_were_told():
     assert distill.agrees(take(major), 16.0, told(0.7), stats)
     assert not distill.agrees(take(major), 16.0, told(-0.7), stats)
     assert distill.agrees(take(major), 16.0, told(-0.1), stats)
+
+
+def test_agreeing_takes_can_also_be_held_to_their_arousal():
+    """``--arousal-margin``: held whole-note chords told a high arousal are not kept."""
+    from emsync_plugin.mood import SceneMood
+    from emsync_plugin.music.features import LabelStats, labels, measure
+    from emsync_plugin.music.vocab import Note
+
+    stats = LabelStats.from_dict(Generator.load(threads=1).label_stats)
+    notes = [Note(2, p, 4.0 * i, 4.0 * i + 3.9) for i in range(4) for p in (60, 64, 67)]
+    heard = labels(measure(notes, 0.0, 16.0), stats)[1]
+    told = [SceneMood(0, 0.0, 16.0, 0.0, heard + 0.3)]
+    assert distill.agrees(notes, 16.0, told, stats)
+    assert distill.agrees(notes, 16.0, told, stats, arousal_margin=0.4)
+    assert not distill.agrees(notes, 16.0, told, stats, arousal_margin=0.2)

@@ -21,7 +21,8 @@ Worker ``w`` draws from seed ``1000 + w``, so workers are reproducible and never
 ``--model-alone --keep-agreeing`` makes the student its own teacher instead (rejection
 sampling): the model alone (guidance 0, no mode steering) writes the takes, and a take is kept
 only when the label formula (the model's own Krumhansl-Kessler measure, not the benchmark's
-independent key finders) hears the sign of the valence it was told, in the whole and in the mode. Training on the kept takes
+independent key finders) hears the sign of the valence it was told, in the whole and in the mode,
+and (``--arousal-margin``) an arousal near the one it was told. Training on the kept takes
 teaches the model to hold, on its own continuations, the mode it is asked for.
 """
 from __future__ import annotations
@@ -94,19 +95,24 @@ ALONE = {"guidance": 0.0, "mode_steering": 0.0}
 AGREE_FROM = 0.25
 
 
-def agrees(notes, duration: float, moods: list[SceneMood], stats: LabelStats) -> bool:
+def agrees(notes, duration: float, moods: list[SceneMood], stats: LabelStats,
+           arousal_margin: float | None = None) -> bool:
     """Whether the label formula hears a take's valence, and its mode term alone, on the side of
-    0 it was told (the scenes' duration-weighted mean); takes told less than ``AGREE_FROM``
-    always agree."""
-    told = sum(m.valence * (m.end - m.start) for m in moods) / max(duration, 1e-9)
-    if abs(told) < AGREE_FROM:
-        return True
+    0 it was told (the scenes' duration-weighted mean; takes told less than ``AGREE_FROM``
+    always agree there), and, with ``arousal_margin``, its arousal at most that far from what it
+    was told."""
+    span = max(duration, 1e-9)
+    told_v = sum(m.valence * (m.end - m.start) for m in moods) / span
+    told_a = sum(m.arousal * (m.end - m.start) for m in moods) / span
     f = measure(notes, 0.0, duration)
-    return labels(f, stats)[0] * told > 0 and (f.mode - stats.mean["mode"]) * told > 0
+    valence, arousal = labels(f, stats)
+    if arousal_margin is not None and abs(arousal - told_a) > arousal_margin:
+        return False
+    return abs(told_v) < AGREE_FROM or (valence * told_v > 0 and (f.mode - stats.mean["mode"]) * told_v > 0)
 
 
 def _decode_all(gen: Generator, rng: np.random.Generator, log: list, pieces: int, worker: int, save=None,
-                alone: bool = False, keep_agreeing: bool = False) -> tuple:
+                alone: bool = False, keep_agreeing: bool = False, arousal_margin: float | None = None) -> tuple:
     """The takes' tokens, the conditioning fed with each, and their pieces' boundaries."""
     tokens, conds, offsets, bounds, bound_offsets = [], [], [0], [], [0]
     stats = LabelStats.from_dict(gen.label_stats)
@@ -120,7 +126,7 @@ def _decode_all(gen: Generator, rng: np.random.Generator, log: list, pieces: int
         told = gen._clock(cuts, duration, SamplingOptions())[1].tolist()  # the cuts and the final chord
         for r, seen in zip(results, log):
             drawn += 1
-            if keep_agreeing and not agrees(r.notes, duration, moods, stats):
+            if keep_agreeing and not agrees(r.notes, duration, moods, stats, arousal_margin):
                 continue
             toks = [gen.vocab.bos, *r.tokens]
             if len(seen) != len(toks) - 1:
@@ -151,7 +157,8 @@ def _writer(path: Path):
     return save
 
 
-def teach(model: Path, out: Path, pieces: int, worker: int, alone: bool = False, keep_agreeing: bool = False) -> Path:
+def teach(model: Path, out: Path, pieces: int, worker: int, alone: bool = False, keep_agreeing: bool = False,
+          arousal_margin: float | None = None) -> Path:
     """Decode ``pieces`` takes (pairs sharing a timeline) and write them to ``out``."""
     gen = Generator(model, threads=1)
     rng = np.random.default_rng(1000 + worker)
@@ -161,7 +168,7 @@ def teach(model: Path, out: Path, pieces: int, worker: int, alone: bool = False,
     save = _writer(path)
     original, gen_mod._conditioning = gen_mod._conditioning, _recording(log)
     try:
-        save(*_decode_all(gen, rng, log, pieces, worker, save, alone, keep_agreeing))
+        save(*_decode_all(gen, rng, log, pieces, worker, save, alone, keep_agreeing, arousal_margin))
     finally:
         gen_mod._conditioning = original
     return path
@@ -246,10 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-alone", action="store_true", help="decode with guidance 0 and no mode steering")
     p.add_argument("--keep-agreeing", action="store_true",
                    help="keep only the takes whose label-formula valence has the sign they were told")
+    p.add_argument("--arousal-margin", type=float, help="with --keep-agreeing, also their arousal at most this far from it")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("emsync_plugin").setLevel(logging.WARNING)
-    path = teach(args.model, args.out, args.pieces, args.worker, args.model_alone, args.keep_agreeing)
+    path = teach(args.model, args.out, args.pieces, args.worker, args.model_alone, args.keep_agreeing,
+                 args.arousal_margin)
     logger.info("wrote %s", path)
     return 0
 
