@@ -92,3 +92,28 @@ def test_agreeing_takes_can_also_be_held_to_their_arousal():
     assert distill.agrees(notes, 16.0, told, stats)
     assert distill.agrees(notes, 16.0, told, stats, arousal_margin=0.4)
     assert not distill.agrees(notes, 16.0, told, stats, arousal_margin=0.2)
+
+
+def test_per_scene_agreement_rejects_a_mode_held_against_a_scene():
+    """``--per-scene``: A minor then C major is kept when told sad then happy, not the other
+    way round, and one held minor over both is kept only when scenes are not judged alone."""
+    from emsync_plugin.mood import SceneMood
+    from emsync_plugin.music.features import LabelStats
+    from emsync_plugin.music.vocab import Note
+
+    stats = LabelStats.from_dict(Generator.load(threads=1).label_stats)
+    stats = LabelStats.from_dict({**stats.to_dict(), "mean": {**stats.mean, "mode": 0.0}})
+    minor = [(57, 60, 64), (62, 65, 69), (64, 68, 71), (57, 60, 64)]
+    major = [(60, 64, 67), (65, 69, 72), (67, 71, 74), (60, 64, 67)]
+
+    def take(*halves):
+        return [Note(2, p, 8.0 * h + 2.0 * i, 8.0 * h + 2.0 * i + 1.9)
+                for h, chords in enumerate(halves) for i, chord in enumerate(chords) for p in chord]
+
+    def told(a, b):
+        return [SceneMood(0, 0.0, 8.0, a, 0.0), SceneMood(1, 8.0, 16.0, b, 0.0)]
+
+    assert distill.agrees(take(minor, major), 16.0, told(-0.7, 0.7), stats, per_scene=True)
+    assert not distill.agrees(take(minor, major), 16.0, told(0.7, -0.7), stats, per_scene=True)
+    assert distill.agrees(take(minor, minor), 16.0, told(-0.7, 0.7), stats)
+    assert not distill.agrees(take(minor, minor), 16.0, told(-0.7, 0.7), stats, per_scene=True)

@@ -22,7 +22,8 @@ Worker ``w`` draws from seed ``1000 + w``, so workers are reproducible and never
 sampling): the model alone (guidance 0, no mode steering) writes the takes, and a take is kept
 only when the label formula (the model's own Krumhansl-Kessler measure, not the benchmark's
 independent key finders) hears the sign of the valence it was told, in the whole and in the mode,
-and (``--arousal-margin``) an arousal near the one it was told. Training on the kept takes
+(``--per-scene``) in each scene of 4 s or more as well, and (``--arousal-margin``) an arousal
+near the one it was told. Training on the kept takes
 teaches the model to hold, on its own continuations, the mode it is asked for.
 """
 from __future__ import annotations
@@ -93,26 +94,39 @@ def _recording(log: list[list[tuple[float, float, float]]]):
 ALONE = {"guidance": 0.0, "mode_steering": 0.0}
 #: a take told a mean valence nearer 0 than this is kept whatever it sounds like
 AGREE_FROM = 0.25
+#: with ``per_scene``, scenes at least this long (seconds) are judged on their own too
+SCENE_FROM = 4.0
 
 
-def agrees(notes, duration: float, moods: list[SceneMood], stats: LabelStats,
-           arousal_margin: float | None = None) -> bool:
-    """Whether the label formula hears a take's valence, and its mode term alone, on the side of
-    0 it was told (the scenes' duration-weighted mean; takes told less than ``AGREE_FROM``
-    always agree there), and, with ``arousal_margin``, its arousal at most that far from what it
-    was told."""
-    span = max(duration, 1e-9)
-    told_v = sum(m.valence * (m.end - m.start) for m in moods) / span
-    told_a = sum(m.arousal * (m.end - m.start) for m in moods) / span
-    f = measure(notes, 0.0, duration)
-    valence, arousal = labels(f, stats)
-    if arousal_margin is not None and abs(arousal - told_a) > arousal_margin:
-        return False
+def _agrees_in(notes, start: float, end: float, told_v: float, stats: LabelStats) -> bool:
+    """Whether valence and mode term in ``[start, end)`` are on ``told_v``'s side of 0."""
+    f = measure(notes, start, end)
+    valence = labels(f, stats)[0]
     return abs(told_v) < AGREE_FROM or (valence * told_v > 0 and (f.mode - stats.mean["mode"]) * told_v > 0)
 
 
+def agrees(notes, duration: float, moods: list[SceneMood], stats: LabelStats,
+           arousal_margin: float | None = None, per_scene: bool = False) -> bool:
+    """Whether the label formula hears a take's valence, and its mode term alone, on the side of
+    0 it was told (the scenes' duration-weighted mean; takes told less than ``AGREE_FROM``
+    always agree there); with ``per_scene``, also in every scene of ``SCENE_FROM`` seconds or
+    more (so a take that holds one mode across scenes told otherwise is not kept); with
+    ``arousal_margin``, its arousal at most that far from what it was told."""
+    span = max(duration, 1e-9)
+    told_v = sum(m.valence * (m.end - m.start) for m in moods) / span
+    told_a = sum(m.arousal * (m.end - m.start) for m in moods) / span
+    heard_a = labels(measure(notes, 0.0, duration), stats)[1]
+    if arousal_margin is not None and abs(heard_a - told_a) > arousal_margin:
+        return False
+    if not _agrees_in(notes, 0.0, duration, told_v, stats):
+        return False
+    return not per_scene or all(_agrees_in(notes, m.start, m.end, m.valence, stats)
+                                for m in moods if m.end - m.start >= SCENE_FROM)
+
+
 def _decode_all(gen: Generator, rng: np.random.Generator, log: list, pieces: int, worker: int, save=None,
-                alone: bool = False, keep_agreeing: bool = False, arousal_margin: float | None = None) -> tuple:
+                alone: bool = False, keep_agreeing: bool = False, arousal_margin: float | None = None,
+                per_scene: bool = False) -> tuple:
     """The takes' tokens, the conditioning fed with each, and their pieces' boundaries."""
     tokens, conds, offsets, bounds, bound_offsets = [], [], [0], [], [0]
     stats = LabelStats.from_dict(gen.label_stats)
@@ -126,7 +140,7 @@ def _decode_all(gen: Generator, rng: np.random.Generator, log: list, pieces: int
         told = gen._clock(cuts, duration, SamplingOptions())[1].tolist()  # the cuts and the final chord
         for r, seen in zip(results, log):
             drawn += 1
-            if keep_agreeing and not agrees(r.notes, duration, moods, stats, arousal_margin):
+            if keep_agreeing and not agrees(r.notes, duration, moods, stats, arousal_margin, per_scene):
                 continue
             toks = [gen.vocab.bos, *r.tokens]
             if len(seen) != len(toks) - 1:
@@ -158,7 +172,7 @@ def _writer(path: Path):
 
 
 def teach(model: Path, out: Path, pieces: int, worker: int, alone: bool = False, keep_agreeing: bool = False,
-          arousal_margin: float | None = None) -> Path:
+          arousal_margin: float | None = None, per_scene: bool = False) -> Path:
     """Decode ``pieces`` takes (pairs sharing a timeline) and write them to ``out``."""
     gen = Generator(model, threads=1)
     rng = np.random.default_rng(1000 + worker)
@@ -168,7 +182,7 @@ def teach(model: Path, out: Path, pieces: int, worker: int, alone: bool = False,
     save = _writer(path)
     original, gen_mod._conditioning = gen_mod._conditioning, _recording(log)
     try:
-        save(*_decode_all(gen, rng, log, pieces, worker, save, alone, keep_agreeing, arousal_margin))
+        save(*_decode_all(gen, rng, log, pieces, worker, save, alone, keep_agreeing, arousal_margin, per_scene))
     finally:
         gen_mod._conditioning = original
     return path
@@ -254,11 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-agreeing", action="store_true",
                    help="keep only the takes whose label-formula valence has the sign they were told")
     p.add_argument("--arousal-margin", type=float, help="with --keep-agreeing, also their arousal at most this far from it")
+    p.add_argument("--per-scene", action="store_true",
+                   help=f"with --keep-agreeing, also in every scene of {SCENE_FROM:g} s or more")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("emsync_plugin").setLevel(logging.WARNING)
     path = teach(args.model, args.out, args.pieces, args.worker, args.model_alone, args.keep_agreeing,
-                 args.arousal_margin)
+                 args.arousal_margin, args.per_scene)
     logger.info("wrote %s", path)
     return 0
 
