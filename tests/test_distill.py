@@ -117,3 +117,22 @@ def test_per_scene_agreement_rejects_a_mode_held_against_a_scene():
     assert not distill.agrees(take(minor, major), 16.0, told(0.7, -0.7), stats, per_scene=True)
     assert distill.agrees(take(minor, minor), 16.0, told(-0.7, 0.7), stats)
     assert not distill.agrees(take(minor, minor), 16.0, told(-0.7, 0.7), stats, per_scene=True)
+
+
+def test_clarity_rejects_a_take_in_no_clear_key():
+    """``--clarity``: C major chords are kept at 0.8; the same chords with the five other pitch
+    classes held under them (a key correlation below 0.8) only without it."""
+    from emsync_plugin.mood import SceneMood
+    from emsync_plugin.music.features import LabelStats, measure
+    from emsync_plugin.music.vocab import Note
+
+    stats = LabelStats.from_dict(Generator.load(threads=1).label_stats)
+    stats = LabelStats.from_dict({**stats.to_dict(), "mean": {**stats.mean, "mode": 0.0}})
+    major = [(60, 64, 67), (65, 69, 72), (67, 71, 74), (60, 64, 67)]
+    clear = [Note(2, p, 4.0 * i, 4.0 * i + 3.9) for i, chord in enumerate(major) for p in chord]
+    blurred = clear + [Note(2, p, 0.0, 16.0) for p in (61, 63, 66, 68, 70)]
+    told = [SceneMood(0, 0.0, 16.0, 0.1, 0.0)]  # near 0: kept whatever the mode
+    assert measure(clear, 0.0, 16.0).key_strength >= 0.8 > measure(blurred, 0.0, 16.0).key_strength
+    assert distill.agrees(clear, 16.0, told, stats, clarity=0.8)
+    assert distill.agrees(blurred, 16.0, told, stats)
+    assert not distill.agrees(blurred, 16.0, told, stats, clarity=0.8)

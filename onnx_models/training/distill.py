@@ -22,8 +22,8 @@ Worker ``w`` draws from seed ``1000 + w``, so workers are reproducible and never
 sampling): the model alone (guidance 0, no mode steering) writes the takes, and a take is kept
 only when the label formula (the model's own Krumhansl-Kessler measure, not the benchmark's
 independent key finders) hears the sign of the valence it was told, in the whole and in the mode,
-(``--per-scene``) in each scene of 4 s or more as well, and (``--arousal-margin``) an arousal
-near the one it was told. Training on the kept takes
+(``--per-scene``) in each scene of 4 s or more as well, (``--arousal-margin``) an arousal
+near the one it was told, and (``--clarity``) in a clear key. Training on the kept takes
 teaches the model to hold, on its own continuations, the mode it is asked for.
 """
 from __future__ import annotations
@@ -106,17 +106,20 @@ def _agrees_in(notes, start: float, end: float, told_v: float, stats: LabelStats
 
 
 def agrees(notes, duration: float, moods: list[SceneMood], stats: LabelStats,
-           arousal_margin: float | None = None, per_scene: bool = False) -> bool:
+           arousal_margin: float | None = None, per_scene: bool = False, clarity: float | None = None) -> bool:
     """Whether the label formula hears a take's valence, and its mode term alone, on the side of
     0 it was told (the scenes' duration-weighted mean; takes told less than ``AGREE_FROM``
     always agree there); with ``per_scene``, also in every scene of ``SCENE_FROM`` seconds or
     more (so a take that holds one mode across scenes told otherwise is not kept); with
-    ``arousal_margin``, its arousal at most that far from what it was told."""
+    ``arousal_margin``, its arousal at most that far from what it was told; with ``clarity``, its
+    best key's correlation (``Features.key_strength``) at least that."""
     span = max(duration, 1e-9)
     told_v = sum(m.valence * (m.end - m.start) for m in moods) / span
     told_a = sum(m.arousal * (m.end - m.start) for m in moods) / span
-    heard_a = labels(measure(notes, 0.0, duration), stats)[1]
-    if arousal_margin is not None and abs(heard_a - told_a) > arousal_margin:
+    whole = measure(notes, 0.0, duration)
+    if arousal_margin is not None and abs(labels(whole, stats)[1] - told_a) > arousal_margin:
+        return False
+    if clarity is not None and whole.key_strength < clarity:
         return False
     if not _agrees_in(notes, 0.0, duration, told_v, stats):
         return False
@@ -126,7 +129,7 @@ def agrees(notes, duration: float, moods: list[SceneMood], stats: LabelStats,
 
 def _decode_all(gen: Generator, rng: np.random.Generator, log: list, pieces: int, worker: int, save=None,
                 alone: bool = False, keep_agreeing: bool = False, arousal_margin: float | None = None,
-                per_scene: bool = False) -> tuple:
+                per_scene: bool = False, clarity: float | None = None) -> tuple:
     """The takes' tokens, the conditioning fed with each, and their pieces' boundaries."""
     tokens, conds, offsets, bounds, bound_offsets = [], [], [0], [], [0]
     stats = LabelStats.from_dict(gen.label_stats)
@@ -140,7 +143,7 @@ def _decode_all(gen: Generator, rng: np.random.Generator, log: list, pieces: int
         told = gen._clock(cuts, duration, SamplingOptions())[1].tolist()  # the cuts and the final chord
         for r, seen in zip(results, log):
             drawn += 1
-            if keep_agreeing and not agrees(r.notes, duration, moods, stats, arousal_margin, per_scene):
+            if keep_agreeing and not agrees(r.notes, duration, moods, stats, arousal_margin, per_scene, clarity):
                 continue
             toks = [gen.vocab.bos, *r.tokens]
             if len(seen) != len(toks) - 1:
@@ -172,7 +175,7 @@ def _writer(path: Path):
 
 
 def teach(model: Path, out: Path, pieces: int, worker: int, alone: bool = False, keep_agreeing: bool = False,
-          arousal_margin: float | None = None, per_scene: bool = False) -> Path:
+          arousal_margin: float | None = None, per_scene: bool = False, clarity: float | None = None) -> Path:
     """Decode ``pieces`` takes (pairs sharing a timeline) and write them to ``out``."""
     gen = Generator(model, threads=1)
     rng = np.random.default_rng(1000 + worker)
@@ -182,7 +185,8 @@ def teach(model: Path, out: Path, pieces: int, worker: int, alone: bool = False,
     save = _writer(path)
     original, gen_mod._conditioning = gen_mod._conditioning, _recording(log)
     try:
-        save(*_decode_all(gen, rng, log, pieces, worker, save, alone, keep_agreeing, arousal_margin, per_scene))
+        save(*_decode_all(gen, rng, log, pieces, worker, save, alone, keep_agreeing, arousal_margin, per_scene,
+                          clarity))
     finally:
         gen_mod._conditioning = original
     return path
@@ -270,11 +274,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arousal-margin", type=float, help="with --keep-agreeing, also their arousal at most this far from it")
     p.add_argument("--per-scene", action="store_true",
                    help=f"with --keep-agreeing, also in every scene of {SCENE_FROM:g} s or more")
+    p.add_argument("--clarity", type=float,
+                   help="with --keep-agreeing, also a best-key correlation (KK) at least this (held-out data: median 0.86)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("emsync_plugin").setLevel(logging.WARNING)
     path = teach(args.model, args.out, args.pieces, args.worker, args.model_alone, args.keep_agreeing,
-                 args.arousal_margin, args.per_scene)
+                 args.arousal_margin, args.per_scene, args.clarity)
     logger.info("wrote %s", path)
     return 0
 
