@@ -53,86 +53,91 @@ def test_teacher_windows_carry_the_moods_and_clocks_the_decoder_fed(teacher_dir)
         assert np.all((flagged >= vocab.on_base) & (flagged < vocab.off_base))
 
 
-def test_agreeing_takes_are_heard_on_the_side_of_zero_they_were_told():
+# A minor (i, iv, V, i) and C major (I, IV, V, I)
+MINOR = [(57, 60, 64), (62, 65, 69), (64, 68, 71), (57, 60, 64)]
+MAJOR = [(60, 64, 67), (65, 69, 72), (67, 71, 74), (60, 64, 67)]
+
+
+def play(chords, start=0.0, step=4.0, hold=3.9):
+    """The chords as notes, one every ``step`` seconds from ``start``, each held ``hold``."""
+    from emsync_plugin.music.vocab import Note
+
+    return [Note(2, p, start + step * i, start + step * i + hold) for i, chord in enumerate(chords) for p in chord]
+
+
+@pytest.fixture(scope="module")
+def stats():
+    """The shipped label stats."""
+    from emsync_plugin.music.features import LabelStats
+
+    return LabelStats.from_dict(Generator.load(threads=1).label_stats)
+
+
+@pytest.fixture(scope="module")
+def centred(stats):
+    """The shipped label stats with the mode term measured from 0 (``--valence-centre mode``)."""
+    from emsync_plugin.music.features import LabelStats
+
+    return LabelStats.from_dict({**stats.to_dict(), "mean": {**stats.mean, "mode": 0.0}})
+
+
+def test_agreeing_takes_are_heard_on_the_side_of_zero_they_were_told(centred):
     """``--keep-agreeing``: a minor take told sad is kept, told happy is not; a take told a
     valence near 0 is kept whatever its mode."""
     from emsync_plugin.mood import SceneMood
-    from emsync_plugin.music.features import LabelStats
-    from emsync_plugin.music.vocab import Note
-
-    stats = LabelStats.from_dict(Generator.load(threads=1).label_stats)
-    stats = LabelStats.from_dict({**stats.to_dict(), "mean": {**stats.mean, "mode": 0.0}})
-    # A minor (i, iv, V, i) and C major (I, IV, V, I), a chord every 4 s
-    minor = [(57, 60, 64), (62, 65, 69), (64, 68, 71), (57, 60, 64)]
-    major = [(60, 64, 67), (65, 69, 72), (67, 71, 74), (60, 64, 67)]
-
-    def take(chords):
-        return [Note(2, p, 4.0 * (i % 4), 4.0 * (i % 4) + 3.9) for i, chord in enumerate(chords) for p in chord]
 
     def told(v):
         return [SceneMood(0, 0.0, 16.0, v, 0.0)]
 
-    assert distill.agrees(take(minor), 16.0, told(-0.7), stats)
-    assert not distill.agrees(take(minor), 16.0, told(0.7), stats)
-    assert distill.agrees(take(major), 16.0, told(0.7), stats)
-    assert not distill.agrees(take(major), 16.0, told(-0.7), stats)
-    assert distill.agrees(take(major), 16.0, told(-0.1), stats)
+    assert distill.agrees(play(MINOR), 16.0, told(-0.7), centred)
+    assert not distill.agrees(play(MINOR), 16.0, told(0.7), centred)
+    assert distill.agrees(play(MAJOR), 16.0, told(0.7), centred)
+    assert not distill.agrees(play(MAJOR), 16.0, told(-0.7), centred)
+    assert distill.agrees(play(MAJOR), 16.0, told(-0.1), centred)
 
 
-def test_agreeing_takes_can_also_be_held_to_their_arousal():
+def test_agreeing_takes_can_also_be_held_to_their_arousal(stats):
     """``--arousal-margin``: held whole-note chords told a high arousal are not kept."""
     from emsync_plugin.mood import SceneMood
-    from emsync_plugin.music.features import LabelStats, labels, measure
-    from emsync_plugin.music.vocab import Note
+    from emsync_plugin.music.features import labels, measure
 
-    stats = LabelStats.from_dict(Generator.load(threads=1).label_stats)
-    notes = [Note(2, p, 4.0 * i, 4.0 * i + 3.9) for i in range(4) for p in (60, 64, 67)]
+    notes = play([(60, 64, 67)] * 4)
     heard = labels(measure(notes, 0.0, 16.0), stats)[1]
     told = [SceneMood(0, 0.0, 16.0, 0.0, heard + 0.3)]
     assert distill.agrees(notes, 16.0, told, stats)
-    assert distill.agrees(notes, 16.0, told, stats, arousal_margin=0.4)
-    assert not distill.agrees(notes, 16.0, told, stats, arousal_margin=0.2)
+    assert distill.agrees(notes, 16.0, told, stats, distill.Keep(arousal_margin=0.4))
+    assert not distill.agrees(notes, 16.0, told, stats, distill.Keep(arousal_margin=0.2))
 
 
-def test_per_scene_agreement_rejects_a_mode_held_against_a_scene():
+def test_per_scene_agreement_rejects_a_mode_held_against_a_scene(centred):
     """``--per-scene``: A minor then C major is kept when told sad then happy, not the other
     way round, and one held minor over both is kept only when scenes are not judged alone."""
     from emsync_plugin.mood import SceneMood
-    from emsync_plugin.music.features import LabelStats
-    from emsync_plugin.music.vocab import Note
 
-    stats = LabelStats.from_dict(Generator.load(threads=1).label_stats)
-    stats = LabelStats.from_dict({**stats.to_dict(), "mean": {**stats.mean, "mode": 0.0}})
-    minor = [(57, 60, 64), (62, 65, 69), (64, 68, 71), (57, 60, 64)]
-    major = [(60, 64, 67), (65, 69, 72), (67, 71, 74), (60, 64, 67)]
-
-    def take(*halves):
-        return [Note(2, p, 8.0 * h + 2.0 * i, 8.0 * h + 2.0 * i + 1.9)
-                for h, chords in enumerate(halves) for i, chord in enumerate(chords) for p in chord]
+    def take(first, second):
+        return play(first, 0.0, 2.0, 1.9) + play(second, 8.0, 2.0, 1.9)
 
     def told(a, b):
         return [SceneMood(0, 0.0, 8.0, a, 0.0), SceneMood(1, 8.0, 16.0, b, 0.0)]
 
-    assert distill.agrees(take(minor, major), 16.0, told(-0.7, 0.7), stats, per_scene=True)
-    assert not distill.agrees(take(minor, major), 16.0, told(0.7, -0.7), stats, per_scene=True)
-    assert distill.agrees(take(minor, minor), 16.0, told(-0.7, 0.7), stats)
-    assert not distill.agrees(take(minor, minor), 16.0, told(-0.7, 0.7), stats, per_scene=True)
+    scenes = distill.Keep(per_scene=True)
+    assert distill.agrees(take(MINOR, MAJOR), 16.0, told(-0.7, 0.7), centred, scenes)
+    assert not distill.agrees(take(MINOR, MAJOR), 16.0, told(0.7, -0.7), centred, scenes)
+    assert distill.agrees(take(MINOR, MINOR), 16.0, told(-0.7, 0.7), centred)
+    assert not distill.agrees(take(MINOR, MINOR), 16.0, told(-0.7, 0.7), centred, scenes)
 
 
-def test_clarity_rejects_a_take_in_no_clear_key():
+def test_clarity_rejects_a_take_in_no_clear_key(centred):
     """``--clarity``: C major chords are kept at 0.8; the same chords with the five other pitch
     classes held under them (a key correlation below 0.8) only without it."""
     from emsync_plugin.mood import SceneMood
-    from emsync_plugin.music.features import LabelStats, measure
+    from emsync_plugin.music.features import measure
     from emsync_plugin.music.vocab import Note
 
-    stats = LabelStats.from_dict(Generator.load(threads=1).label_stats)
-    stats = LabelStats.from_dict({**stats.to_dict(), "mean": {**stats.mean, "mode": 0.0}})
-    major = [(60, 64, 67), (65, 69, 72), (67, 71, 74), (60, 64, 67)]
-    clear = [Note(2, p, 4.0 * i, 4.0 * i + 3.9) for i, chord in enumerate(major) for p in chord]
+    clear = play(MAJOR)
     blurred = clear + [Note(2, p, 0.0, 16.0) for p in (61, 63, 66, 68, 70)]
     told = [SceneMood(0, 0.0, 16.0, 0.1, 0.0)]  # near 0: kept whatever the mode
     assert measure(clear, 0.0, 16.0).key_strength >= 0.8 > measure(blurred, 0.0, 16.0).key_strength
-    assert distill.agrees(clear, 16.0, told, stats, clarity=0.8)
-    assert distill.agrees(blurred, 16.0, told, stats)
-    assert not distill.agrees(blurred, 16.0, told, stats, clarity=0.8)
+    assert distill.agrees(clear, 16.0, told, centred, distill.Keep(clarity=0.8))
+    assert distill.agrees(blurred, 16.0, told, centred)
+    assert not distill.agrees(blurred, 16.0, told, centred, distill.Keep(clarity=0.8))

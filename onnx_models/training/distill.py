@@ -39,7 +39,7 @@ import numpy as np
 from emsync_plugin.mood import SceneMood
 from emsync_plugin.music import generator as gen_mod
 from emsync_plugin.music.decoding import SamplingOptions
-from emsync_plugin.music.features import LabelStats, key_correlations, labels, measure
+from emsync_plugin.music.features import Features, LabelStats, key_correlations, labels, measure
 from emsync_plugin.music.generator import Generator
 from emsync_plugin.music.vocab import Vocab
 
@@ -98,39 +98,44 @@ AGREE_FROM = 0.25
 SCENE_FROM = 4.0
 
 
-def _agrees_in(notes, start: float, end: float, told_v: float, stats: LabelStats) -> bool:
-    """Whether valence and mode term in ``[start, end)`` are on ``told_v``'s side of 0."""
-    f = measure(notes, start, end)
+@dataclass(frozen=True)
+class Keep:
+    """Which takes ``--keep-agreeing`` keeps, beyond the sign of their whole valence (:func:`agrees`)."""
+
+    arousal_margin: float | None = None  # arousal at most this far from what it was told
+    per_scene: bool = False  # every scene of SCENE_FROM seconds or more on its told side too
+    clarity: float | None = None  # best key's correlation (``Features.key_strength``) at least this
+
+
+def _on_side(f: Features, told_v: float, stats: LabelStats) -> bool:
+    """Whether the valence and the mode term of ``f`` are on ``told_v``'s side of 0."""
     valence = labels(f, stats)[0]
     return abs(told_v) < AGREE_FROM or (valence * told_v > 0 and (f.mode - stats.mean["mode"]) * told_v > 0)
 
 
-def agrees(notes, duration: float, moods: list[SceneMood], stats: LabelStats,
-           arousal_margin: float | None = None, per_scene: bool = False, clarity: float | None = None) -> bool:
+def agrees(notes, duration: float, moods: list[SceneMood], stats: LabelStats, keep: Keep = Keep()) -> bool:
     """Whether the label formula hears a take's valence, and its mode term alone, on the side of
     0 it was told (the scenes' duration-weighted mean; takes told less than ``AGREE_FROM``
-    always agree there); with ``per_scene``, also in every scene of ``SCENE_FROM`` seconds or
-    more (so a take that holds one mode across scenes told otherwise is not kept); with
-    ``arousal_margin``, its arousal at most that far from what it was told; with ``clarity``, its
-    best key's correlation (``Features.key_strength``) at least that."""
+    always agree there), and the take passes ``keep``'s further tests (``per_scene``: a take
+    that holds one mode across scenes told otherwise is not kept)."""
     span = max(duration, 1e-9)
     told_v = sum(m.valence * (m.end - m.start) for m in moods) / span
     told_a = sum(m.arousal * (m.end - m.start) for m in moods) / span
     whole = measure(notes, 0.0, duration)
-    if arousal_margin is not None and abs(labels(whole, stats)[1] - told_a) > arousal_margin:
+    if keep.arousal_margin is not None and abs(labels(whole, stats)[1] - told_a) > keep.arousal_margin:
         return False
-    if clarity is not None and whole.key_strength < clarity:
+    if keep.clarity is not None and whole.key_strength < keep.clarity:
         return False
-    if not _agrees_in(notes, 0.0, duration, told_v, stats):
+    if not _on_side(whole, told_v, stats):
         return False
-    return not per_scene or all(_agrees_in(notes, m.start, m.end, m.valence, stats)
-                                for m in moods if m.end - m.start >= SCENE_FROM)
+    return not keep.per_scene or all(_on_side(measure(notes, m.start, m.end), m.valence, stats)
+                                     for m in moods if m.end - m.start >= SCENE_FROM)
 
 
 def _decode_all(gen: Generator, rng: np.random.Generator, log: list, pieces: int, worker: int, save=None,
-                alone: bool = False, keep_agreeing: bool = False, arousal_margin: float | None = None,
-                per_scene: bool = False, clarity: float | None = None) -> tuple:
-    """The takes' tokens, the conditioning fed with each, and their pieces' boundaries."""
+                alone: bool = False, keep: Keep | None = None) -> tuple:
+    """The takes' tokens, the conditioning fed with each, and their pieces' boundaries (with
+    ``keep``, of the takes :func:`agrees` keeps)."""
     tokens, conds, offsets, bounds, bound_offsets = [], [], [0], [], [0]
     stats = LabelStats.from_dict(gen.label_stats)
     t0, drawn, saved = time.time(), 0, 0
@@ -143,7 +148,7 @@ def _decode_all(gen: Generator, rng: np.random.Generator, log: list, pieces: int
         told = gen._clock(cuts, duration, SamplingOptions())[1].tolist()  # the cuts and the final chord
         for r, seen in zip(results, log):
             drawn += 1
-            if keep_agreeing and not agrees(r.notes, duration, moods, stats, arousal_margin, per_scene, clarity):
+            if keep is not None and not agrees(r.notes, duration, moods, stats, keep):
                 continue
             toks = [gen.vocab.bos, *r.tokens]
             if len(seen) != len(toks) - 1:
@@ -174,8 +179,7 @@ def _writer(path: Path):
     return save
 
 
-def teach(model: Path, out: Path, pieces: int, worker: int, alone: bool = False, keep_agreeing: bool = False,
-          arousal_margin: float | None = None, per_scene: bool = False, clarity: float | None = None) -> Path:
+def teach(model: Path, out: Path, pieces: int, worker: int, alone: bool = False, keep: Keep | None = None) -> Path:
     """Decode ``pieces`` takes (pairs sharing a timeline) and write them to ``out``."""
     gen = Generator(model, threads=1)
     rng = np.random.default_rng(1000 + worker)
@@ -185,8 +189,7 @@ def teach(model: Path, out: Path, pieces: int, worker: int, alone: bool = False,
     save = _writer(path)
     original, gen_mod._conditioning = gen_mod._conditioning, _recording(log)
     try:
-        save(*_decode_all(gen, rng, log, pieces, worker, save, alone, keep_agreeing, arousal_margin, per_scene,
-                          clarity))
+        save(*_decode_all(gen, rng, log, pieces, worker, save, alone, keep))
     finally:
         gen_mod._conditioning = original
     return path
@@ -279,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("emsync_plugin").setLevel(logging.WARNING)
-    path = teach(args.model, args.out, args.pieces, args.worker, args.model_alone, args.keep_agreeing,
-                 args.arousal_margin, args.per_scene, args.clarity)
+    keep = Keep(args.arousal_margin, args.per_scene, args.clarity) if args.keep_agreeing else None
+    path = teach(args.model, args.out, args.pieces, args.worker, args.model_alone, keep)
     logger.info("wrote %s", path)
     return 0
 
