@@ -1,6 +1,8 @@
 """The decoder's rules on their own: a real vocabulary (the shipped model's), hand-made scores."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ from emsync_plugin.errors import OptionsError
 from emsync_plugin.mood import SceneMood
 from emsync_plugin.music import decoding as dec
 from emsync_plugin.music.features import key_correlations
-from emsync_plugin.music.vocab import Vocab
+from emsync_plugin.music.vocab import Note, Vocab
 
 # A tiny hand-made vocabulary for the rules' unit tests: 2 groups x 5 pitches (60-64), shifts of
 # 1..10 units. Layout: PAD BOS EOS CHORD | 10 note-ons (4-13) | 10 note-offs (14-23) | 10 shifts (24-33).
@@ -168,6 +170,53 @@ def _shifts_allowed(logits):
 
 def test_tiny_vocabulary_layout():
     assert (TINY.on_base, TINY.off_base, TINY.shift_base, TINY.size) == (4, 14, 24, 34)
+
+
+def test_a_vocabulary_with_modes_ends_with_major_and_minor():
+    modal = dataclasses.replace(TINY, modes=True)
+    assert (modal.shift_end, modal.size, modal.mode(True), modal.mode(False)) == (34, 36, 34, 35)
+    assert [modal.kind(t) for t in (33, 34, 35)] == ["shift", "mode", "mode"]
+    assert (modal.name(34), modal.name(35)) == ("MAJOR", "MINOR")
+    assert Vocab.from_json(modal.to_json()) == modal
+    assert "modes" not in TINY.to_json() and Vocab.from_json(TINY.to_json()) == TINY
+    with pytest.raises(ValueError):
+        TINY.mode(True)
+    with pytest.raises(ValueError):
+        modal.kind(36)
+    notes = [Note(0, 60, 0.0, 0.05), Note(1, 62, 0.05, 0.1)]
+    tokens, _ = modal.encode(notes)
+    assert modal.decode([modal.mode(False), *tokens[:3], modal.mode(True), *tokens[3:]]) == notes
+
+
+def test_a_mode_token_comes_first_and_after_each_cut_and_nowhere_else():
+    """With ``modes``, well_formed allows only MAJOR/MINOR where a scene starts (the start, and
+    after the time shift that reaches or passes a cut) and never elsewhere; the cut's chord follows."""
+    modal = dataclasses.replace(TINY, modes=True)
+    clock = dec.Clock(modal, [0, 7, 12, 20], 30)
+
+    def allowed():
+        logits = np.zeros(modal.size)
+        dec.well_formed(logits, clock)
+        dec.cut_rules(False)(logits, clock)
+        return _allowed(logits)
+
+    assert allowed() == {34, 35}
+    clock.advance(modal.mode(False))
+    assert not {34, 35} & allowed() and modal.chord in allowed()
+    for t in (modal.chord, modal.note_on(0, 60), modal.note_on(0, 62), modal.note_on(1, 64), modal.shift(3)):
+        clock.advance(t)
+    assert not clock.mode_due and not {34, 35} & allowed()
+    clock.advance(modal.shift(4))  # lands on the cut at 7
+    assert clock.now == 7 and allowed() == {34, 35}
+    clock.advance(modal.mode(True))
+    clock.advance(modal.shift(10))  # passes the cut at 12 without the guarantee
+    assert clock.now == 17 and clock.mode_due
+    assert dec.Clock(TINY, [0, 7], 30).mode_due is False
+    clock.valence = -0.5
+    logits = np.zeros(modal.size)
+    dec.well_formed(logits, clock)
+    dec.steer_mode(2.0)(logits, clock)  # the mode token leans to the valence's side, nothing else moves
+    assert (logits[34], logits[35]) == (-1.0, 1.0) and _allowed(logits) == {34, 35}
 
 
 def test_cut_rules_clamp_time_to_land_exactly_on_the_next_cut():

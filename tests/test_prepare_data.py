@@ -439,3 +439,46 @@ def test_start_prob_is_read_when_a_window_is_made(ex_setup, monkeypatch):
 
     assert starts(1.0) == 20
     assert starts(0.0) == 0
+
+
+@pytest.mark.parametrize("start_prob", [1.0, 0.0])
+def test_mode_tokens_open_every_scene_in_its_flip_state(ex_setup, monkeypatch, start_prob):
+    """A vocabulary with ``modes``: a MAJOR or MINOR token opens each scene, right after BOS or
+    after the time shift that reaches the boundary (or first, in a window that starts inside a
+    scene), with that token's conditioning; it is MINOR exactly where the scene's notes were
+    moved to the parallel minor (Eb, Ab), and the rest of the stream is the example without it."""
+    import dataclasses
+
+    vocab, stats, _ = ex_setup
+    modal = dataclasses.replace(vocab, modes=True)
+    for name, value in (("TRANSPOSE", (0, 0)), ("STRETCH", (1.0, 1.0)), ("WARP", 0.0), ("MODE_FLIP_PROB", 1.0)):
+        monkeypatch.setattr(dataset, name, value)
+    chords = [(48, 60, 64, 67), (53, 60, 65, 69), (55, 59, 65, 67), (48, 60, 64, 67)]
+    notes = np.array([[PIANO, p, i * 0.5, i * 0.5 + 0.45] for i in range(240) for p in chords[i % 4]], np.float32)
+    seen = set()
+    for seed in range(8):
+        plain = dataset.make_example(notes, np.random.default_rng(seed), vocab, stats, seq_len=256, start_prob=start_prob)
+        ex = dataset.make_example(notes, np.random.default_rng(seed), modal, stats, seq_len=256, start_prob=start_prob)
+        tok = ex["tokens"]
+        marks = np.flatnonzero(tok >= modal.shift_end)
+        assert len(tok) == 257 and all(len(a) == len(tok) for k, a in ex.items() if k != "boundaries")
+        rest = np.delete(np.arange(len(tok)), marks)
+        assert np.array_equal(tok[rest], plain["tokens"][:len(rest)])
+        for k in ("valence", "arousal", "offset", "since"):
+            assert np.array_equal(ex[k][rest], plain[k][:len(rest)])
+        first = 1 if start_prob == 1.0 else 0
+        assert marks[0] == first and (first == 0 or tok[0] == modal.bos)
+        for b in ex["boundaries"][ex["boundaries"] < ex["time"][-1] - 1e-4]:  # one per scene
+            assert np.sum(np.abs(ex["time"][marks] - b) < 1e-4) == 1
+        for i in marks[1:]:
+            assert modal.kind(int(tok[i - 1])) == "shift" and ex["offset"][i] == 0 == ex["since"][i]
+            assert np.isclose(ex["time"][i], ex["boundaries"], atol=1e-4).any()
+        edges = np.r_[ex["time"][marks], np.inf]
+        for i, a, b in zip(marks, edges[:-1], edges[1:]):
+            pcs = {modal.group_pitch(int(t))[1] % 12 for t, at in zip(tok, ex["time"])
+                   if modal.kind(int(t)) == "on" and a - 1e-4 <= at < b - 1e-4}
+            if {3, 4, 8, 9} & pcs:
+                minor = bool({3, 8} & pcs)
+                assert tok[i] == modal.mode(major=not minor) and ex["mode"][i] == 1.0
+                seen.add(minor)
+    assert seen == {True, False}

@@ -70,3 +70,28 @@ def test_mood_blocks_export_and_read_back(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(back(x, v, a, o)[0], model(x, v, a, o)[0])
     assert meta["config"]["mood_blocks"] is True
+
+
+def test_weights_grow_to_a_vocabulary_with_mode_tokens():
+    """train.py --init on a model whose vocabulary grew (--mode-tokens): the old tokens keep
+    their embeddings (tied output) and offset biases, so the old tokens' logits are unchanged;
+    the new ones start from the new model's own initial values."""
+    import dataclasses
+
+    from onnx_models.training.model import MusicTransformer
+    from onnx_models.training.train import _grown
+
+    small = _tiny(False)
+    big = MusicTransformer(dataclasses.replace(small.cfg, vocab_size=42)).eval()
+    fresh = {k: v.clone() for k, v in big.state_dict().items()}
+    with torch.no_grad():
+        small.offset_bias.weight.normal_(0, 1.0)
+    missing, unexpected = big.load_state_dict(_grown(small.state_dict(), big.state_dict()), strict=False)
+    assert not missing and not unexpected
+    assert torch.equal(big.wte.weight[:40], small.wte.weight) and torch.equal(big.wte.weight[40:], fresh["wte.weight"][40:])
+    assert big.lm_head.weight is big.wte.weight
+    assert torch.equal(big.offset_bias.weight[:, :40], small.offset_bias.weight)
+    assert torch.equal(big.offset_bias.weight[:, 40:], fresh["offset_bias.weight"][:, 40:])
+    x, v, a, o = _inputs()
+    with torch.no_grad():
+        torch.testing.assert_close(big(x, v, a, o)[0][..., :40], small(x, v, a, o)[0], atol=1e-5, rtol=1e-5)

@@ -198,17 +198,19 @@ class Generator:
 
     def _guide(self, logits: np.ndarray, g: float) -> np.ndarray:
         """The last step's scores: the model's, or guided (see :mod:`.decoding`): guidance
-        chooses among the note-ons (which notes), whose total probability stays the model's;
-        when to move time on, and so when to land on a cut, is left to the model."""
+        chooses among the note-ons (which notes) and between the mode tokens, each group keeping
+        the model's total probability; when to move time on, and so when to land on a cut, is
+        left to the model."""
         cond = logits[0, -1].astype(np.float64)
         if logits.shape[0] == 1 or g == 0.0:
             return cond
         ref = logits[1, -1].astype(np.float64)
         lc, lr = cond - logsumexp(cond), ref - logsumexp(ref)
-        a, b = self.vocab.on_base, self.vocab.off_base
-        on = lc[a:b] + g * (lc[a:b] - lr[a:b])
-        total = logsumexp(lc[a:b])
-        lc[a:b] = on - logsumexp(on) + total  # lc is this call's own array
+        v = self.vocab
+        for a, b in [(v.on_base, v.off_base)] + [(v.shift_end, v.size)] * v.modes:  # the notes; a scene's mode
+            on = lc[a:b] + g * (lc[a:b] - lr[a:b])
+            total = logsumexp(lc[a:b])
+            lc[a:b] = on - logsumexp(on) + total  # lc is this call's own array
         return lc
 
     def generate(self, cuts: Sequence[float], duration: float, moods: Sequence[SceneMood],

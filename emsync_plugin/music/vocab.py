@@ -7,7 +7,9 @@ A piece is a stream of tokens:
   no bar grid; longer gaps chain several shifts);
 * ``CHORD``: emitted just before the note-ons of an onset with at least ``chord_notes``
   simultaneous notes (EMSYNC's chord token), so a chord can be asked for at a cut;
-* ``PAD``, ``BOS``, ``EOS``.
+* ``PAD``, ``BOS``, ``EOS``;
+* with ``modes``: ``MAJOR`` or ``MINOR`` after ``BOS`` and after the time shift that reaches a
+  scene boundary: the mode the scene is in, stated once so the notes can follow it.
 
 Everything that defines the vocabulary (groups, General MIDI programs, pitch range, shift unit
 and count) is a :class:`Vocab` built from a JSON dict that travels inside the model files
@@ -40,8 +42,9 @@ class Vocab:
     shift_ms: int
     max_shift: int  # SHIFT(1) .. SHIFT(max_shift)
     chord_notes: int = 3
+    modes: bool = False  # MAJOR / MINOR tokens at scene starts
 
-    # ---- layout: specials | note-on (group-major) | note-off | shifts -------------------
+    # ---- layout: specials | note-on (group-major) | note-off | shifts | modes ---------
     # (computed once: the decoder reads them for every token)
     @cached_property
     def n_pitches(self) -> int:
@@ -60,8 +63,12 @@ class Vocab:
         return self.off_base + len(self.groups) * self.n_pitches
 
     @cached_property
-    def size(self) -> int:
+    def shift_end(self) -> int:
         return self.shift_base + self.max_shift
+
+    @cached_property
+    def size(self) -> int:
+        return self.shift_end + (2 if self.modes else 0)
 
     @cached_property
     def shift_seconds(self) -> float:
@@ -86,6 +93,12 @@ class Vocab:
     def chord(self) -> int:
         return self.special("CHORD")
 
+    def mode(self, major: bool) -> int:
+        """The ``MAJOR`` or ``MINOR`` token (a vocabulary with ``modes`` only)."""
+        if not self.modes:
+            raise ValueError("this vocabulary has no mode tokens")
+        return self.shift_end + (0 if major else 1)
+
     def note_on(self, group: int, pitch: int) -> int:
         return self.on_base + group * self.n_pitches + (pitch - self.pitch_min)
 
@@ -107,15 +120,17 @@ class Vocab:
         return out
 
     def kind(self, token: int) -> str:
-        """"special", "on", "off" or "shift"."""
+        """"special", "on", "off", "shift" or "mode"."""
         if token < self.on_base:
             return "special"
         if token < self.off_base:
             return "on"
         if token < self.shift_base:
             return "off"
-        if token < self.size:
+        if token < self.shift_end:
             return "shift"
+        if token < self.size:
+            return "mode"
         raise ValueError(f"token {token} is outside the vocabulary of {self.size}")
 
     def shift_units(self, token: int) -> int:
@@ -132,12 +147,17 @@ class Vocab:
             return SPECIALS[token]
         if kind == "shift":
             return f"SHIFT_{self.shift_units(token) * self.shift_ms}ms"
+        if kind == "mode":
+            return "MAJOR" if token == self.shift_end else "MINOR"
         g, p = self.group_pitch(token)
         return f"{'ON' if kind == 'on' else 'OFF'}_{self.groups[g]}_{p}"
 
     # ---- (de)serialisation ---------------------------------------------------------------
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        d = asdict(self)
+        if not self.modes:
+            del d["modes"]  # a vocabulary without mode tokens reads as it did before they existed
+        return json.dumps(d, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | dict) -> Vocab:

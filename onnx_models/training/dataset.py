@@ -286,7 +286,7 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
     prev = np.asarray([seg_start] + list(new_bounds))[seg]  # the boundary that opened each token's scene
     since = np.minimum(after_a - prev, cap).astype(np.float32)
     inside = [b - w0 for b in new_bounds if w0 <= b <= w1]
-    return {
+    example = {
         "tokens": np.asarray(tokens, dtype=np.int64),
         "valence": val,
         "arousal": aro,
@@ -297,6 +297,30 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
         "time": (times_a - w0).astype(np.float32),
         "boundaries": np.asarray(inside, dtype=np.float32),
     }
+    if vocab.modes:
+        best = key if key is not None else _window_key(written, sa, sb, idx, min_strength=-1.0)
+        majors = [bool(best[1]) != bool(f) for f in flips] if best is not None else [True] * len(flips)
+        example = _state_modes(example, seg, after_a - w0, majors, vocab, want)
+    return example
+
+
+def _state_modes(example: dict, seg: np.ndarray, after: np.ndarray, majors: list[bool], vocab: Vocab,
+                 want: int) -> dict:
+    """``example`` with a ``MAJOR``/``MINOR`` token opening each scene: after ``BOS``, after the
+    time shift that reaches the scene (where the decoder asks for it), or first in a window that
+    starts inside the scene. It takes that token's conditioning and is weighed as a mode
+    decision; ``majors[s]``: scene ``s`` is in a major key. Cut back to ``want`` tokens."""
+    tokens = example["tokens"]
+    firsts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
+    at = [i + 1 if (i > 0 or tokens[0] == vocab.bos) else 0 for i in firsts]  # insert before these
+    src = np.insert(np.arange(len(tokens)), at, [max(0, a - 1) for a in at])
+    new = np.zeros(len(src), bool)
+    new[np.asarray(at) + np.arange(len(at))] = True
+    out = {k: (a[src] if k != "boundaries" else a) for k, a in example.items()}
+    out["tokens"][new] = [vocab.mode(majors[min(int(seg[i]), len(majors) - 1)]) for i in firsts]
+    out["time"][new] = after[[max(0, a - 1) for a in at]]
+    out["mode"][new] = 1.0
+    return {k: (a[:want] if k != "boundaries" else a) for k, a in out.items()}
 
 
 def _clocks(tokens: list[int], times: list[float], vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
@@ -452,15 +476,16 @@ def _parallel(pitch: np.ndarray, key: tuple[int, bool], vocab: Vocab) -> np.ndar
     return np.where(ok, new, pitch)
 
 
-def _window_key(pitch: np.ndarray, sa: np.ndarray, sb: np.ndarray, idx: np.ndarray) -> tuple[int, bool] | None:
+def _window_key(pitch: np.ndarray, sa: np.ndarray, sb: np.ndarray, idx: np.ndarray,
+                min_strength: float | None = None) -> tuple[int, bool] | None:
     """``(tonic pitch class, major)`` of the notes ``idx`` as the label formula finds it
     (Krumhansl-Kessler profiles on the duration-weighted pitch-class histogram); None when the
-    best correlation is below ``MODE_MIN_STRENGTH``."""
+    best correlation is below ``min_strength`` (default ``MODE_MIN_STRENGTH``)."""
     w = np.maximum(1, sb[idx] - sa[idx]).astype(np.float64)
     hist = np.bincount(pitch[idx] % 12, weights=w, minlength=12)
     r = key_correlations(hist)
     best = int(np.argmax(r))
-    if r[best] < MODE_MIN_STRENGTH:
+    if r[best] < (MODE_MIN_STRENGTH if min_strength is None else min_strength):
         return None
     return best % 12, best < 12
 

@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -208,6 +209,8 @@ def main(argv=None):
                         "(default: dataset.START_PROB)")
     p.add_argument("--mood-blocks", action="store_true",
                    help="every block's layer norms also scaled and shifted by the mood (new, zero at start with --init)")
+    p.add_argument("--mode-tokens", action="store_true",
+                   help="a MAJOR/MINOR token opens every scene (the vocabulary grows by two; --init pads it)")
     p.add_argument("--valence-centre", choices=("corpus", "mode"), default="corpus",
                    help="valence 0 at the corpus's average mode, or where major and minor fit equally")
     args = p.parse_args(argv)
@@ -223,6 +226,10 @@ def main(argv=None):
         dataset.START_PROB = args.start_prob
 
     vocab = Vocab.from_json(VOCAB_SPEC)
+    if args.mode_tokens:
+        if args.teacher:
+            raise SystemExit("--mode-tokens: teacher takes have no mode tokens; train without --teacher")
+        vocab = replace(vocab, modes=True)
     stats_json = json.loads((args.data / "stats.json").read_text())
     stats_json["label_stats"] = label_stats_dict(args.label_stats, stats_json["label_stats"], args.init)
     if args.valence_centre == "mode":
@@ -260,7 +267,7 @@ def main(argv=None):
         model = MusicTransformer(cfg)
         if args.init:
             init = torch.load(args.init, map_location="cpu", weights_only=False)
-            missing, unexpected = model.load_state_dict({k: v.float() for k, v in init["model"].items()}, strict=False)
+            missing, unexpected = model.load_state_dict(_grown(init["model"], model.state_dict()), strict=False)
             if unexpected or any(not k.startswith(("cond.steps.", "offset_bias.")) and ".mood." not in k for k in missing):
                 raise SystemExit(f"{args.init} does not fit this model: missing {missing}, unexpected {unexpected}")
             for k in missing:  # a part the initial weights lack starts from zero: the same function
@@ -340,6 +347,22 @@ def main(argv=None):
     log_file.close()
     plot(log_path, args.out / "loss.png")
     logger.info("saved %s at step %d, held-out loss %.4f", ckpt_path, step, val)
+
+
+def _grown(weights: dict, fresh: dict) -> dict:
+    """``weights`` as float32, a tensor over a smaller vocabulary padded with ``fresh``'s own
+    initial entries for the new tokens (the vocabulary is each tensor's first or last axis)."""
+    out = {}
+    for k, v in weights.items():
+        v = v.float()
+        f = fresh.get(k)
+        if f is not None and v.shape != f.shape and v.dim() == f.dim():
+            axis = 0 if v.shape[1:] == f.shape[1:] else -1
+            g = f.clone()
+            g.narrow(axis, 0, v.shape[axis]).copy_(v)
+            v = g
+        out[k] = v
+    return out
 
 
 def _notes(piece):
