@@ -10,7 +10,9 @@ the finders' keys relate where they differ (parallel, relative, a fifth apart, o
 often the lowest sounding note at an onset is the key's tonic, in how many pieces the
 first 6 s and the rest are in the same mode by KK (does the model hold the mode it chose?), how
 clearly the pieces are in any key (KK's best correlation; the held-out windows' median is 0.86)
-and in how many the three finders hear the same mode.
+and in how many the three finders hear the same mode. A model with mode tokens states each
+scene's mode: then also the share of scenes it calls minor, and of scenes heard (KK, Aarden-Essen)
+in the mode it stated.
 
     python benchmarks/key_agreement.py [--model FILE.onnx | --precision int8] [--takes 20]
 """
@@ -66,6 +68,18 @@ def histogram(notes, start: float = 0.0, end: float = SECONDS) -> np.ndarray:
     return out
 
 
+def stated(tokens: list[int], vocab) -> list[tuple[float, bool]]:
+    """The (time, major) of each mode token in a decoded stream (none without mode tokens)."""
+    out, now = [], 0
+    for t in tokens:
+        kind = vocab.kind(t)
+        if kind == "shift":
+            now += vocab.shift_units(t)
+        elif kind == "mode":
+            out.append((now * vocab.shift_seconds, t == vocab.mode(True)))
+    return out
+
+
 def piece(gen: Generator, valence: float, seed: int):
     rng = random.Random(seed)
     cuts, t = [], 0.0
@@ -73,7 +87,7 @@ def piece(gen: Generator, valence: float, seed: int):
         cuts.append(round(t, 2))
     bounds = [0.0, *cuts, SECONDS]
     moods = [SceneMood(i, bounds[i], bounds[i + 1], valence, 0.0) for i in range(len(bounds) - 1)]
-    return gen.generate(cuts, SECONDS, moods, SamplingOptions(seed=400 + seed, **ALONE)).notes
+    return gen.generate(cuts, SECONDS, moods, SamplingOptions(seed=400 + seed, **ALONE))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,14 +102,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: {gen.path.name}, model alone, {args.takes} pieces of {SECONDS:.0f} s per valence\n")
     print("| valence | called minor: KK / Temperley / Aarden-Essen | Temperley's key against KK's | "
           "Aarden-Essen's against KK's | lowest note on the tonic: KK's / Temperley's | mode held after 6 s | "
-          "key clarity (KK, median) | finders agree on the mode |")
-    print("|---|---|---|---|---|---|---|---|")
+          "key clarity (KK, median) | finders agree on the mode | stated minor | heard as stated: KK / A-E |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for valence in (-0.8, 0.8):
         minor: collections.Counter = collections.Counter()
         against: dict[str, collections.Counter] = {"Temperley": collections.Counter(), "Aarden-Essen": collections.Counter()}
         on_tonic, clarity, held, agree = [], [], 0, 0
+        scenes: collections.Counter = collections.Counter()
         for seed in range(args.takes):
-            notes = piece(gen, valence, seed)
+            result = piece(gen, valence, seed)
+            notes = result.notes
+            marks = stated(result.tokens, gen.vocab)
+            for (a, major), (b, _) in zip(marks, [*marks[1:], (SECONDS, True)]):
+                h = histogram(notes, a, b)
+                scenes.update(["scenes", *["minor"] * (not major)]
+                              + [name for name in ("KK", "Aarden-Essen") if h.any()
+                                 and (best_key(h, finders[name])[1] == "major") == major])
             whole = histogram(notes)
             keys = {name: best_key(whole, profiles) for name, profiles in finders.items()}
             held += best_key(histogram(notes, 0.0, 6.0), finders["KK"])[1] == best_key(histogram(notes, 6.0), finders["KK"])[1]
@@ -111,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {valence:+.1f} | {' / '.join(str(minor[name]) for name in finders)} | "
               f"{', '.join(f'{k} {v}' for k, v in against['Temperley'].most_common())} | "
               f"{', '.join(f'{k} {v}' for k, v in against['Aarden-Essen'].most_common())} | "
-              f"{share[0]:.2f} / {share[1]:.2f} | {held} | {np.median(clarity):.2f} | {agree} |")
+              f"{share[0]:.2f} / {share[1]:.2f} | {held} | {np.median(clarity):.2f} | {agree} | "
+              + (f"{scenes['minor']}/{scenes['scenes']} | {scenes['KK']} / {scenes['Aarden-Essen']} |"
+                 if scenes["scenes"] else "– | – |"))
     return 0
 
 
