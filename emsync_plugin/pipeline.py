@@ -169,14 +169,15 @@ def score(path: str | Path, options: ScoreOptions = ScoreOptions(), progress: Pr
     logger.info("%s: %d cuts, %.2f s at %.3f fps", path.name, len(timeline.cuts), timeline.duration, timeline.rate)
     out = timeline_io.output_path(path, timeline, options.output, options.in_place)
     outputs = _Outputs.for_run(out, options.in_place, options.takes)
-    previous = _previous_score(path, outputs, options)
+    previous = sidecar.previous_score(path, outputs.sidecar, fresh=options.fresh, chosen=options.previous,
+                                      take=options.take)
 
     step("estimating moods", 0.15)
     with mood_sequence(timeline, options) as analysing:  # scenes are analysed while the music is generated
         # a re-score compares every scene's mood with the previous one's first (plan reads them all)
         decisions = tuple(rescore.plan(timeline, analysing, previous, regenerate=options.regenerate, lock=options.lock,
                                        model_sha256=model_sha256(options)))
-        _log_decisions(path, decisions, previous)
+        rescore.log_decisions(path.name, decisions, previous)
         speech = _find_speech(timeline, options)
         step("generating music", 0.3)
         kept = rescore.kept_spans(timeline, decisions, previous)
@@ -311,52 +312,6 @@ def _score_tracks(timeline: Timeline, takes: Sequence[_Take], settings: dict, ou
         tracks.append(ScoreTrack(wav=wav, midi=outputs.midi, duration=timeline.duration, metadata={**settings, "stem": group},
                                  name=f"{SCORE_NAME} stem {group}", muted=True, gain=tuple(takes[0].rendered.gain)))
     return tracks
-
-
-def _previous_score(path: Path, outputs: _Outputs, options: ScoreOptions) -> rescore.Previous | None:
-    """The score to keep music from: ``--previous``, else the one the timeline already carries."""
-    if options.fresh:
-        return None
-    if options.previous is not None:
-        candidate = options.previous
-        if not candidate.is_file():
-            raise OptionsError(f"--previous {candidate} does not exist", hint="name the NAME.emsync.json of the earlier score")
-    else:
-        if not timeline_io.written_by_emsync(path):
-            return None  # the timeline carries no score of its own: a first score
-        candidate = sidecar.sidecar_of(path)
-        if not candidate.is_file():
-            candidate = outputs.sidecar
-        if not candidate.is_file():
-            logger.info("%s carries an EMSYNC Score but its settings file %s is gone; scoring every scene afresh",
-                        path.name, candidate.name)
-            return None
-    try:
-        return rescore.read_previous(sidecar.read_sidecar(candidate), candidate, take=options.take or _chosen_take(path))
-    except TimelineError as exc:
-        logger.warning("%s", exc)
-        return None
-
-
-def _chosen_take(path: Path) -> int:
-    """The take the editor left playing: the first unmuted take track on the timeline (else 1)."""
-    for track in timeline_io.read_score_tracks(path):
-        take = track.metadata.get("take")
-        if not track.muted and isinstance(take, int) and not isinstance(take, bool):
-            return take
-    return 1
-
-
-def _log_decisions(path: Path, decisions: Sequence[rescore.Decision], previous: rescore.Previous | None) -> None:
-    if previous is None:
-        return
-    kept = sum(d.keeps_music for d in decisions)
-    logger.info("%s: re-scoring against %s: %d of %d scenes keep their music", path.name, previous.path.name,
-                kept, len(decisions))
-    if kept == 0:
-        logger.info("no scene of %s matches the previous score (another timeline, or every picture changed)", path.name)
-    for d in decisions:
-        logger.info("scene %d: %s", d.index, d.describe())
 
 
 def model_sha256(options: ScoreOptions) -> str | None:

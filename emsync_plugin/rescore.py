@@ -359,3 +359,16 @@ def _number(value: object) -> float:
 
 def _optional_number(value: object) -> float | None:
     return None if value is None else _number(value)
+
+
+def log_decisions(name: str, decisions: Sequence[Decision], previous: Previous | None) -> None:
+    """What a re-score of the timeline ``name`` keeps, scene by scene (nothing on a first score)."""
+    if previous is None:
+        return
+    kept = sum(d.keeps_music for d in decisions)
+    logger.info("%s: re-scoring against %s: %d of %d scenes keep their music", name, previous.path.name,
+                kept, len(decisions))
+    if kept == 0:
+        logger.info("no scene of %s matches the previous score (another timeline, or every picture changed)", name)
+    for d in decisions:
+        logger.info("scene %d: %s", d.index, d.describe())

@@ -6,6 +6,7 @@ from it to keep the music of the scenes that did not change (:mod:`.rescore`).
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -14,9 +15,12 @@ from pathlib import Path
 import pretty_midi
 
 from . import rescore
-from .errors import TimelineError
+from .errors import OptionsError, TimelineError
 from .mood import SceneMood
 from .timeline import Timeline
+from .timeline import io as timeline_io
+
+logger = logging.getLogger(__name__)
 
 SIDECAR_MAX_BYTES = 64 * 1024 * 1024
 
@@ -140,3 +144,40 @@ def for_timeline(settings: dict) -> dict:
         first += count
     takes = [{k: v for k, v in t.items() if k != "notes"} for t in settings.get("takes", ())]
     return {**settings, "scenes": scenes, **({"takes": takes} if takes else {})}
+
+
+def previous_score(path: Path, fallback: Path, *, fresh: bool = False, chosen: Path | None = None,
+                   take: int | None = None) -> rescore.Previous | None:
+    """The score a run on ``path`` keeps music from: ``chosen`` (``--previous``), else the one
+    the timeline already carries (its sidecar, or ``fallback``, the run's own); none with
+    ``fresh``. ``take``: the take to keep (None: the one the editor left playing)."""
+    if fresh:
+        return None
+    if chosen is not None:
+        candidate = chosen
+        if not candidate.is_file():
+            raise OptionsError(f"--previous {candidate} does not exist", hint="name the NAME.emsync.json of the earlier score")
+    else:
+        if not timeline_io.written_by_emsync(path):
+            return None  # the timeline carries no score of its own: a first score
+        candidate = sidecar_of(path)
+        if not candidate.is_file():
+            candidate = fallback
+        if not candidate.is_file():
+            logger.info("%s carries an EMSYNC Score but its settings file %s is gone; scoring every scene afresh",
+                        path.name, candidate.name)
+            return None
+    try:
+        return rescore.read_previous(read_sidecar(candidate), candidate, take=take or chosen_take(path))
+    except TimelineError as exc:
+        logger.warning("%s", exc)
+        return None
+
+
+def chosen_take(path: Path) -> int:
+    """The take the editor left playing: the first unmuted take track on the timeline (else 1)."""
+    for track in timeline_io.read_score_tracks(path):
+        number = track.metadata.get("take")
+        if not track.muted and isinstance(number, int) and not isinstance(number, bool):
+            return number
+    return 1

@@ -12,7 +12,7 @@ import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -25,17 +25,6 @@ logger = logging.getLogger(__name__)
 #: demuxers whose index lists every video keyframe from the start (MP4/MOV sample tables, AVI
 #: idx1, Matroska cues)
 INDEXED = ("mov", "mp4", "m4a", "3gp", "mj2", "avi", "matroska", "webm")
-
-
-class RangeSource(Protocol):
-    """What the analysis of one range reads: :class:`MediaReader`, or a :class:`.batches.FileBatch`."""
-
-    path: str
-
-    def frames(self, start: float, end: float) -> int: ...
-
-    def read(self, start: float, end: float, on_frame: Callable[..., None], want_audio: bool = True
-             ) -> np.ndarray | None: ...
 
 
 class MediaReader:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
 
 from .cues import AUDIO_RATE
 
@@ -179,3 +181,14 @@ def _cheapest(keymap: _KeyMap, slot: _Slot, gap: float, runs: dict[int, float], 
     best = min((x for x in scored if x[0] <= low + 0.5), key=lambda x: (round(x[2] / 0.05), x[1]))[3]
     keymap.cost(best, runs, ref_rate)
     return best
+
+
+class RangeSource(Protocol):
+    """What the analysis of one range reads: :class:`.media.MediaReader`, or a :class:`.batches.FileBatch`."""
+
+    path: str
+
+    def frames(self, start: float, end: float) -> int: ...
+
+    def read(self, start: float, end: float, on_frame: Callable[..., None], want_audio: bool = True
+             ) -> np.ndarray | None: ...

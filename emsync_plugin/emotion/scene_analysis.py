@@ -17,9 +17,8 @@ import numpy as np
 from ..errors import ModelError
 from . import mapping
 from .cues import CueFeatures, PictureCues, cue_mood, frame_stats, sound_cues
-from .media import RangeSource
 from .pictures import to_rgb
-from .sampling import AnalysisOptions
+from .sampling import AnalysisOptions, RangeSource
 
 logger = logging.getLogger(__name__)
 
