@@ -10,8 +10,8 @@ the finders' keys relate where they differ (parallel, relative, a fifth apart, o
 often the lowest sounding note at an onset is the key's tonic, in how many pieces the
 first 6 s and the rest are in the same mode by KK (does the model hold the mode it chose?), how
 clearly the pieces are in any key (KK's best correlation; the held-out windows' median is 0.86)
-and in how many the three finders hear the same mode. A model with mode tokens states each
-scene's mode: then also the share of scenes it calls minor, and of scenes heard (KK, Aarden-Essen)
+and in how many the three finders hear the same mode. A model with key tokens states each
+scene's key: then also the share of scenes it calls minor, and of scenes heard (KK, Aarden-Essen)
 in the mode it stated.
 
     python benchmarks/key_agreement.py [--model FILE.onnx | --precision int8] [--takes 20]
@@ -69,14 +69,14 @@ def histogram(notes, start: float = 0.0, end: float = SECONDS) -> np.ndarray:
 
 
 def stated(tokens: list[int], vocab) -> list[tuple[float, bool]]:
-    """The (time, major) of each mode token in a decoded stream (none without mode tokens)."""
+    """The (time, major) of each key token in a decoded stream (none without key tokens)."""
     out, now = [], 0
     for t in tokens:
         kind = vocab.kind(t)
         if kind == "shift":
             now += vocab.shift_units(t)
-        elif kind == "mode":
-            out.append((now * vocab.shift_seconds, t == vocab.mode(True)))
+        elif kind == "key":
+            out.append((now * vocab.shift_seconds, vocab.key_of(t)[1]))
     return out
 
 

@@ -172,51 +172,60 @@ def test_tiny_vocabulary_layout():
     assert (TINY.on_base, TINY.off_base, TINY.shift_base, TINY.size) == (4, 14, 24, 34)
 
 
-def test_a_vocabulary_with_modes_ends_with_major_and_minor():
-    modal = dataclasses.replace(TINY, modes=True)
-    assert (modal.shift_end, modal.size, modal.mode(True), modal.mode(False)) == (34, 36, 34, 35)
-    assert [modal.kind(t) for t in (33, 34, 35)] == ["shift", "mode", "mode"]
-    assert (modal.name(34), modal.name(35)) == ("MAJOR", "MINOR")
-    assert Vocab.from_json(modal.to_json()) == modal
-    assert "modes" not in TINY.to_json() and Vocab.from_json(TINY.to_json()) == TINY
+def test_key_tokens_end_the_vocabulary():
+    """keys=2: MAJOR, MINOR; keys=24: C major .. B major, C minor .. B minor (key_correlations'
+    order). Decoding skips them; a vocabulary without them serialises as before they existed."""
+    modal, keyed = dataclasses.replace(TINY, keys=2), dataclasses.replace(TINY, keys=24)
+    assert (modal.shift_end, modal.size, modal.key(True), modal.key(False, tonic=9)) == (34, 36, 34, 35)
+    assert (keyed.size, keyed.key(True, 0), keyed.key(True, 11), keyed.key(False, 9), keyed.key(False, 21)) == (58, 34, 45, 55, 55)
+    assert [keyed.kind(t) for t in (33, 34, 57)] == ["shift", "key", "key"]
+    assert (modal.name(34), modal.name(35), keyed.name(34), keyed.name(55)) == ("MAJOR", "MINOR", "KEY_C_MAJOR", "KEY_A_MINOR")
+    assert (modal.key_of(35), keyed.key_of(55), keyed.key_of(45)) == ((None, False), (9, False), (11, True))
+    for v in (modal, keyed):
+        assert Vocab.from_json(v.to_json()) == v
+    assert "keys" not in TINY.to_json() and Vocab.from_json(TINY.to_json()) == TINY
     with pytest.raises(ValueError):
-        TINY.mode(True)
+        TINY.key(True)
     with pytest.raises(ValueError):
-        modal.kind(36)
+        keyed.kind(58)
+    with pytest.raises(ValueError):
+        dataclasses.replace(TINY, keys=12)
     notes = [Note(0, 60, 0.0, 0.05), Note(1, 62, 0.05, 0.1)]
-    tokens, _ = modal.encode(notes)
-    assert modal.decode([modal.mode(False), *tokens[:3], modal.mode(True), *tokens[3:]]) == notes
+    tokens, _ = keyed.encode(notes)
+    assert keyed.decode([keyed.key(False, 9), *tokens[:3], keyed.key(True, 0), *tokens[3:]]) == notes
 
 
-def test_a_mode_token_comes_first_and_after_each_cut_and_nowhere_else():
-    """With ``modes``, well_formed allows only MAJOR/MINOR where a scene starts (the start, and
-    after the time shift that reaches or passes a cut) and never elsewhere; the cut's chord follows."""
-    modal = dataclasses.replace(TINY, modes=True)
-    clock = dec.Clock(modal, [0, 7, 12, 20], 30)
+def test_a_key_token_comes_first_and_after_each_cut_and_nowhere_else():
+    """With key tokens, well_formed allows only them where a scene starts (the start, and after
+    the time shift that reaches or passes a cut) and never elsewhere; the cut's chord follows.
+    Mode steering moves the major keys up and the minor ones down by strength x valence."""
+    keyed = dataclasses.replace(TINY, keys=24)
+    keys = set(range(34, 58))
+    clock = dec.Clock(keyed, [0, 7, 12, 20], 30)
 
     def allowed():
-        logits = np.zeros(modal.size)
+        logits = np.zeros(keyed.size)
         dec.well_formed(logits, clock)
         dec.cut_rules(False)(logits, clock)
         return _allowed(logits)
 
-    assert allowed() == {34, 35}
-    clock.advance(modal.mode(False))
-    assert not {34, 35} & allowed() and modal.chord in allowed()
-    for t in (modal.chord, modal.note_on(0, 60), modal.note_on(0, 62), modal.note_on(1, 64), modal.shift(3)):
+    assert allowed() == keys
+    clock.advance(keyed.key(False, 9))
+    assert not keys & allowed() and keyed.chord in allowed()
+    for t in (keyed.chord, keyed.note_on(0, 60), keyed.note_on(0, 62), keyed.note_on(1, 64), keyed.shift(3)):
         clock.advance(t)
-    assert not clock.mode_due and not {34, 35} & allowed()
-    clock.advance(modal.shift(4))  # lands on the cut at 7
-    assert clock.now == 7 and allowed() == {34, 35}
-    clock.advance(modal.mode(True))
-    clock.advance(modal.shift(10))  # passes the cut at 12 without the guarantee
-    assert clock.now == 17 and clock.mode_due
-    assert dec.Clock(TINY, [0, 7], 30).mode_due is False
+    assert not clock.key_due and not keys & allowed()
+    clock.advance(keyed.shift(4))  # lands on the cut at 7
+    assert clock.now == 7 and allowed() == keys
+    clock.advance(keyed.key(True, 0))
+    clock.advance(keyed.shift(10))  # passes the cut at 12 without the guarantee
+    assert clock.now == 17 and clock.key_due
+    assert dec.Clock(TINY, [0, 7], 30).key_due is False
     clock.valence = -0.5
-    logits = np.zeros(modal.size)
+    logits = np.zeros(keyed.size)
     dec.well_formed(logits, clock)
-    dec.steer_mode(2.0)(logits, clock)  # the mode token leans to the valence's side, nothing else moves
-    assert (logits[34], logits[35]) == (-1.0, 1.0) and _allowed(logits) == {34, 35}
+    dec.steer_mode(2.0)(logits, clock)  # the key leans to the valence's mode, nothing else moves
+    assert np.all(logits[34:46] == -1.0) and np.all(logits[46:58] == 1.0) and _allowed(logits) == keys
 
 
 def test_cut_rules_clamp_time_to_land_exactly_on_the_next_cut():

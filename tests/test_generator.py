@@ -233,20 +233,20 @@ def test_guidance_chooses_notes_and_leaves_timing_to_the_model(gen):
     np.testing.assert_allclose(same, lc, atol=1e-9)  # no difference to amplify
 
 
-def test_guidance_also_chooses_the_mode_of_a_scene(gen, monkeypatch):
-    """With mode tokens, guidance re-weighs MAJOR against MINOR as it does the note-ons, and
+def test_guidance_also_chooses_the_key_of_a_scene(gen, monkeypatch):
+    """With key tokens, guidance re-weighs MAJOR against MINOR as it does the note-ons, and
     the pair keeps its total."""
     import dataclasses
 
-    v = dataclasses.replace(gen.vocab, modes=True)
+    v = dataclasses.replace(gen.vocab, keys=2)
     monkeypatch.setattr(gen, "vocab", v)
     logits = np.zeros((2, 1, v.size), np.float32)
-    logits[0, 0, v.mode(True)], logits[1, 0, v.mode(True)] = 1.0, 2.0  # the mood makes MAJOR less likely
+    logits[0, 0, v.key(True)], logits[1, 0, v.key(True)] = 1.0, 2.0  # the mood makes MAJOR less likely
     out = gen._guide(logits, 2.0)
-    pair = out[[v.mode(True), v.mode(False)]]
+    pair = out[[v.key(True), v.key(False)]]
     assert pair[0] - pair[1] == pytest.approx(1.0 + 2.0 * (1.0 - 2.0), abs=1e-9)  # MAJOR's log-odds: 1, told 2
     cond = logits[0, 0].astype(np.float64)
-    assert np.logaddexp(*pair) == pytest.approx(np.logaddexp(*cond[[v.mode(True), v.mode(False)]])
+    assert np.logaddexp(*pair) == pytest.approx(np.logaddexp(*cond[[v.key(True), v.key(False)]])
                                                 - np.log(np.exp(cond).sum()), abs=1e-9)
 
 

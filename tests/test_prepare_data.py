@@ -441,16 +441,17 @@ def test_start_prob_is_read_when_a_window_is_made(ex_setup, monkeypatch):
     assert starts(0.0) == 0
 
 
-@pytest.mark.parametrize("start_prob", [1.0, 0.0])
-def test_mode_tokens_open_every_scene_in_its_flip_state(ex_setup, monkeypatch, start_prob):
-    """A vocabulary with ``modes``: a MAJOR or MINOR token opens each scene, right after BOS or
-    after the time shift that reaches the boundary (or first, in a window that starts inside a
-    scene), with that token's conditioning; it is MINOR exactly where the scene's notes were
-    moved to the parallel minor (Eb, Ab), and the rest of the stream is the example without it."""
+@pytest.mark.parametrize("start_prob,keys", [(1.0, 2), (0.0, 2), (1.0, 24), (0.0, 24)])
+def test_key_tokens_open_every_scene_in_its_flip_state(ex_setup, monkeypatch, start_prob, keys):
+    """A vocabulary with ``keys``: a key token opens each scene, right after BOS or after the
+    time shift that reaches the boundary (or first, in a window that starts inside a scene),
+    with that token's conditioning; it is C minor (or MINOR) exactly where the scene's notes
+    were moved to the parallel minor (Eb, Ab), else C major, and the rest of the stream is the
+    example without it."""
     import dataclasses
 
     vocab, stats, _ = ex_setup
-    modal = dataclasses.replace(vocab, modes=True)
+    modal = dataclasses.replace(vocab, keys=keys)
     for name, value in (("TRANSPOSE", (0, 0)), ("STRETCH", (1.0, 1.0)), ("WARP", 0.0), ("MODE_FLIP_PROB", 1.0)):
         monkeypatch.setattr(dataset, name, value)
     chords = [(48, 60, 64, 67), (53, 60, 65, 69), (55, 59, 65, 67), (48, 60, 64, 67)]
@@ -479,6 +480,6 @@ def test_mode_tokens_open_every_scene_in_its_flip_state(ex_setup, monkeypatch, s
                    if modal.kind(int(t)) == "on" and a - 1e-4 <= at < b - 1e-4}
             if {3, 4, 8, 9} & pcs:
                 minor = bool({3, 8} & pcs)
-                assert tok[i] == modal.mode(major=not minor) and ex["mode"][i] == 1.0
+                assert tok[i] == modal.key(major=not minor, tonic=0) and ex["mode"][i] == 1.0
                 seen.add(minor)
     assert seen == {True, False}

@@ -80,10 +80,10 @@ class Clock:
     before_cut: frozenset = frozenset()  # pitch classes sounding when time reached the current cut
     stops: list[int] = field(default_factory=list)  # kept music starts here (units, ascending): time stops on them
     _keys: dict = field(default_factory=dict, repr=False)  # (onsets, major) -> key: read once per onset
-    mode_due: bool = False  # a MAJOR/MINOR token comes next (a vocabulary with modes: at the start and at each cut)
+    key_due: bool = False  # a key token comes next (a vocabulary with keys: at the start and at each cut)
 
     def __post_init__(self):
-        self.mode_due = self.vocab.modes
+        self.key_due = bool(self.vocab.keys)
 
     def key(self, major: bool) -> int:
         """The best Krumhansl-Kessler key of the recent onsets among the major (0-11: tonic C..B)
@@ -116,7 +116,7 @@ class Clock:
         """After forced (kept) music: the next cut is the first at or after now; at the end, or
         with no cut left, decoding is over."""
         self.next_cut = bisect.bisect_left(self.cuts, self.now)
-        self.mode_due = self.vocab.modes  # kept music ends where a scene starts
+        self.key_due = bool(self.vocab.keys)  # kept music ends where a scene starts
         if self.now >= self.end or self.next_cut >= len(self.cuts):
             self.finished = True
 
@@ -130,8 +130,8 @@ class Clock:
             self.chord_open, self.onsets_now, self.events_now = False, 0, 0
             if self.cut == self.now:  # arrived on a cut: remember the harmony it leaves
                 self.before_cut = frozenset(p % 12 for _, p in self.sounding)
-            if v.modes and any(before < c <= self.now for c in self.cuts[self.next_cut:]):
-                self.mode_due = True  # a new scene: its mode is stated first
+            if v.keys and any(before < c <= self.now for c in self.cuts[self.next_cut:]):
+                self.key_due = True  # a new scene: its key is stated first
             # cuts passed without a chord (no guarantee) are skipped; never the final chord
             while self.cut is not None and self.cut < self.now and self.next_cut < len(self.cuts) - 1:
                 self.next_cut += 1
@@ -150,8 +150,8 @@ class Clock:
                         self.finished = True
         elif kind == "off":
             self.sounding.pop(v.group_pitch(token), None)
-        elif kind == "mode":
-            self.mode_due = False
+        elif kind == "key":
+            self.key_due = False
         elif token == v.eos:
             self.finished = True
 
@@ -162,12 +162,12 @@ class Clock:
 def well_formed(logits: np.ndarray, clock: Clock) -> None:
     """No PAD/BOS/EOS; no note-off for a silent note, nor for one that started at this very
     instant (a note lasts at least one time unit: a chord released where it was struck would
-    vanish); no second note-on for a sounding one; a mode token where a scene starts, and
+    vanish); no second note-on for a sounding one; a key token where a scene starts, and
     nowhere else."""
     v = clock.vocab
     logits[v.pad] = logits[v.bos] = logits[v.eos] = NEG
-    if v.modes:
-        if clock.mode_due:
+    if v.keys:
+        if clock.key_due:
             logits[:v.shift_end] = NEG
             return
         logits[v.shift_end:] = NEG
@@ -271,7 +271,8 @@ def steer_mode(strength: float):
     """Move the mode towards the valence: note-ons gain ``strength * |valence|`` times the
     Krumhansl-Kessler profile (harmonic in minor) of the key the music is in, read in the asked
     mode; the note-ons keep their total probability, and the chord on a cut is left alone. A
-    scene's mode token (a vocabulary with ``modes``) moves by ``strength * valence`` nats each way."""
+    scene's key token (a vocabulary with ``keys``): the major ones gain ``strength * valence``
+    nats, the minor ones lose as much."""
     profiles = key_profiles()
     profiles = profiles / np.abs(profiles).max(axis=1, keepdims=True)
     for t in range(12):  # minor: the harmonic minor's leading tone, not the relative major's tonic
@@ -283,9 +284,11 @@ def steer_mode(strength: float):
     def rule(logits: np.ndarray, clock: Clock) -> None:
         if strength <= 0.0 or clock.valence == 0.0:
             return
-        if clock.mode_due:  # a scene's mode token: the asked side gains, the other loses
-            logits[clock.vocab.mode(True)] += strength * clock.valence
-            logits[clock.vocab.mode(False)] -= strength * clock.valence
+        if clock.key_due:  # a scene's key: the asked mode gains, the other loses
+            v = clock.vocab
+            half = v.shift_end + v.keys // 2  # the major keys, then the minor ones
+            logits[v.shift_end:half] += strength * clock.valence
+            logits[half:v.size] -= strength * clock.valence
             return
         if clock.striking_cut_chord:
             return  # the chord on a cut is the model's (and fresh_chord_at_cuts'): the harmony moves there

@@ -198,7 +198,7 @@ class Generator:
 
     def _guide(self, logits: np.ndarray, g: float) -> np.ndarray:
         """The last step's scores: the model's, or guided (see :mod:`.decoding`): guidance
-        chooses among the note-ons (which notes) and between the mode tokens, each group keeping
+        chooses among the note-ons (which notes) and among the key tokens, each group keeping
         the model's total probability; when to move time on, and so when to land on a cut, is
         left to the model."""
         cond = logits[0, -1].astype(np.float64)
@@ -207,7 +207,7 @@ class Generator:
         ref = logits[1, -1].astype(np.float64)
         lc, lr = cond - logsumexp(cond), ref - logsumexp(ref)
         v = self.vocab
-        for a, b in [(v.on_base, v.off_base)] + [(v.shift_end, v.size)] * v.modes:  # the notes; a scene's mode
+        for a, b in [(v.on_base, v.off_base)] + [(v.shift_end, v.size)] * bool(v.keys):  # the notes; a scene's key
             on = lc[a:b] + g * (lc[a:b] - lr[a:b])
             total = logsumexp(lc[a:b])
             lc[a:b] = on - logsumexp(on) + total  # lc is this call's own array

@@ -8,8 +8,9 @@ A piece is a stream of tokens:
 * ``CHORD``: emitted just before the note-ons of an onset with at least ``chord_notes``
   simultaneous notes (EMSYNC's chord token), so a chord can be asked for at a cut;
 * ``PAD``, ``BOS``, ``EOS``;
-* with ``modes``: ``MAJOR`` or ``MINOR`` after ``BOS`` and after the time shift that reaches a
-  scene boundary: the mode the scene is in, stated once so the notes can follow it.
+* with ``keys``: a key token after ``BOS`` and after the time shift that reaches a scene
+  boundary: the key the scene is in (``keys=24``: C major .. B minor) or only its mode
+  (``keys=2``: MAJOR, MINOR), stated once so that the notes can follow it.
 
 Everything that defines the vocabulary (groups, General MIDI programs, pitch range, shift unit
 and count) is a :class:`Vocab` built from a JSON dict that travels inside the model files
@@ -23,6 +24,7 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 
 SPECIALS = ("PAD", "BOS", "EOS", "CHORD")
+PITCH_CLASSES = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,13 @@ class Vocab:
     shift_ms: int
     max_shift: int  # SHIFT(1) .. SHIFT(max_shift)
     chord_notes: int = 3
-    modes: bool = False  # MAJOR / MINOR tokens at scene starts
+    keys: int = 0  # key tokens at scene starts: 0 (none), 2 (the mode) or 24 (tonic and mode)
 
-    # ---- layout: specials | note-on (group-major) | note-off | shifts | modes ---------
+    def __post_init__(self):
+        if self.keys not in (0, 2, 24):
+            raise ValueError(f"keys must be 0, 2 or 24, not {self.keys}")
+
+    # ---- layout: specials | note-on (group-major) | note-off | shifts | keys ----------
     # (computed once: the decoder reads them for every token)
     @cached_property
     def n_pitches(self) -> int:
@@ -68,7 +74,7 @@ class Vocab:
 
     @cached_property
     def size(self) -> int:
-        return self.shift_end + (2 if self.modes else 0)
+        return self.shift_end + self.keys
 
     @cached_property
     def shift_seconds(self) -> float:
@@ -93,11 +99,20 @@ class Vocab:
     def chord(self) -> int:
         return self.special("CHORD")
 
-    def mode(self, major: bool) -> int:
-        """The ``MAJOR`` or ``MINOR`` token (a vocabulary with ``modes`` only)."""
-        if not self.modes:
-            raise ValueError("this vocabulary has no mode tokens")
-        return self.shift_end + (0 if major else 1)
+    def key(self, major: bool, tonic: int = 0) -> int:
+        """The token of a key: ``tonic`` a pitch class (not told with ``keys=2``)."""
+        if self.keys == 2:
+            return self.shift_end + (0 if major else 1)
+        if self.keys == 24:
+            return self.shift_end + (0 if major else 12) + tonic % 12
+        raise ValueError("this vocabulary has no key tokens")
+
+    def key_of(self, token: int) -> tuple[int | None, bool]:
+        """``(tonic, major)`` of a key token; the tonic is None with ``keys=2``."""
+        i = token - self.shift_end
+        if self.keys == 2:
+            return None, i == 0
+        return i % 12, i < 12
 
     def note_on(self, group: int, pitch: int) -> int:
         return self.on_base + group * self.n_pitches + (pitch - self.pitch_min)
@@ -120,7 +135,7 @@ class Vocab:
         return out
 
     def kind(self, token: int) -> str:
-        """"special", "on", "off", "shift" or "mode"."""
+        """"special", "on", "off", "shift" or "key"."""
         if token < self.on_base:
             return "special"
         if token < self.off_base:
@@ -130,7 +145,7 @@ class Vocab:
         if token < self.shift_end:
             return "shift"
         if token < self.size:
-            return "mode"
+            return "key"
         raise ValueError(f"token {token} is outside the vocabulary of {self.size}")
 
     def shift_units(self, token: int) -> int:
@@ -147,16 +162,18 @@ class Vocab:
             return SPECIALS[token]
         if kind == "shift":
             return f"SHIFT_{self.shift_units(token) * self.shift_ms}ms"
-        if kind == "mode":
-            return "MAJOR" if token == self.shift_end else "MINOR"
+        if kind == "key":
+            tonic, major = self.key_of(token)
+            mode = "MAJOR" if major else "MINOR"
+            return mode if tonic is None else f"KEY_{PITCH_CLASSES[tonic]}_{mode}"
         g, p = self.group_pitch(token)
         return f"{'ON' if kind == 'on' else 'OFF'}_{self.groups[g]}_{p}"
 
     # ---- (de)serialisation ---------------------------------------------------------------
     def to_json(self) -> str:
         d = asdict(self)
-        if not self.modes:
-            del d["modes"]  # a vocabulary without mode tokens reads as it did before they existed
+        if not self.keys:
+            del d["keys"]  # a vocabulary without key tokens reads as it did before they existed
         return json.dumps(d, sort_keys=True)
 
     @classmethod

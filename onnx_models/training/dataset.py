@@ -297,19 +297,21 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
         "time": (times_a - w0).astype(np.float32),
         "boundaries": np.asarray(inside, dtype=np.float32),
     }
-    if vocab.modes:
+    if vocab.keys:
         best = key if key is not None else _window_key(written, sa, sb, idx, min_strength=-1.0)
-        majors = [bool(best[1]) != bool(f) for f in flips] if best is not None else [True] * len(flips)
-        example = _state_modes(example, seg, after_a - w0, majors, vocab, want)
+        tonic, major = best if best is not None else (0, True)
+        scene_keys = [vocab.key(major != bool(f), tonic) for f in flips]
+        example = _state_keys(example, seg, after_a - w0, scene_keys, vocab, want)
     return example
 
 
-def _state_modes(example: dict, seg: np.ndarray, after: np.ndarray, majors: list[bool], vocab: Vocab,
-                 want: int) -> dict:
-    """``example`` with a ``MAJOR``/``MINOR`` token opening each scene: after ``BOS``, after the
-    time shift that reaches the scene (where the decoder asks for it), or first in a window that
-    starts inside the scene. It takes that token's conditioning and is weighed as a mode
-    decision; ``majors[s]``: scene ``s`` is in a major key. Cut back to ``want`` tokens."""
+def _state_keys(example: dict, seg: np.ndarray, after: np.ndarray, scene_keys: list[int], vocab: Vocab,
+                want: int) -> dict:
+    """``example`` with a key token opening each scene: after ``BOS``, after the time shift
+    that reaches the scene (where the decoder asks for it), or first in a window that starts
+    inside the scene. It takes that token's conditioning and is weighed as a mode decision;
+    ``scene_keys[s]``: the token of scene ``s`` (the window's key in the scene's flip state).
+    Cut back to ``want`` tokens."""
     tokens = example["tokens"]
     firsts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
     at = [i + 1 if (i > 0 or tokens[0] == vocab.bos) else 0 for i in firsts]  # insert before these
@@ -317,7 +319,7 @@ def _state_modes(example: dict, seg: np.ndarray, after: np.ndarray, majors: list
     new = np.zeros(len(src), bool)
     new[np.asarray(at) + np.arange(len(at))] = True
     out = {k: (a[src] if k != "boundaries" else a) for k, a in example.items()}
-    out["tokens"][new] = [vocab.mode(majors[min(int(seg[i]), len(majors) - 1)]) for i in firsts]
+    out["tokens"][new] = [scene_keys[min(int(seg[i]), len(scene_keys) - 1)] for i in firsts]
     out["time"][new] = after[[max(0, a - 1) for a in at]]
     out["mode"][new] = 1.0
     return {k: (a[:want] if k != "boundaries" else a) for k, a in out.items()}

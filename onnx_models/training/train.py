@@ -6,7 +6,7 @@ Every ``--ckpt-every`` steps it writes ``OUT/ckpt.pt`` (weights, optimiser, step
 vocabulary, label statistics, data hash: everything to resume or export) and appends to
 ``OUT/log.csv``; every ``--eval-every`` steps it measures the held-out loss and redraws
 ``OUT/loss.png``. Run it again with the same ``--out`` to resume where it stopped. At the end
-(or on Ctrl-C / time limit) it also writes ``OUT/weights_fp16.pt``, a small weights-only copy
+(or on Ctrl-C, ``kill``, time limit) it also writes ``OUT/weights_fp16.pt``, a small weights-only copy
 to commit and resume from on a new machine (``--init OUT/weights_fp16.pt``).
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ import csv
 import json
 import logging
 import math
+import signal
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -209,8 +210,9 @@ def main(argv=None):
                         "(default: dataset.START_PROB)")
     p.add_argument("--mood-blocks", action="store_true",
                    help="every block's layer norms also scaled and shifted by the mood (new, zero at start with --init)")
-    p.add_argument("--mode-tokens", action="store_true",
-                   help="a MAJOR/MINOR token opens every scene (the vocabulary grows by two; --init pads it)")
+    p.add_argument("--key-tokens", type=int, choices=(0, 2, 24), default=0,
+                   help="a token opens every scene with its key: 2 the mode only, 24 tonic and mode "
+                        "(the vocabulary grows; --init pads it)")
     p.add_argument("--valence-centre", choices=("corpus", "mode"), default="corpus",
                    help="valence 0 at the corpus's average mode, or where major and minor fit equally")
     args = p.parse_args(argv)
@@ -226,10 +228,10 @@ def main(argv=None):
         dataset.START_PROB = args.start_prob
 
     vocab = Vocab.from_json(VOCAB_SPEC)
-    if args.mode_tokens:
+    if args.key_tokens:
         if args.teacher:
-            raise SystemExit("--mode-tokens: teacher takes have no mode tokens; train without --teacher")
-        vocab = replace(vocab, modes=True)
+            raise SystemExit("--key-tokens: teacher takes have no key tokens; train without --teacher")
+        vocab = replace(vocab, keys=args.key_tokens)
     stats_json = json.loads((args.data / "stats.json").read_text())
     stats_json["label_stats"] = label_stats_dict(args.label_stats, stats_json["label_stats"], args.init)
     if args.valence_centre == "mode":
@@ -304,6 +306,7 @@ def main(argv=None):
     model.train()
     start = time.time()
     window_tokens, window_start, losses = 0, time.time(), []
+    signal.signal(signal.SIGTERM, _interrupt)  # a background run ignores Ctrl-C's signal: kill saves too
     try:
         while step < args.max_steps and (time.time() - start) < args.minutes * 60:
             lr = lr_at(step, args.lr, args.warmup, args.max_steps)
@@ -347,6 +350,10 @@ def main(argv=None):
     log_file.close()
     plot(log_path, args.out / "loss.png")
     logger.info("saved %s at step %d, held-out loss %.4f", ckpt_path, step, val)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _grown(weights: dict, fresh: dict) -> dict:
