@@ -483,3 +483,33 @@ def test_key_tokens_open_every_scene_in_its_flip_state(ex_setup, monkeypatch, st
                 assert tok[i] == modal.key(major=not minor, tonic=0) and ex["mode"][i] == 1.0
                 seen.add(minor)
     assert seen == {True, False}
+
+
+def test_modulation_moves_the_key_at_cuts_and_the_key_token_says_where(ex_setup, monkeypatch):
+    """dataset.MODULATE_PROB = 1: every scene after the first is in a new key (a move of 1-6
+    semitones either way from the scene before, held), its notes are the piece's moved there
+    pitch class for pitch class, and its key token names the new tonic; the window's first
+    scene stays in C."""
+    import dataclasses
+
+    vocab, stats, _ = ex_setup
+    keyed = dataclasses.replace(vocab, keys=24)
+    for name, value in (("TRANSPOSE", (0, 0)), ("STRETCH", (1.0, 1.0)), ("WARP", 0.0), ("MODE_FLIP_PROB", 0.0),
+                        ("MODULATE_PROB", 1.0)):
+        monkeypatch.setattr(dataset, name, value)
+    chords = [(48, 60, 64, 67), (53, 60, 65, 69), (55, 59, 65, 67), (48, 60, 64, 67)]
+    notes = np.array([[PIANO, p, i * 0.5, i * 0.5 + 0.45] for i in range(240) for p in chords[i % 4]], np.float32)
+    scale = {0, 2, 4, 5, 7, 9, 11}
+    seen = 0
+    for seed in range(6):
+        ex = dataset.make_example(notes, np.random.default_rng(seed), keyed, stats, seq_len=512, start_prob=1.0)
+        tok = ex["tokens"]
+        marks = np.flatnonzero(tok >= keyed.shift_end)
+        tonics = [keyed.key_of(int(tok[i])) for i in marks]
+        assert tonics[0] == (0, True) and all(major for _, major in tonics)
+        assert all(a[0] != b[0] for a, b in zip(tonics[:-1], tonics[1:]))  # every cut moves the key
+        for (tonic, _), a, b in zip(tonics, marks, [*marks[1:], len(tok)]):
+            pcs = {keyed.group_pitch(int(t))[1] % 12 for t in tok[a:b] if keyed.kind(int(t)) == "on"}
+            assert pcs <= {(p + tonic) % 12 for p in scale}
+            seen += len(pcs) >= 5  # (the window may end just after a scene's key token)
+    assert seen > 12

@@ -69,6 +69,7 @@ WARP, WARP_PROB = 0.4, 0.8  # boundaries move up to this many seconds off the mu
 MODE_FLIP_PROB, MODE_MIN_STRENGTH = 0.5, 0.6  # windows whose scenes may change mode (see _flip_modes)
 WHOLE_FLIP_PROB = 0.0  # of the flipped windows, the share whose scenes all flip together (a held mode)
 FIRST_MODE_BOOST = 1.0  # the first third or sixth of each scene weighs this many times a later one (see _first_in_scene)
+MODULATE_PROB = 0.0  # the chance that a scene after the first moves to a new key (see _modulate)
 WINDOW_MODE = False  # label each scene with the whole window's mode, in the scene's flip state (see _window_modes)
 
 
@@ -243,16 +244,21 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
         bounds.append(b)
         t = b
 
-    # ---- the mode changes with the mood at some cuts ----------------------------------------
+    # ---- the mode (and, with MODULATE_PROB, the key) changes at some cuts ---------------------
     edges = np.asarray([seg_start] + bounds)
     key = _window_key(pitch, sa, sb, idx)
-    written, flips = pitch, np.zeros(len(edges), bool)
+    written, flips, moves = pitch, np.zeros(len(edges), bool), np.zeros(len(edges), np.int64)
+    changed, scene_flips = pitch, flips
     if MODE_FLIP_PROB > 0.0 and rng.random() < MODE_FLIP_PROB and key is not None:
-        flipped, scene_flips = _flip_modes(pitch, sa, key, base, edges, rng, vocab)
-        body, body_times, complete = _window_tokens(vocab, group, flipped, sa, sb, idx, base, t0, i1, n)
+        changed, scene_flips = _flip_modes(pitch, sa, key, base, edges, rng, vocab)
+    scene_moves = moves
+    if MODULATE_PROB > 0.0:
+        changed, scene_moves = _modulate(changed, sa, base, edges, rng, vocab)
+    if changed is not pitch:
+        body, body_times, complete = _window_tokens(vocab, group, changed, sa, sb, idx, base, t0, i1, n)
         new = _assemble(body, body_times, complete, need, from_start, want, vocab)
         if len(new[0]) >= 2:
-            pitch, flips = flipped, scene_flips
+            pitch, flips, moves = changed, scene_flips, scene_moves
             tokens, times = new
             times_a, after_a = _clocks(tokens, times, vocab)
             w0, w1 = float(times_a[0]), float(times_a[-1])
@@ -300,7 +306,7 @@ def make_example(piece, rng: np.random.Generator, vocab: Vocab, stats: LabelStat
     if vocab.keys:
         best = key if key is not None else _window_key(written, sa, sb, idx, min_strength=-1.0)
         tonic, major = best if best is not None else (0, True)
-        scene_keys = [vocab.key(major != bool(f), tonic) for f in flips]
+        scene_keys = [vocab.key(major != bool(f), tonic + int(m)) for f, m in zip(flips, moves)]
         example = _state_keys(example, seg, after_a - w0, scene_keys, vocab, want)
     return example
 
@@ -532,6 +538,28 @@ def _flip_modes(pitch: np.ndarray, sa: np.ndarray, key: tuple[int, bool], base: 
         flips[:] = True
     move = (scene >= 0) & flips[np.clip(scene, 0, len(edges) - 1)]
     return np.where(move, _parallel(pitch, key, vocab), pitch), flips
+
+
+def _modulate(pitch: np.ndarray, sa: np.ndarray, base: int, edges: np.ndarray, rng: np.random.Generator,
+              vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
+    """The piece's pitches with the key changed at some cuts: each scene after the first moves
+    with ``MODULATE_PROB`` by -5..+6 semitones (not 0) from the scene before, and the new key
+    holds until the next move (notes *starting* in the scene move; one outside the vocabulary's
+    range moves an octave less). Returns the pitches and each scene's move from the window's key.
+
+    Without it a scene's tonic is always the context's, so a key token says nothing the notes
+    before it do not, and the model learns to ignore it; a model that generates its own
+    context must be able to take the key from the token."""
+    unit = vocab.shift_seconds
+    moving = rng.random(len(edges)) < MODULATE_PROB
+    raw = rng.integers(-5, 6, len(edges))
+    steps = np.where(moving, np.where(raw >= 0, raw + 1, raw), 0)  # -5..-1 or +1..+6
+    steps[0] = 0
+    moves = (np.cumsum(steps) + 5) % 12 - 5  # held, in -5..+6
+    scene = np.searchsorted(edges, (sa - base) * unit + unit / 2, side="right") - 1
+    new = pitch + moves[np.clip(scene, 0, len(edges) - 1)] * (scene >= 0)
+    new = np.where(new > vocab.pitch_max, new - 12, np.where(new < vocab.pitch_min, new + 12, new))
+    return new, moves
 
 
 def chord_share(example: dict, vocab: Vocab) -> float | None:

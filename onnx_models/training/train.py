@@ -213,6 +213,8 @@ def main(argv=None):
     p.add_argument("--key-tokens", type=int, choices=(0, 2, 24), default=0,
                    help="a token opens every scene with its key: 2 the mode only, 24 tonic and mode "
                         "(the vocabulary grows; --init pads it)")
+    p.add_argument("--modulate", type=float, default=0.0,
+                   help="the chance that a scene after a window's first moves to a new key (dataset.MODULATE_PROB)")
     p.add_argument("--valence-centre", choices=("corpus", "mode"), default="corpus",
                    help="valence 0 at the corpus's average mode, or where major and minor fit equally")
     args = p.parse_args(argv)
@@ -224,6 +226,7 @@ def main(argv=None):
     dataset.WINDOW_MODE = args.mode_label == "window"
     dataset.FIRST_MODE_BOOST = args.first_mode_weight
     dataset.WHOLE_FLIP_PROB = args.whole_flip
+    dataset.MODULATE_PROB = args.modulate
     if args.start_prob is not None:
         dataset.START_PROB = args.start_prob
 
