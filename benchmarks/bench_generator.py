@@ -5,7 +5,8 @@
 
 Runs from what the repository ships: the held-out set in ``benchmarks/data/heldout`` (made
 from the corpus's held-out split by ``benchmarks/heldout_set.py``). "Model alone" is guidance 0,
-mode steering 0, no cut guarantee and no fresh-chord rule; "shipped decoder" the defaults.
+mode steering 0, no cut guarantee, no fresh-chord rule and no tonic held (``--hold-tonic`` holds
+it); "shipped decoder" the defaults.
 
 1. Chords on cuts, on the card's fixed seeds (20 random timelines) and on 20 held-out
    timelines: hits within ±0.1 s and ±0.25 s against the chance rate of the same score's chords
@@ -63,7 +64,7 @@ from emsync_plugin.music.vocab import Note  # noqa: E402
 RATES = (24000 / 1001, 24.0, 25.0, 30000 / 1001, 30.0, 50.0)
 
 
-MODEL_ALONE = dict(guidance=0.0, mode_steering=0.0, guarantee_cuts=False, fresh_chords=0.0)
+MODEL_ALONE = dict(guidance=0.0, mode_steering=0.0, guarantee_cuts=False, fresh_chords=0.0, hold_tonic=False)
 
 
 def random_timeline(rng, n_scenes=None):
@@ -410,8 +411,11 @@ def main(argv=None):
                    help="run only these benchmarks (repeatable)")
     p.add_argument("--model-alone", action="store_true",
                    help="benchmarks 1-3 for the model alone only (a point of a training trade-off curve)")
+    p.add_argument("--hold-tonic", action="store_true",
+                   help="the model alone but for one rule: a key-token model keeps its first tonic at cuts")
     p.add_argument("--variety", action="store_true", help="only benchmark 7, pitch variety on the examples' moods")
     args = p.parse_args(argv)
+    MODEL_ALONE["hold_tonic"] = args.hold_tonic
     if args.ckpt is not None and not args.ckpt.is_file():
         p.error(f"no checkpoint at {args.ckpt}")
     t0 = time.perf_counter()

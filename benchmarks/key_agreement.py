@@ -34,7 +34,7 @@ from emsync_plugin.music.decoding import SamplingOptions  # noqa: E402
 from emsync_plugin.music.features import key_correlations, key_profiles  # noqa: E402
 from emsync_plugin.music.generator import Generator  # noqa: E402
 
-ALONE: dict = {"guidance": 0.0, "mode_steering": 0.0, "guarantee_cuts": False, "fresh_chords": 0.0}
+ALONE: dict = {"guidance": 0.0, "mode_steering": 0.0, "guarantee_cuts": False, "fresh_chords": 0.0, "hold_tonic": False}
 SECONDS = 24.0
 
 
@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", type=Path, help="an exported generator .onnx (default: the shipped build)")
     p.add_argument("--precision", default="int8", choices=("int8", "fp32"))
     p.add_argument("--takes", type=int, default=20)
+    p.add_argument("--hold-tonic", action="store_true", help="a key-token model keeps its first tonic at cuts (one rule)")
     args = p.parse_args(argv)
+    ALONE["hold_tonic"] = args.hold_tonic
     gen = Generator(args.model, threads=1) if args.model else Generator.load(threads=1, precision=args.precision)
     kk = key_profiles()
     finders = {"KK": (kk[0], kk[12]), "Temperley": PROFILES["temperley"], "Aarden-Essen": PROFILES["aarden"]}

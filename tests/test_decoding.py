@@ -228,6 +228,33 @@ def test_a_key_token_comes_first_and_after_each_cut_and_nowhere_else():
     assert np.all(logits[34:46] == -1.0) and np.all(logits[46:58] == 1.0) and _allowed(logits) == keys
 
 
+@pytest.mark.parametrize("on", [True, False])
+def test_hold_tonic_keeps_the_first_key_s_tonic_at_cuts(on):
+    """The first key is the model's to choose; at a cut, with the rule on, only the major and
+    minor key of that tonic remain (their scores kept); off, or without keys=24, nothing moves."""
+    keyed = dataclasses.replace(TINY, keys=24)
+    clock = dec.Clock(keyed, [0, 7, 20], 30)
+    rule = dec.hold_tonic(on)
+    logits = np.arange(keyed.size, dtype=float)
+    rule(logits, clock)
+    assert np.array_equal(logits, np.arange(keyed.size))  # no tonic yet
+    clock.advance(keyed.key(False, 9))  # A minor
+    assert clock.tonic == 9
+    clock.advance(keyed.shift(7))
+    assert clock.key_due
+    logits = np.arange(keyed.size, dtype=float)
+    rule(logits, clock)
+    a_major, a_minor = keyed.key(True, 9), keyed.key(False, 9)
+    if on:
+        assert _allowed(logits) - set(range(keyed.shift_end)) == {a_major, a_minor}
+        assert (logits[a_major], logits[a_minor]) == (a_major, a_minor)
+    else:
+        assert np.array_equal(logits, np.arange(keyed.size))
+    modal = dec.Clock(dataclasses.replace(TINY, keys=2), [0, 7], 30)
+    modal.advance(modal.vocab.key(False))
+    assert modal.tonic == -1
+
+
 def test_cut_rules_clamp_time_to_land_exactly_on_the_next_cut():
     clock = dec.Clock(TINY, [0, 7, 20], 30)  # the chord at 0 is already struck; a cut at 7, the final chord at 20
     clock.next_cut = 1

@@ -39,6 +39,7 @@ class SamplingOptions:
     guidance: float = 1.0  # emotion guidance on the note-ons: 0 is the model alone
     mode_steering: float = 2.0  # nats a step moves the mode towards the valence (0: off)
     fresh_chords: float = 2.0  # nats a cut's chord loses per pitch class held over from before the cut
+    hold_tonic: bool = True  # a model with key tokens keeps its first tonic at every cut (it still picks the mode)
     context: int = 0  # tokens the decoder's window holds at most (0: the model's whole context); a new window keeps half
 
 
@@ -81,6 +82,7 @@ class Clock:
     stops: list[int] = field(default_factory=list)  # kept music starts here (units, ascending): time stops on them
     _keys: dict = field(default_factory=dict, repr=False)  # (onsets, major) -> key: read once per onset
     key_due: bool = False  # a key token comes next (a vocabulary with keys: at the start and at each cut)
+    tonic: int = -1  # the pitch class of the first key token (keys=24), -1 before it
 
     def __post_init__(self):
         self.key_due = bool(self.vocab.keys)
@@ -152,6 +154,8 @@ class Clock:
             self.sounding.pop(v.group_pitch(token), None)
         elif kind == "key":
             self.key_due = False
+            if self.tonic < 0 and v.keys == 24:
+                self.tonic = int(v.key_of(token)[0] or 0)
         elif token == v.eos:
             self.finished = True
 
@@ -179,6 +183,23 @@ def well_formed(logits: np.ndarray, clock: Clock) -> None:
     logits[v.off_base:v.shift_base][~off_ok] = NEG
     if clock.chord_open:
         logits[v.chord] = NEG
+
+
+def hold_tonic(on: bool):
+    """At a cut, a model with tonic-and-mode key tokens may change the mode but not the tonic
+    of its first key: trained with key changes at cuts, it would otherwise wander through keys
+    that no scene asked for."""
+
+    def rule(logits: np.ndarray, clock: Clock) -> None:
+        v = clock.vocab
+        if not on or v.keys != 24 or not clock.key_due or clock.tonic < 0:
+            return
+        keep = [v.key(True, clock.tonic), v.key(False, clock.tonic)]
+        kept = logits[keep].copy()
+        logits[v.shift_end:] = NEG
+        logits[keep] = kept
+
+    return rule
 
 
 def release_long_notes(max_units: int):

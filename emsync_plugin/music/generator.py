@@ -44,6 +44,7 @@ from .decoding import (
     SamplingOptions,
     cut_rules,
     fresh_chord_at_cuts,
+    hold_tonic,
     keep_time_moving,
     limit_polyphony,
     logsumexp,
@@ -290,7 +291,8 @@ class Generator:
     def _rules(self, options: SamplingOptions) -> list[Rule]:
         """The decoding rules, in order: the cut rules decide what may happen now, then long
         notes are released."""
-        return [well_formed, cut_rules(options.guarantee_cuts), limit_polyphony(options.max_polyphony),
+        return [well_formed, hold_tonic(options.hold_tonic), cut_rules(options.guarantee_cuts),
+                limit_polyphony(options.max_polyphony),
                 release_long_notes(int(options.max_note / self.vocab.shift_seconds)),
                 keep_time_moving(options.max_events), steer_mode(options.mode_steering),
                 fresh_chord_at_cuts(options.fresh_chords)]
