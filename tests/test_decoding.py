@@ -255,6 +255,23 @@ def test_hold_tonic_keeps_the_first_key_s_tonic_at_cuts(on):
     assert modal.tonic == -1
 
 
+def test_mode_steering_follows_the_stated_tonic_in_the_asked_mode(vocab):
+    """With tonic-and-mode key tokens, steering reads the tonic from the model's key token,
+    not from the notes: after "E minor" and C major arpeggios (read in minor: A minor), valence
+    -0.8 favours E, and E harmonic minor's leading tone D# over D."""
+    keyed = dataclasses.replace(vocab, keys=24)
+    clock = dec.Clock(keyed, [0, 500], 1000)
+    clock.advance(keyed.key(False, 4))
+    _play(clock, keyed, [60, 64, 67, 72, 64, 67, 60, 72])  # C major notes
+    clock.valence = -0.8
+    logits = np.zeros(keyed.size)
+    dec.steer_mode(3.0)(logits, clock)
+    on = logits[keyed.on_base:keyed.off_base].reshape(len(keyed.groups), keyed.n_pitches)[2]
+    by_pc = {pc: on[(np.arange(keyed.n_pitches) + keyed.pitch_min) % 12 == pc].max() for pc in range(12)}
+    assert by_pc[4] == max(by_pc.values()) and by_pc[3] > by_pc[2]  # E leads; D# (leading tone) beats D
+    assert clock.key(major=False) != 12 + 4  # the notes alone read another minor key
+
+
 def test_cut_rules_clamp_time_to_land_exactly_on_the_next_cut():
     clock = dec.Clock(TINY, [0, 7, 20], 30)  # the chord at 0 is already struck; a cut at 7, the final chord at 20
     clock.next_cut = 1

@@ -82,7 +82,7 @@ class Clock:
     stops: list[int] = field(default_factory=list)  # kept music starts here (units, ascending): time stops on them
     _keys: dict = field(default_factory=dict, repr=False)  # (onsets, major) -> key: read once per onset
     key_due: bool = False  # a key token comes next (a vocabulary with keys: at the start and at each cut)
-    tonic: int = -1  # the pitch class of the first key token (keys=24), -1 before it
+    tonic: int = -1  # the pitch class of the latest key token (keys=24), -1 before the first
 
     def __post_init__(self):
         self.key_due = bool(self.vocab.keys)
@@ -154,7 +154,7 @@ class Clock:
             self.sounding.pop(v.group_pitch(token), None)
         elif kind == "key":
             self.key_due = False
-            if self.tonic < 0 and v.keys == 24:
+            if v.keys == 24:
                 self.tonic = int(v.key_of(token)[0] or 0)
         elif token == v.eos:
             self.finished = True
@@ -187,7 +187,7 @@ def well_formed(logits: np.ndarray, clock: Clock) -> None:
 
 def hold_tonic(on: bool):
     """At a cut, a model with tonic-and-mode key tokens may change the mode but not the tonic
-    of its first key: trained with key changes at cuts, it would otherwise wander through keys
+    it stated first: trained with key changes at cuts, it would otherwise wander through keys
     that no scene asked for."""
 
     def rule(logits: np.ndarray, clock: Clock) -> None:
@@ -291,7 +291,7 @@ def cut_rules(guarantee: bool):
 def steer_mode(strength: float):
     """Move the mode towards the valence: note-ons gain ``strength * |valence|`` times the
     Krumhansl-Kessler profile (harmonic in minor) of the key the music is in, read in the asked
-    mode; the note-ons keep their total probability, and the chord on a cut is left alone. A
+    mode (a model with tonic-and-mode key tokens states the tonic); the note-ons keep their total probability, and the chord on a cut is left alone. A
     scene's key token (a vocabulary with ``keys``): the major ones gain ``strength * valence``
     nats, the minor ones lose as much."""
     profiles = key_profiles()
@@ -313,7 +313,10 @@ def steer_mode(strength: float):
             return
         if clock.striking_cut_chord:
             return  # the chord on a cut is the model's (and fresh_chord_at_cuts'): the harmony moves there
-        key = clock.key(major=clock.valence > 0)
+        if clock.tonic >= 0:  # the key the model stated, in the asked mode
+            key = clock.tonic + (0 if clock.valence > 0 else 12)
+        else:  # else the key the notes are in, read in the asked mode
+            key = clock.key(major=clock.valence > 0)
         if key < 0:
             return
         v = clock.vocab
