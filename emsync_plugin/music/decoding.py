@@ -291,9 +291,9 @@ def cut_rules(guarantee: bool):
 def steer_mode(strength: float):
     """Move the mode towards the valence: note-ons gain ``strength * |valence|`` times the
     Krumhansl-Kessler profile (harmonic in minor) of the key the music is in, read in the asked
-    mode (a model with tonic-and-mode key tokens states the tonic); the note-ons keep their total probability, and the chord on a cut is left alone. A
-    scene's key token (a vocabulary with ``keys``): the major ones gain ``strength * valence``
-    nats, the minor ones lose as much."""
+    mode (a model with tonic-and-mode key tokens states the tonic); the note-ons keep their
+    total probability, and the chord on a cut is left alone. A scene's key token (a vocabulary
+    with ``keys``): the major ones gain ``strength * valence`` nats, the minor ones lose as much."""
     profiles = key_profiles()
     profiles = profiles / np.abs(profiles).max(axis=1, keepdims=True)
     for t in range(12):  # minor: the harmonic minor's leading tone, not the relative major's tonic
