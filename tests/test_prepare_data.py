@@ -513,3 +513,28 @@ def test_modulation_moves_the_key_at_cuts_and_the_key_token_says_where(ex_setup,
             assert pcs <= {(p + tonic) % 12 for p in scale}
             seen += len(pcs) >= 5  # (the window may end just after a scene's key token)
     assert seen > 12
+
+
+def test_mode_noise_moves_input_notes_to_the_other_mode_and_leaves_the_targets(ex_setup, monkeypatch):
+    """dataset.mode_noise at 1: every third and sixth of the stated key (C major, then A minor
+    after a key change) is moved to the other mode's degree in the inputs, with its note-off,
+    and nothing else is; the targets keep the written notes and leave out the moved note-offs."""
+    import dataclasses
+
+    vocab, _, _ = ex_setup
+    keyed = dataclasses.replace(vocab, keys=24)
+    on, off = keyed.note_on, keyed.note_off
+    tokens = np.array([keyed.bos, keyed.key(True, 0), on(PIANO, 60), on(PIANO, 64), on(PIANO, 69), keyed.shift(10),
+                       off(PIANO, 60), off(PIANO, 64), off(PIANO, 69), keyed.key(False, 9), on(PIANO, 69),
+                       on(PIANO, 72), on(PIANO, 77), keyed.shift(10), off(PIANO, 72), off(PIANO, 69), off(PIANO, 77)])
+    inputs, ignore = dataset.mode_noise(tokens, keyed, 1.0, np.random.default_rng(0))
+    want = tokens.copy()
+    for i, new in ((3, on(PIANO, 63)), (4, on(PIANO, 68)), (7, off(PIANO, 63)), (8, off(PIANO, 68)),
+                   (11, on(PIANO, 73)), (12, on(PIANO, 78)), (14, off(PIANO, 73)), (16, off(PIANO, 78))):
+        want[i] = new
+    np.testing.assert_array_equal(inputs, want)
+    np.testing.assert_array_equal(np.flatnonzero(ignore), [7, 8, 14, 16])
+    same, _ = dataset.mode_noise(tokens, keyed, 0.0, np.random.default_rng(0))
+    np.testing.assert_array_equal(same, tokens)
+    plain, _ = dataset.mode_noise(tokens[tokens < keyed.shift_end], vocab, 1.0, np.random.default_rng(0))
+    np.testing.assert_array_equal(plain, tokens[tokens < keyed.shift_end])

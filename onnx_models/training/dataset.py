@@ -513,6 +513,38 @@ def mode_tokens(tokens: np.ndarray, tonic: int, vocab: Vocab) -> np.ndarray:
     return (on & np.isin((pitch - tonic) % 12, (3, 4, 8, 9))).astype(np.float32)
 
 
+def mode_noise(tokens: np.ndarray, vocab: Vocab, prob: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The model's *inputs* for ``tokens`` with some notes in the wrong mode, and which targets to
+    leave out of the loss.
+
+    Each note-on of the stated key's third or sixth (the latest key token; ``keys=24``) moves to
+    the other mode's degree with probability ``prob``, and so does its note-off. The targets stay
+    as written, so the model learns to go on in the stated key after a wrong note; the note-off of
+    a moved note is left out (its input says another pitch sounds). A model that samples its
+    own context makes such notes, and one trained only on clean context follows them."""
+    tokens = np.asarray(tokens, dtype=np.int64)
+    inputs, ignore = tokens.copy(), np.zeros(len(tokens), bool)
+    if vocab.keys != 24 or prob <= 0.0:
+        return inputs, ignore
+    key_at = np.where(tokens >= vocab.shift_end, tokens, -1)
+    key_at = np.maximum.accumulate(np.where(key_at >= 0, np.arange(len(tokens)), -1))
+    moved: dict[int, int] = {}  # original note-off token -> the moved one
+    for i, t in enumerate(tokens.tolist()):
+        kind = vocab.kind(t) if t >= 0 else "special"
+        if kind == "off" and t in moved:
+            inputs[i], ignore[i] = moved.pop(t), True
+        if kind != "on" or key_at[i] < 0 or rng.random() >= prob:
+            continue
+        tonic, major = vocab.key_of(int(tokens[key_at[i]]))
+        group, pitch = vocab.group_pitch(t)
+        step = {(True, 4): -1, (True, 9): -1, (False, 3): 1, (False, 8): 1}.get((major, (pitch - (tonic or 0)) % 12))
+        if step is None or not vocab.pitch_min <= pitch + step <= vocab.pitch_max:
+            continue
+        inputs[i] = vocab.note_on(group, pitch + step)
+        moved[vocab.note_off(group, pitch)] = vocab.note_off(group, pitch + step)
+    return inputs, ignore
+
+
 def _flip_modes(pitch: np.ndarray, sa: np.ndarray, key: tuple[int, bool], base: int, edges: np.ndarray,
                 rng: np.random.Generator, vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
     """The piece's pitches with some scenes moved to the parallel mode of the window's ``key``

@@ -28,7 +28,7 @@ from emsync_plugin.music.features import LabelStats
 from emsync_plugin.music.vocab import Vocab
 
 from . import dataset
-from .dataset import chord_share, iter_pieces, make_example
+from .dataset import chord_share, iter_pieces, make_example, mode_noise
 from .distill import load_teacher, teacher_example
 from .model import ModelConfig, MusicTransformer
 from .prepare_data import VOCAB_SPEC
@@ -37,12 +37,13 @@ logger = logging.getLogger("emsync.train")
 
 
 def get_batch(pieces, weights, rng, vocab, stats, batch_size, seq_len, cap, chordless_keep=1.0,
-              teacher=None, teacher_share=0.0):
+              teacher=None, teacher_share=0.0, noise=0.0):
     """``chordless_keep``: the chance of keeping an example whose boundaries mostly (over half)
     fall on single notes rather than chords (monophonic tunes): below 1 the model sees more
     windows where a cut brings a chord, which is what the product asks of it. With a
     ``teacher`` (:func:`distill.load_teacher`), ``teacher_share`` of the rows are the guided
-    decoder's music fed with what it was told (guidance distillation)."""
+    decoder's music fed with what it was told (guidance distillation). ``noise``: the share of
+    the inputs' mode-telling notes moved to the other mode (:func:`dataset.mode_noise`)."""
     rows = []
     while len(rows) < batch_size:
         if teacher is not None and rng.random() < teacher_share:
@@ -55,6 +56,9 @@ def get_batch(pieces, weights, rng, vocab, stats, batch_size, seq_len, cap, chor
         share = chord_share(ex, vocab) if chordless_keep < 1.0 else None
         if share is not None and share < 0.5 and rng.random() >= chordless_keep:
             continue
+        if noise > 0.0:
+            ex["inputs"], ignore = mode_noise(ex["tokens"], vocab, noise, rng)
+            ex["tokens"] = np.where(ignore, -1, ex["tokens"])
         rows.append(ex)
     tok_key = "tokens" if "tokens" in rows[0] else "input_ids"
 
@@ -66,7 +70,7 @@ def get_batch(pieces, weights, rng, vocab, stats, batch_size, seq_len, cap, chor
         return torch.from_numpy(out)
 
     tok = stack(tok_key, np.int64)
-    x = tok[:, :-1].clamp(min=0)
+    x = (stack("inputs", np.int64) if "inputs" in rows[0] else tok)[:, :-1].clamp(min=0)
     y = tok[:, 1:].clone()
     cond = {k: stack(k, np.float32)[:, :-1] for k in ("valence", "arousal", "offset", "since") if k in rows[0]}
     if "mode" in rows[0]:
@@ -215,6 +219,9 @@ def main(argv=None):
                         "(the vocabulary grows; --init pads it)")
     p.add_argument("--modulate", type=float, default=0.0,
                    help="the chance that a scene after a window's first moves to a new key (dataset.MODULATE_PROB)")
+    p.add_argument("--mode-noise", type=float, default=0.0,
+                   help="the share of the inputs' mode-telling notes moved to the other mode, targets as "
+                        "written (dataset.mode_noise; needs --key-tokens 24)")
     p.add_argument("--valence-centre", choices=("corpus", "mode"), default="corpus",
                    help="valence 0 at the corpus's average mode, or where major and minor fit equally")
     args = p.parse_args(argv)
@@ -231,6 +238,8 @@ def main(argv=None):
         dataset.START_PROB = args.start_prob
 
     vocab = Vocab.from_json(VOCAB_SPEC)
+    if args.mode_noise and args.key_tokens != 24:
+        raise SystemExit("--mode-noise moves notes in the stated key: it needs --key-tokens 24")
     if args.key_tokens:
         if args.teacher:
             raise SystemExit("--key-tokens: teacher takes have no key tokens; train without --teacher")
@@ -316,7 +325,7 @@ def main(argv=None):
             for g in opt.param_groups:
                 g["lr"] = lr * g.get("lr_mult", 1.0)
             x, y, c = get_batch(train, weights, rng, vocab, stats, args.batch_size, args.seq_len, cap,
-                                args.chordless_keep, teacher, args.teacher_share)
+                                args.chordless_keep, teacher, args.teacher_share, args.mode_noise)
             if args.approach_weight != 1.0 or args.departure_weight != 1.0 or args.mode_weight != 1.0:
                 logits, _, _ = model(x, c["valence"], c["arousal"], c["offset"])
                 loss = weighted_loss(logits, y, c["offset"], args.approach_weight, c.get("since"), args.departure_weight,
