@@ -95,3 +95,37 @@ def test_weights_grow_to_a_vocabulary_with_mode_tokens():
     x, v, a, o = _inputs()
     with torch.no_grad():
         torch.testing.assert_close(big(x, v, a, o)[0][..., :40], small(x, v, a, o)[0], atol=1e-5, rtol=1e-5)
+
+
+def test_key_probe_weighs_each_written_third_against_its_twin_in_the_other_mode():
+    """key_probe: each next note-on's twin is the same degree in the other mode of the latest
+    key token (itself where it tells no mode), and the share kept is the written note's
+    probability against the twin's, from the model's own softmax."""
+    import dataclasses
+
+    import numpy as np
+
+    from emsync_plugin.music.vocab import Vocab
+    from onnx_models.training import key_probe
+    from onnx_models.training.prepare_data import VOCAB_SPEC
+
+    vocab = dataclasses.replace(Vocab.from_json(VOCAB_SPEC), keys=24)
+    on = vocab.note_on
+    tok = np.array([vocab.bos, vocab.key(True, 0), on(0, 48), on(0, 52), vocab.key(False, 9), on(0, 60), on(0, 57)])
+    np.testing.assert_array_equal(key_probe._twins(tok, vocab), [vocab.key(True, 0), on(0, 48), on(0, 51),
+                                                                 vocab.key(False, 9), on(0, 61), on(0, 57)])
+    from onnx_models.training.model import ModelConfig, MusicTransformer
+
+    torch.manual_seed(0)
+    model = MusicTransformer(ModelConfig(vocab_size=vocab.size, block_size=16, n_layer=1, n_head=2, n_embd=16,
+                                         dropout=0.0)).eval()
+    n = len(tok)
+    ex = {"valence": np.zeros(n, np.float32), "arousal": np.zeros(n, np.float32), "offset": np.full(n, 8.0, np.float32)}
+    twins = key_probe._twins(tok, vocab)
+    kept = key_probe._kept(model, ex, tok, tok[1:], twins)
+    with torch.no_grad():
+        p = torch.softmax(model(torch.from_numpy(tok[None, :-1]), *(torch.from_numpy(ex[k][None, :-1])
+                                for k in ("valence", "arousal", "offset")))[0][0], -1).numpy()
+    rows = np.arange(n - 1)
+    np.testing.assert_allclose(kept, p[rows, tok[1:]] / (p[rows, tok[1:]] + p[rows, twins]), rtol=1e-5)
+    assert abs(kept[0] - 0.5) < 1e-6 and abs(kept[2] - 0.5) > 1e-4  # itself: a coin toss; a twin: not

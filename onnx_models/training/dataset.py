@@ -535,14 +535,23 @@ def mode_noise(tokens: np.ndarray, vocab: Vocab, prob: float, rng: np.random.Gen
             inputs[i], ignore[i] = moved.pop(t), True
         if kind != "on" or key_at[i] < 0 or rng.random() >= prob:
             continue
-        tonic, major = vocab.key_of(int(tokens[key_at[i]]))
-        group, pitch = vocab.group_pitch(t)
-        step = {(True, 4): -1, (True, 9): -1, (False, 3): 1, (False, 8): 1}.get((major, (pitch - (tonic or 0)) % 12))
-        if step is None or not vocab.pitch_min <= pitch + step <= vocab.pitch_max:
+        twin = other_mode(t, int(tokens[key_at[i]]), vocab)
+        if twin is None:
             continue
-        inputs[i] = vocab.note_on(group, pitch + step)
-        moved[vocab.note_off(group, pitch)] = vocab.note_off(group, pitch + step)
+        inputs[i] = twin
+        moved[t - vocab.on_base + vocab.off_base] = twin - vocab.on_base + vocab.off_base
     return inputs, ignore
+
+
+def other_mode(note_on: int, key: int, vocab: Vocab) -> int | None:
+    """The note-on a semitone from ``note_on`` in the other mode when it plays the third or
+    sixth of the key token ``key`` (``keys=24``), else None (also outside the pitch range)."""
+    tonic, major = vocab.key_of(key)
+    group, pitch = vocab.group_pitch(note_on)
+    step = {(True, 4): -1, (True, 9): -1, (False, 3): 1, (False, 8): 1}.get((major, (pitch - (tonic or 0)) % 12))
+    if step is None or not vocab.pitch_min <= pitch + step <= vocab.pitch_max:
+        return None
+    return vocab.note_on(group, pitch + step)
 
 
 def _flip_modes(pitch: np.ndarray, sa: np.ndarray, key: tuple[int, bool], base: int, edges: np.ndarray,
