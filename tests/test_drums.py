@@ -46,6 +46,12 @@ def test_a_steady_pulse_is_found_with_its_phase():
         assert pulse.strength > 0.9
     eighths = 0.2 + 0.3 * np.arange(30)  # a run of eighth notes: a beat of two of them, not of one
     assert estimate_pulse(eighths).period == pytest.approx(0.6, rel=0.01)
+    fast = 0.1 + 0.2 * np.arange(40)  # every 0.2 s: a beat of two or four of them (the grooves' halves), not of three
+    assert min(abs(estimate_pulse(fast).period - b) for b in (0.4, 0.8)) < 0.004
+    triplets = np.sort(np.r_[0.6 * np.arange(14), 0.6 * np.arange(14) + 0.2])  # on 1 and 2 of each three
+    pulse = estimate_pulse(triplets)
+    quarters = (triplets - pulse.phase) / (pulse.period / 4)  # the grooves' finest step
+    assert np.abs(quarters - np.round(quarters)).max() < 0.05
     assert estimate_pulse([0.0, 0.5, 1.0]) is None
 
 

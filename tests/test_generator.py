@@ -211,22 +211,23 @@ def test_the_cache_is_written_in_place_and_equals_one_call(gen):
 
 
 def test_guidance_chooses_notes_and_leaves_timing_to_the_model(gen):
-    """Guidance against the neutral mood re-weighs the note-ons only: every other token keeps
-    the model's conditional log-probability and the note-ons their total, so guidance cannot
-    make a note likelier than the time shift that lands on a cut."""
+    """Guidance against the neutral mood re-weighs the note-ons and the key tokens only, each
+    group keeping its total: every other token keeps the model's conditional log-probability,
+    so guidance cannot make a note likelier than the time shift that lands on a cut."""
     rng = np.random.default_rng(0)
     v = gen.vocab
+    assert v.keys == 24  # the shipped model states keys
     logits = rng.normal(size=(2, 1, v.size)).astype(np.float32)
     out = gen._guide(logits, 1.5)
     cond = logits[0, -1].astype(np.float64)
     lc = cond - np.log(np.exp(cond).sum())
-    others = np.r_[0:v.on_base, v.off_base:v.size]
+    others = np.r_[0:v.on_base, v.off_base:v.shift_end]
     np.testing.assert_allclose(out[others], lc[others], atol=1e-9)
-    on = slice(v.on_base, v.off_base)
-    assert np.log(np.exp(out[on]).sum()) == pytest.approx(np.log(np.exp(lc[on]).sum()), abs=1e-9)
     ref = logits[1, -1].astype(np.float64)
-    want = lc[on] + 1.5 * (lc[on] - (ref - np.log(np.exp(ref).sum()))[on])
-    np.testing.assert_allclose(out[on] - out[on].max(), want - want.max(), atol=1e-9)  # the guided ranking
+    for group in (slice(v.on_base, v.off_base), slice(v.shift_end, v.size)):
+        assert np.log(np.exp(out[group]).sum()) == pytest.approx(np.log(np.exp(lc[group]).sum()), abs=1e-9)
+        want = lc[group] + 1.5 * (lc[group] - (ref - np.log(np.exp(ref).sum()))[group])
+        np.testing.assert_allclose(out[group] - out[group].max(), want - want.max(), atol=1e-9)  # the guided ranking
     np.testing.assert_array_equal(gen._guide(logits[:1], 1.5), cond)  # one row: the model alone
     np.testing.assert_array_equal(gen._guide(logits, 0.0), cond)  # g = 0: the model alone
     same = gen._guide(np.stack([logits[0], logits[0]]), 3.0)

@@ -106,6 +106,20 @@ def test_the_generated_notes_stay_where_they_were(generated, rendered):
     assert [t for t, _ in low] == [t for t, _ in bass] and [p + 12 for _, p in low] == [p for _, p in high]
 
 
+def test_a_thinned_chord_keeps_three_distinct_pitches_when_two_groups_double_one():
+    """In a calm scene a part sounds at most three notes at once; a pitch two groups double counts
+    once, so a four-note chord with a doubled top still keeps three pitches (a chord on the cut)."""
+    midi = pretty_midi.PrettyMIDI()
+    for name, pitches in (("EMSYNC bass", (44,)), ("EMSYNC guitar", (68,)), ("EMSYNC piano", (60, 63, 68))):
+        inst = pretty_midi.Instrument(0, name=name)
+        inst.notes = [pretty_midi.Note(60, p, 7.0, 8.2) for p in pitches]
+        midi.instruments.append(inst)
+    calm = (SceneMood(1, 0.0, 7.0, 0.0, 0.0), SceneMood(2, 7.0, 10.0, -0.2, -0.8))
+    out = apply_style(midi, "piano", (7.0,), 10.0, calm)
+    assert sorted(n.pitch for i in out.instruments for n in i.notes if n.start == 7.0) == [44, 63, 68]
+    assert all(cut_hits((7.0,), out))
+
+
 def test_horns_swell_into_each_cut(rendered):
     midi = rendered["cinematic"][0]
     brass = next(i for i in midi.instruments if instrument_group(i) == "brass")

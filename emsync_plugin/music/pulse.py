@@ -92,7 +92,23 @@ def _period(times: np.ndarray) -> float:
         period /= 2
     while period < low and _match(gaps, np.array([period * 2]))[0] >= 0.5 * _match(gaps, np.array([period]))[0]:
         period *= 2
-    return _refine(gaps, period)
+    return _refine(gaps, _duple(gaps, period))
+
+
+def _duple(gaps: np.ndarray, period: float) -> float:
+    """``period``, or two or four thirds of it when the onsets divide it in three rather than two
+    (a run of onsets 0.2 s apart is a beat of two or four of them, not of three): the drum
+    grooves divide a beat in two and four, so their strokes then fall on the music's onsets."""
+    third, half = _match(gaps, np.array([period / 3, period / 2]))
+    if third <= half:
+        return period
+    options = np.array([2 * period / 3, 4 * period / 3])
+    options = options[(options >= _SHORTEST) & (options <= _LONGEST)]
+    if not options.size:
+        return period
+    low, high = _OCTAVE_RANGE
+    prior = np.exp(-0.5 * (np.log2(options / _PREFERRED) / _OCTAVES) ** 2) * (((options >= low) & (options <= high)) + 0.5)
+    return float(options[int(np.argmax(_match(gaps, options) * prior))])
 
 
 def _gaps(times: np.ndarray, longest: float) -> np.ndarray:

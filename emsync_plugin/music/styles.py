@@ -204,8 +204,9 @@ def _play(part: Part, style: Style, scene: _Scene, cut_at_start: bool, cut_at_en
     base = velocity(style, scene.arousal) + part.velocity
     played = []
     for k, chord in enumerate(chords):
-        if voices and len(chord) > voices:
-            chord = chord[:1] + chord[len(chord) - voices + 1:]
+        if voices:  # the lowest and the highest distinct pitches (two groups may double one)
+            chord = sorted({n.pitch: n for n in sorted(chord, key=lambda n: n.end)}.values(), key=lambda n: n.pitch)
+            chord = chord[:1] + chord[max(1, len(chord) - voices + 1):]
         until = chords[k + 1][0].start if part.legato and k + 1 < len(chords) else None
         accent = 8 if cut_at_start and abs(chord[0].start - scene.start) < 0.05 else 0
         for j, n in enumerate(chord):

@@ -248,7 +248,8 @@ def teacher_example(teacher: Teacher, rng: np.random.Generator, vocab: Vocab, se
         s = int(rng.integers(1, max(2, n - seq_len // 2)))
     tok_all = teacher.tokens[a:b]
     unit = vocab.shift_seconds
-    after = np.cumsum(np.where(tok_all >= vocab.shift_base, tok_all - vocab.shift_base + 1, 0))  # clock after each token, units
+    shift = (tok_all >= vocab.shift_base) & (tok_all < vocab.shift_end)  # (key tokens come after the shifts)
+    after = np.cumsum(np.where(shift, tok_all - vocab.shift_base + 1, 0))  # clock after each token, units
     e = min(n, s + seq_len + 1)
     bounds = np.round(teacher.bounds[teacher.bound_offsets[i]:teacher.bound_offsets[i + 1]] / unit).astype(np.int64)
     j = np.searchsorted(bounds, after[s:e], side="right")
