@@ -82,8 +82,7 @@ def _period(times: np.ndarray) -> float:
     moved by octaves into ``_OCTAVE_RANGE`` when the train matches itself there at least half as well."""
     gaps = _gaps(times, 2 * _LONGEST)
     lags = np.arange(_SHORTEST, _LONGEST + _STEP / 2, _STEP)
-    prior = np.exp(-0.5 * (np.log2(lags / _PREFERRED) / _OCTAVES) ** 2)
-    score = _match(gaps, lags) * prior
+    score = _match(gaps, lags) * _prior(lags)
     if not np.any(score > 1e-6):  # onsets too sparse for any lag: the prior's beat
         return _PREFERRED
     period = float(lags[int(np.argmax(score))])
@@ -107,8 +106,13 @@ def _duple(gaps: np.ndarray, period: float) -> float:
     if not options.size:
         return period
     low, high = _OCTAVE_RANGE
-    prior = np.exp(-0.5 * (np.log2(options / _PREFERRED) / _OCTAVES) ** 2) * (((options >= low) & (options <= high)) + 0.5)
-    return float(options[int(np.argmax(_match(gaps, options) * prior))])
+    in_range = ((options >= low) & (options <= high)) + 0.5
+    return float(options[int(np.argmax(_match(gaps, options) * _prior(options) * in_range))])
+
+
+def _prior(lags: np.ndarray) -> np.ndarray:
+    """The tempo prior: a log-Gaussian around ``_PREFERRED`` seconds, ``_OCTAVES`` wide."""
+    return np.exp(-0.5 * (np.log2(lags / _PREFERRED) / _OCTAVES) ** 2)
 
 
 def _gaps(times: np.ndarray, longest: float) -> np.ndarray:

@@ -526,21 +526,27 @@ def mode_noise(tokens: np.ndarray, vocab: Vocab, prob: float, rng: np.random.Gen
     inputs, ignore = tokens.copy(), np.zeros(len(tokens), bool)
     if vocab.keys != 24 or prob <= 0.0:
         return inputs, ignore
-    key_at = np.where(tokens >= vocab.shift_end, tokens, -1)
-    key_at = np.maximum.accumulate(np.where(key_at >= 0, np.arange(len(tokens)), -1))
+    keys = stated_keys(tokens, vocab)
     moved: dict[int, int] = {}  # original note-off token -> the moved one
     for i, t in enumerate(tokens.tolist()):
-        kind = vocab.kind(t) if t >= 0 else "special"
+        kind = vocab.kind(t)
         if kind == "off" and t in moved:
             inputs[i], ignore[i] = moved.pop(t), True
-        if kind != "on" or key_at[i] < 0 or rng.random() >= prob:
+        if kind != "on" or keys[i] < 0 or rng.random() >= prob:
             continue
-        twin = other_mode(t, int(tokens[key_at[i]]), vocab)
+        twin = other_mode(t, int(keys[i]), vocab)
         if twin is None:
             continue
         inputs[i] = twin
-        moved[t - vocab.on_base + vocab.off_base] = twin - vocab.on_base + vocab.off_base
+        moved[vocab.note_off(*vocab.group_pitch(t))] = vocab.note_off(*vocab.group_pitch(twin))
     return inputs, ignore
+
+
+def stated_keys(tokens: np.ndarray, vocab: Vocab) -> np.ndarray:
+    """The latest key token at or before each position (-1 before the first)."""
+    tokens = np.asarray(tokens, dtype=np.int64)
+    at = np.maximum.accumulate(np.where(tokens >= vocab.shift_end, np.arange(len(tokens)), -1))
+    return np.where(at >= 0, tokens[at], -1)
 
 
 def other_mode(note_on: int, key: int, vocab: Vocab) -> int | None:

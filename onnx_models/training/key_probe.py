@@ -46,12 +46,10 @@ def _log_probs(model, ex: dict, tokens: np.ndarray, sign: float = 1.0, targets: 
 
 def _twins(tokens: np.ndarray, vocab: Vocab) -> np.ndarray:
     """For each next token, its other-mode twin in the latest stated key (itself where none)."""
-    out, key = tokens[1:].copy(), -1
-    for i, t in enumerate(tokens[:-1].tolist()):
-        key = t if t >= vocab.shift_end else key
-        nxt = int(tokens[i + 1])
-        if key >= 0 and vocab.on_base <= nxt < vocab.off_base:
-            out[i] = dataset.other_mode(nxt, key, vocab) or nxt
+    out, keys = tokens[1:].copy(), dataset.stated_keys(tokens, vocab)
+    for i, nxt in enumerate(out.tolist()):
+        if keys[i] >= 0 and vocab.kind(nxt) == "on":
+            out[i] = dataset.other_mode(nxt, int(keys[i]), vocab) or nxt
     return out
 
 
